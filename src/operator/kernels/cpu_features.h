@@ -1,0 +1,27 @@
+// Runtime choice of the instruction set; kernels never depend on build-time -march flags.
+#ifndef BMXNET_KERNELS_CPU_FEATURES_H_
+#define BMXNET_KERNELS_CPU_FEATURES_H_
+
+namespace bmxnet {
+namespace kernels {
+
+enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// Best instruction set this CPU supports, lowered by the environment variable
+// BMXNET_ISA=portable|avx2|avx512 (used by tests to force each path; it never raises it).
+Isa ActiveIsa();
+
+// Reads BMXNET_ISA again; tests call it after changing the variable.
+void RefreshIsa();
+
+const char* IsaName(Isa isa);
+
+// Threads for OpenMP regions inside operators. MXNet's engine threads see
+// omp_get_max_threads() == 1, so the count is asked for explicitly:
+// BMXNET_NUM_THREADS, else OMP_NUM_THREADS, else all cores.
+int NumThreads();
+
+}  // namespace kernels
+}  // namespace bmxnet
+
+#endif  // BMXNET_KERNELS_CPU_FEATURES_H_

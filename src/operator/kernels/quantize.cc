@@ -1,0 +1,141 @@
+#include "quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu_features.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace {
+
+inline float Levels(int bits) { return static_cast<float>((1u << bits) - 1u); }
+
+// round-half-up of v in [0, levels], then back to [0, 1]
+inline float QuantizeUnit(float v, float levels) { return std::floor(v * levels + 0.5f) / levels; }
+
+inline float ClipUnit(float x) { return std::min(1.0f, std::max(0.0f, x)); }
+
+float SwishSignDerivative(float x, float beta) {
+  const float bx = beta * x;
+  return beta * (2.0f - bx * std::tanh(0.5f * bx)) / (1.0f + std::cosh(bx));
+}
+
+bool UseAvx2() { return ActiveIsa() != Isa::kPortable; }
+
+std::vector<float> RowMeanAbs(const float* w, int64_t num_out, int64_t per_out) {
+  std::vector<float> alpha(num_out);
+  for (int64_t o = 0; o < num_out; ++o) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < per_out; ++i) sum += std::fabs(w[o * per_out + i]);
+    alpha[o] = static_cast<float>(sum / static_cast<double>(per_out));
+  }
+  return alpha;
+}
+
+float MaxAbsTanh(const float* w, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(std::tanh(w[i])));
+  return m;
+}
+
+}  // namespace
+
+namespace portable {
+
+void SignActivation(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] >= 0.0f ? 1.0f : -1.0f;
+}
+
+void SteGradient(float clip, const float* x, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = std::fabs(x[i]) <= clip ? dy[i] : 0.0f;
+}
+
+}  // namespace portable
+
+void QuantizeActivation(const ActivationSpec& spec, const float* x, float* y, int64_t n) {
+  if (spec.bits == 1) {
+    if (UseAvx2()) avx2::SignActivation(x, y, n); else portable::SignActivation(x, y, n);
+  } else if (spec.bits < 32) {
+    const float levels = Levels(spec.bits);
+    for (int64_t i = 0; i < n; ++i) y[i] = QuantizeUnit(ClipUnit(x[i]), levels);
+  } else if (x != y) {
+    std::copy(x, x + n, y);
+  }
+}
+
+void ActivationGradient(const ActivationSpec& spec, const float* x, const float* dy, float* dx,
+                        int64_t n) {
+  if (spec.bits == 32) {
+    if (dy != dx) std::copy(dy, dy + n, dx);
+    return;
+  }
+  if (spec.bits > 1) {  // k bits: straight through inside the clipping range [0, 1]
+    for (int64_t i = 0; i < n; ++i) dx[i] = (x[i] >= 0.0f && x[i] <= 1.0f) ? dy[i] : 0.0f;
+    return;
+  }
+  switch (spec.method) {
+    case Estimator::kSte:
+      if (UseAvx2()) avx2::SteGradient(spec.clip, x, dy, dx, n);
+      else portable::SteGradient(spec.clip, x, dy, dx, n);
+      break;
+    case Estimator::kApproxSign:
+      for (int64_t i = 0; i < n; ++i) {
+        const float a = std::fabs(x[i]);
+        dx[i] = a <= 1.0f ? dy[i] * (2.0f - 2.0f * a) : 0.0f;
+      }
+      break;
+    case Estimator::kSwishSign:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * SwishSignDerivative(x[i], spec.beta);
+      break;
+  }
+}
+
+void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int64_t num_out,
+                     int64_t per_out) {
+  const int64_t n = num_out * per_out;
+  // Scales come from the float weights, so compute them before wq may overwrite w.
+  std::vector<float> alpha;
+  if (xnor_scaling) alpha = RowMeanAbs(w, num_out, per_out);
+  if (bits == 1) {
+    portable::SignActivation(w, wq, n);
+  } else if (bits < 32) {
+    const float levels = Levels(bits);
+    const float max_tanh = MaxAbsTanh(w, n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float unit = max_tanh > 0.0f ? std::tanh(w[i]) / (2.0f * max_tanh) + 0.5f : 0.5f;
+      wq[i] = 2.0f * QuantizeUnit(unit, levels) - 1.0f;
+    }
+  } else if (w != wq) {
+    std::copy(w, w + n, wq);
+  }
+  if (xnor_scaling) {
+    for (int64_t o = 0; o < num_out; ++o)
+      for (int64_t i = 0; i < per_out; ++i) wq[o * per_out + i] *= alpha[o];
+  }
+}
+
+void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dwq, float* dw,
+                    int64_t num_out, int64_t per_out) {
+  const int64_t n = num_out * per_out;
+  std::vector<float> alpha;
+  if (xnor_scaling) alpha = RowMeanAbs(w, num_out, per_out);
+  // DoReFa: d/dw of tanh(w) / (2 max|tanh|) scaled by 2, the max held constant.
+  const float max_tanh = (bits > 1 && bits < 32) ? MaxAbsTanh(w, n) : 0.0f;
+  for (int64_t o = 0; o < num_out; ++o) {
+    const float scale = xnor_scaling ? alpha[o] : 1.0f;
+    for (int64_t i = 0; i < per_out; ++i) {
+      const int64_t k = o * per_out + i;
+      float derivative = 1.0f;
+      if (bits > 1 && bits < 32) {
+        const float t = std::tanh(w[k]);
+        derivative = max_tanh > 0.0f ? (1.0f - t * t) / max_tanh : 0.0f;
+      }
+      dw[k] = dwq[k] * derivative * scale;
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace bmxnet

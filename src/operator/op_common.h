@@ -1,0 +1,85 @@
+// Glue shared by the operator files: error reporting into MXNet, shape helpers, scratch.
+#ifndef BMXNET_OPERATOR_OP_COMMON_H_
+#define BMXNET_OPERATOR_OP_COMMON_H_
+
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "lib_api.h"
+#include "op_params.h"
+
+namespace bmxnet {
+
+using mxnet::ext::MXReturnValue;
+using mxnet::ext::MXTensor;
+using mxnet::ext::OpResource;
+using Shapes = std::vector<std::vector<unsigned int>>;
+
+// Replaces the extension API's error list with one message. lib_api keeps every message
+// ever added (and shows them all in each later MXNetError), and its list is private; an
+// explicit instantiation may name a private member, which is how the list is reached.
+void SetErrorMessage(const std::string& message);
+
+// Runs body; any exception becomes the MXNetError text, so nothing escapes into MXNet.
+template <typename Body>
+MXReturnValue Guard(Body body) {
+  try {
+    body();
+    return mxnet::ext::MX_SUCCESS;
+  } catch (const std::exception& error) {
+    SetErrorMessage(error.what());
+  } catch (...) {
+    SetErrorMessage("bmxnet: unknown error");
+  }
+  return mxnet::ext::MX_FAIL;
+}
+
+// Gluon's deferred initialisation passes shapes with 0 (or no) dimensions for unknowns.
+inline bool ShapeKnown(const std::vector<unsigned int>& shape) {
+  if (shape.empty()) return false;
+  for (unsigned int d : shape)
+    if (d == 0) return false;
+  return true;
+}
+
+// Fills an unknown input shape, or checks a known one against what the op expects.
+inline void ExpectShape(const char* op, const char* what, std::vector<unsigned int>* actual,
+                        const std::vector<unsigned int>& expected) {
+  if (!ShapeKnown(*actual)) {
+    *actual = expected;
+  } else if (*actual != expected) {
+    throw ParamError(std::string(op) + ": " + what + " has shape " + ShapeString(*actual) +
+                     ", expected " + ShapeString(expected));
+  }
+}
+
+// All inputs and outputs float32; unknown types (-1) are filled in.
+inline void InferFloat32(const char* op, std::vector<int>* in_types, std::vector<int>* out_types) {
+  for (size_t i = 0; i < in_types->size(); ++i) {
+    int& type = (*in_types)[i];
+    if (type == -1) type = mxnet::ext::kFloat32;
+    if (type != mxnet::ext::kFloat32)
+      throw ParamError(std::string(op) + ": input " + std::to_string(i) +
+                       " must be float32 (dtype code " + std::to_string(type) + " given)");
+  }
+  for (int& type : *out_types) type = mxnet::ext::kFloat32;
+}
+
+inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
+  return (*tensors)[index].data<float>();
+}
+
+// Scratch memory from MXNet's pool, freed by MXNet after the call.
+inline float* AllocScratch(const OpResource& res, int64_t floats) {
+  if (floats <= 0) return nullptr;
+  const int64_t bytes = floats * static_cast<int64_t>(sizeof(float));
+  if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
+  void* memory = res.alloc_cpu(static_cast<int>(bytes));
+  if (memory == nullptr) throw ParamError("bmxnet: could not allocate scratch memory");
+  return static_cast<float*>(memory);
+}
+
+}  // namespace bmxnet
+
+#endif  // BMXNET_OPERATOR_OP_COMMON_H_

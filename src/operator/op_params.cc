@@ -1,0 +1,214 @@
+#include "op_params.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+namespace bmxnet {
+namespace {
+
+class AttributeReader {
+ public:
+  AttributeReader(const char* op, const Attributes& attrs) : op_(op), attrs_(attrs) {}
+
+  bool Has(const std::string& key) const { return attrs_.count(key) > 0; }
+
+  std::string Text(const std::string& key, const std::string& fallback) {
+    known_.insert(key);
+    auto it = attrs_.find(key);
+    return it == attrs_.end() ? fallback : Trim(it->second);
+  }
+
+  bool Bool(const std::string& key, bool fallback) {
+    std::string value = Lower(Text(key, fallback ? "true" : "false"));
+    if (value == "true" || value == "1") return true;
+    if (value == "false" || value == "0") return false;
+    Fail(key, value, "expected True or False");
+    return false;
+  }
+
+  int64_t Int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) {
+    std::string value = Text(key, std::to_string(fallback));
+    int64_t number = ToInt(key, value);
+    if (number < lo || number > hi)
+      Fail(key, value, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return number;
+  }
+
+  float Float(const std::string& key, float fallback) {
+    std::ostringstream text;
+    text << fallback;
+    std::string value = Text(key, text.str());
+    try {
+      size_t used = 0;
+      float number = std::stof(value, &used);
+      if (used != value.size() || !std::isfinite(number)) throw std::invalid_argument(value);
+      return number;
+    } catch (const std::exception&) {
+      Fail(key, value, "expected a finite number");
+    }
+    return 0.0f;
+  }
+
+  // Accepts "3", "(3, 3)", "[3,3]", "(3,)"; a single number is repeated `size` times.
+  std::vector<int64_t> Tuple(const std::string& key, std::vector<int64_t> fallback, size_t size,
+                             int64_t lo) {
+    if (!Has(key)) {
+      known_.insert(key);
+      return fallback;
+    }
+    std::string value = Text(key, "");
+    std::string inner = value;
+    inner.erase(std::remove_if(inner.begin(), inner.end(),
+                               [](char c) { return c == '(' || c == ')' || c == '[' || c == ']' ||
+                                                   std::isspace(static_cast<unsigned char>(c)); }),
+                inner.end());
+    std::vector<int64_t> items;
+    std::stringstream stream(inner);
+    std::string item;
+    while (std::getline(stream, item, ',')) {
+      if (!item.empty()) items.push_back(ToInt(key, item));
+    }
+    if (items.size() == 1) items.assign(size, items[0]);
+    if (items.size() != size)
+      Fail(key, value, "expected " + std::to_string(size) + " values");
+    for (int64_t v : items)
+      if (v < lo) Fail(key, value, "values must be >= " + std::to_string(lo));
+    return items;
+  }
+
+  template <typename Enum>
+  Enum Choice(const std::string& key, const std::string& fallback,
+              const std::vector<std::pair<std::string, Enum>>& choices) {
+    std::string value = Lower(Text(key, fallback));
+    std::string names;
+    for (const auto& choice : choices) {
+      if (choice.first == value) return choice.second;
+      names += (names.empty() ? "" : ", ") + choice.first;
+    }
+    Fail(key, value, "expected one of " + names);
+    return choices.front().second;
+  }
+
+  // Unknown keys are typos; MXNet's own attributes start with "__".
+  void RejectUnknown() const {
+    for (const auto& entry : attrs_) {
+      if (entry.first.rfind("__", 0) == 0 || known_.count(entry.first)) continue;
+      std::string names;
+      for (const auto& name : known_) names += (names.empty() ? "" : ", ") + name;
+      throw ParamError(std::string(op_) + ": unknown parameter '" + entry.first +
+                       "' (known: " + names + ")");
+    }
+  }
+
+  [[noreturn]] void Fail(const std::string& key, const std::string& value,
+                         const std::string& why) const {
+    throw ParamError(std::string(op_) + ": invalid " + key + "='" + value + "': " + why);
+  }
+
+ private:
+  static std::string Trim(const std::string& s) {
+    size_t begin = s.find_first_not_of(" \t'\"");
+    size_t end = s.find_last_not_of(" \t'\"");
+    return begin == std::string::npos ? "" : s.substr(begin, end - begin + 1);
+  }
+  static std::string Lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  }
+  int64_t ToInt(const std::string& key, const std::string& value) const {
+    try {
+      size_t used = 0;
+      long long number = std::stoll(value, &used);
+      if (used != value.size()) throw std::invalid_argument(value);
+      return number;
+    } catch (const std::exception&) {
+      Fail(key, value, "expected an integer");
+    }
+  }
+
+  const char* op_;
+  const Attributes& attrs_;
+  std::set<std::string> known_;
+};
+
+const std::vector<std::pair<std::string, Scaling>> kScalings = {{"none", Scaling::kNone},
+                                                                {"xnor", Scaling::kXnor}};
+
+}  // namespace
+
+QActivationParams ParseQActivation(const Attributes& attrs) {
+  AttributeReader reader("QActivation", attrs);
+  QActivationParams p;
+  p.spec.bits = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
+  p.backward_only = reader.Bool("backward_only", false);
+  p.spec.method = reader.Choice<kernels::Estimator>(
+      "method", "ste",
+      {{"ste", kernels::Estimator::kSte},
+       {"approx_sign", kernels::Estimator::kApproxSign},
+       {"swish_sign", kernels::Estimator::kSwishSign}});
+  p.spec.clip = reader.Float("clip", 1.0f);
+  if (p.spec.clip <= 0.0f) reader.Fail("clip", reader.Text("clip", ""), "must be > 0");
+  p.spec.beta = reader.Float("beta", 5.0f);
+  if (p.spec.beta <= 0.0f) reader.Fail("beta", reader.Text("beta", ""), "must be > 0");
+  reader.RejectUnknown();
+  return p;
+}
+
+QConvolutionParams ParseQConvolution(const Attributes& attrs) {
+  AttributeReader reader("QConvolution", attrs);
+  QConvolutionParams p;
+  if (!reader.Has("kernel")) throw ParamError("QConvolution: missing required parameter 'kernel'");
+  if (!reader.Has("num_filter"))
+    throw ParamError("QConvolution: missing required parameter 'num_filter'");
+  p.kernel = reader.Tuple("kernel", {}, 2, 1);
+  p.stride = reader.Tuple("stride", p.stride, 2, 1);
+  p.dilate = reader.Tuple("dilate", p.dilate, 2, 1);
+  p.pad = reader.Tuple("pad", p.pad, 2, 0);
+  p.num_filter = reader.Int("num_filter", 0, 1, 1 << 24);
+  p.num_group = reader.Int("num_group", 1, 1, 1 << 24);
+  if (p.num_filter % p.num_group != 0)
+    reader.Fail("num_filter", std::to_string(p.num_filter),
+                "must be divisible by num_group=" + std::to_string(p.num_group));
+  p.no_bias = reader.Bool("no_bias", true);
+  p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
+  p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
+  p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
+  p.pad_value = reader.Float("pad_value", 0.0f);
+  if (p.pad_value != 0.0f && p.pad_value != -1.0f)
+    reader.Fail("pad_value", reader.Text("pad_value", ""), "expected 0 or -1");
+  std::string layout = reader.Text("layout", "NCHW");
+  if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
+  reader.RejectUnknown();
+  return p;
+}
+
+QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
+  AttributeReader reader("QFullyConnected", attrs);
+  QFullyConnectedParams p;
+  if (!reader.Has("num_hidden"))
+    throw ParamError("QFullyConnected: missing required parameter 'num_hidden'");
+  p.num_hidden = reader.Int("num_hidden", 0, 1, 1 << 30);
+  p.no_bias = reader.Bool("no_bias", true);
+  p.flatten = reader.Bool("flatten", true);
+  p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
+  p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
+  p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
+  reader.RejectUnknown();
+  return p;
+}
+
+template <typename T>
+static std::string JoinShape(const std::vector<T>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) { return JoinShape(shape); }
+std::string ShapeString(const std::vector<unsigned int>& shape) { return JoinShape(shape); }
+
+}  // namespace bmxnet

@@ -1,0 +1,57 @@
+// Attribute parsing shared by all operators: one struct per operator, defaults and range
+// checks in one place, errors as one line naming the parameter.
+#ifndef BMXNET_OPERATOR_OP_PARAMS_H_
+#define BMXNET_OPERATOR_OP_PARAMS_H_
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/quantize.h"
+
+namespace bmxnet {
+
+using Attributes = std::unordered_map<std::string, std::string>;
+
+// Thrown by the parsers; the op glue turns it into MX_ERROR_MSG + MX_FAIL.
+class ParamError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct QActivationParams {
+  kernels::ActivationSpec spec;
+  bool backward_only = false;
+};
+
+enum class Scaling { kNone, kXnor };
+
+struct QConvolutionParams {
+  std::vector<int64_t> kernel, stride{1, 1}, dilate{1, 1}, pad{0, 0};
+  int64_t num_filter = 0, num_group = 1;
+  bool no_bias = true;
+  int act_bit = 1, weight_bit = 1;
+  Scaling scaling = Scaling::kNone;
+  float pad_value = 0.0f;
+};
+
+struct QFullyConnectedParams {
+  int64_t num_hidden = 0;
+  bool no_bias = true, flatten = true;
+  int act_bit = 1, weight_bit = 1;
+  Scaling scaling = Scaling::kNone;
+};
+
+QActivationParams ParseQActivation(const Attributes& attrs);
+QConvolutionParams ParseQConvolution(const Attributes& attrs);
+QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);
+
+// "(2, 3)" -> {2, 3}; used for shapes in messages too.
+std::string ShapeString(const std::vector<int64_t>& shape);
+std::string ShapeString(const std::vector<unsigned int>& shape);
+
+}  // namespace bmxnet
+
+#endif  // BMXNET_OPERATOR_OP_PARAMS_H_

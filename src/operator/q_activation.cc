@@ -1,0 +1,55 @@
+// QActivation: quantize activations to act_bit bits (sign for 1 bit) with a chosen
+// gradient estimator. Formulas: README, "Operators".
+#include "kernels/quantize.h"
+#include "op_common.h"
+
+namespace bmxnet {
+namespace {
+
+MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
+  return Guard([&] {
+    ParseQActivation(attrs);
+    *num_in = 1;
+    *num_out = 1;
+  });
+}
+
+MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
+                        std::vector<int>* out_types) {
+  return Guard([&] { InferFloat32("QActivation", in_types, out_types); });
+}
+
+MXReturnValue InferShape(const Attributes&, Shapes* in_shapes, Shapes* out_shapes) {
+  return Guard([&] { (*out_shapes)[0] = (*in_shapes)[0]; });
+}
+
+MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                      std::vector<MXTensor>* outputs, const OpResource&) {
+  return Guard([&] {
+    const QActivationParams p = ParseQActivation(attrs);
+    kernels::ActivationSpec spec = p.spec;
+    if (p.backward_only) spec.bits = 32;  // identity forward
+    kernels::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size());
+  });
+}
+
+// inputs: [output gradient, data, output]; outputs: [data gradient]
+MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                       std::vector<MXTensor>* outputs, const OpResource&) {
+  return Guard([&] {
+    const QActivationParams p = ParseQActivation(attrs);
+    kernels::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0),
+                                (*inputs)[1].size());
+  });
+}
+
+}  // namespace
+
+REGISTER_OP(QActivation)
+    .setParseAttrs(ParseAttrs)
+    .setInferType(InferType)
+    .setInferShape(InferShape)
+    .setForward(Forward, "cpu")
+    .setBackward(Backward, "cpu");
+
+}  // namespace bmxnet

@@ -1,0 +1,139 @@
+// QConvolution: 2-D convolution of act_bit-quantized data with weight_bit-quantized weights
+// (NCHW). The data quantizer passes gradients straight through; gradient clipping belongs
+// to the QActivation that precedes the layer (bmxnet.nn.QConv2D adds it).
+#include "kernels/conv_float.h"
+#include "kernels/cpu_features.h"
+#include "kernels/quantize.h"
+#include "op_common.h"
+
+namespace bmxnet {
+namespace {
+
+constexpr const char* kOp = "QConvolution";
+
+kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<int64_t>& data) {
+  kernels::ConvGeometry g;
+  g.batch = data[0];
+  g.in_channels = data[1];
+  g.in_height = data[2];
+  g.in_width = data[3];
+  g.out_channels = p.num_filter;
+  g.kernel_h = p.kernel[0];
+  g.kernel_w = p.kernel[1];
+  g.stride_h = p.stride[0];
+  g.stride_w = p.stride[1];
+  g.pad_h = p.pad[0];
+  g.pad_w = p.pad[1];
+  g.dilate_h = p.dilate[0];
+  g.dilate_w = p.dilate[1];
+  g.groups = p.num_group;
+  g.pad_value = p.pad_value;
+  return g;
+}
+
+MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
+  return Guard([&] {
+    *num_in = ParseQConvolution(attrs).no_bias ? 2 : 3;
+    *num_out = 1;
+  });
+}
+
+MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
+                        std::vector<int>* out_types) {
+  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+}
+
+MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
+  return Guard([&] {
+    const QConvolutionParams p = ParseQConvolution(attrs);
+    const std::vector<unsigned int>& data = (*in_shapes)[0];
+    if (data.size() != 4)
+      throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString(data));
+    if (data[1] % p.num_group != 0)
+      throw ParamError(std::string(kOp) + ": input channels " + std::to_string(data[1]) +
+                       " not divisible by num_group=" + std::to_string(p.num_group));
+    const unsigned int filters = static_cast<unsigned int>(p.num_filter);
+    ExpectShape(kOp, "weight", &(*in_shapes)[1],
+                {filters, data[1] / static_cast<unsigned int>(p.num_group),
+                 static_cast<unsigned int>(p.kernel[0]), static_cast<unsigned int>(p.kernel[1])});
+    if (!p.no_bias) ExpectShape(kOp, "bias", &(*in_shapes)[2], {filters});
+    const kernels::ConvGeometry g =
+        Geometry(p, {data[0], data[1], data[2], data[3]});
+    if (ShapeKnown(data) && (g.OutHeight() < 1 || g.OutWidth() < 1))
+      throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " with dilate " +
+                       ShapeString(p.dilate) + " does not fit the padded input " +
+                       ShapeString(data));
+    (*out_shapes)[0] = {data[0], filters, static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
+                        static_cast<unsigned int>(std::max<int64_t>(g.OutWidth(), 0))};
+  });
+}
+
+// Quantized copies of data and weight; full-precision inputs are used as they are.
+struct QuantizedInputs {
+  const float* data;
+  const float* weight;
+};
+
+QuantizedInputs Quantize(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+                         std::vector<MXTensor>* tensors, size_t data_index, float* scratch) {
+  QuantizedInputs q{Data(tensors, data_index), Data(tensors, data_index + 1)};
+  const int64_t data_size = (*tensors)[data_index].size();
+  if (p.act_bit < 32) {
+    kernels::ActivationSpec spec;
+    spec.bits = p.act_bit;
+    kernels::QuantizeActivation(spec, q.data, scratch, data_size);
+    q.data = scratch;
+    scratch += data_size;
+  }
+  if (p.weight_bit < 32 || p.scaling == Scaling::kXnor) {
+    kernels::QuantizeWeights(p.weight_bit, p.scaling == Scaling::kXnor, q.weight, scratch,
+                             g.out_channels, g.PatchSize());
+    q.weight = scratch;
+  }
+  return q;
+}
+
+int64_t QuantizeScratchSize(const kernels::ConvGeometry& g) {
+  return g.batch * g.in_channels * g.in_height * g.in_width + g.out_channels * g.PatchSize();
+}
+
+MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                      std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QConvolutionParams p = ParseQConvolution(attrs);
+    const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
+    float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
+    const QuantizedInputs q = Quantize(p, g, inputs, 0, scratch);
+    const float* bias = p.no_bias ? nullptr : Data(inputs, 2);
+    kernels::ConvForward(g, q.data, q.weight, bias, Data(outputs, 0),
+                         scratch + QuantizeScratchSize(g), kernels::NumThreads());
+  });
+}
+
+// inputs: [output gradient, data, weight, (bias), output]; outputs: [d data, d weight, (d bias)]
+MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                       std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QConvolutionParams p = ParseQConvolution(attrs);
+    const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
+    float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
+    const QuantizedInputs q = Quantize(p, g, inputs, 1, scratch);
+    float* grad_weight = Data(outputs, 1);
+    kernels::ConvBackward(g, q.data, q.weight, Data(inputs, 0), Data(outputs, 0), grad_weight,
+                          p.no_bias ? nullptr : Data(outputs, 2), scratch + QuantizeScratchSize(g),
+                          kernels::NumThreads());
+    kernels::WeightGradient(p.weight_bit, p.scaling == Scaling::kXnor, Data(inputs, 2), grad_weight,
+                            grad_weight, g.out_channels, g.PatchSize());
+  });
+}
+
+}  // namespace
+
+REGISTER_OP(QConvolution)
+    .setParseAttrs(ParseAttrs)
+    .setInferType(InferType)
+    .setInferShape(InferShape)
+    .setForward(Forward, "cpu")
+    .setBackward(Backward, "cpu");
+
+}  // namespace bmxnet

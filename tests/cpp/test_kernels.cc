@@ -1,0 +1,200 @@
+// Kernel tests without MXNet: im2col + GEMM convolution and dense layers against direct
+// loops, the AVX2 quantizers against the portable ones, weight quantizers on known values.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_float.h"
+#include "kernels/cpu_features.h"
+#include "kernels/quantize.h"
+
+using namespace bmxnet::kernels;
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void Check(bool ok, const std::string& name) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAILED: %s\n", name.c_str());
+  }
+}
+
+std::vector<float> Random(size_t n, std::mt19937* rng, bool binary) {
+  std::uniform_real_distribution<float> uniform(-1.5f, 1.5f);
+  std::vector<float> v(n);
+  for (float& x : v) x = binary ? (uniform(*rng) >= 0 ? 1.0f : -1.0f) : uniform(*rng);
+  return v;
+}
+
+double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return a.size() == b.size() ? m : 1e30;
+}
+
+// Direct convolution; reads padded positions as g.pad_value.
+float InputAt(const ConvGeometry& g, const std::vector<float>& x, int64_t n, int64_t c, int64_t h,
+              int64_t w) {
+  if (h < 0 || h >= g.in_height || w < 0 || w >= g.in_width) return g.pad_value;
+  return x[((n * g.in_channels + c) * g.in_height + h) * g.in_width + w];
+}
+
+template <typename Visit>
+void ForEachTap(const ConvGeometry& g, Visit visit) {
+  const int64_t cg = g.in_channels / g.groups, og = g.out_channels / g.groups;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t o = 0; o < g.out_channels; ++o)
+      for (int64_t oh = 0; oh < g.OutHeight(); ++oh)
+        for (int64_t ow = 0; ow < g.OutWidth(); ++ow)
+          for (int64_t c = 0; c < cg; ++c)
+            for (int64_t i = 0; i < g.kernel_h; ++i)
+              for (int64_t j = 0; j < g.kernel_w; ++j) {
+                const int64_t channel = (o / og) * cg + c;
+                const int64_t h = oh * g.stride_h - g.pad_h + i * g.dilate_h;
+                const int64_t w = ow * g.stride_w - g.pad_w + j * g.dilate_w;
+                const int64_t out = ((n * g.out_channels + o) * g.OutHeight() + oh) * g.OutWidth() + ow;
+                const int64_t weight = ((o * cg + c) * g.kernel_h + i) * g.kernel_w + j;
+                visit(n, channel, h, w, out, weight);
+              }
+}
+
+void TestConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
+  const int64_t out_size = g.batch * g.out_channels * g.OutHeight() * g.OutWidth();
+  const auto x = Random(g.batch * g.in_channels * g.in_height * g.in_width, rng, true);
+  const auto w = Random(g.out_channels * g.PatchSize(), rng, true);
+  const auto bias = Random(g.out_channels, rng, false);
+  const auto dy = Random(out_size, rng, false);
+
+  std::vector<float> expected(out_size, 0.0f), expected_dx(x.size(), 0.0f), expected_dw(w.size(), 0.0f);
+  ForEachTap(g, [&](int64_t n, int64_t c, int64_t h, int64_t wi, int64_t out, int64_t weight) {
+    expected[out] += w[weight] * InputAt(g, x, n, c, h, wi);
+    expected_dw[weight] += dy[out] * InputAt(g, x, n, c, h, wi);
+    if (h >= 0 && h < g.in_height && wi >= 0 && wi < g.in_width)
+      expected_dx[((n * g.in_channels + c) * g.in_height + h) * g.in_width + wi] += dy[out] * w[weight];
+  });
+  const int64_t spatial = g.OutHeight() * g.OutWidth();
+  for (int64_t i = 0; i < out_size; ++i) expected[i] += bias[(i / spatial) % g.out_channels];
+
+  std::vector<float> scratch(g.ScratchSize()), y(out_size), dx(x.size()), dw(w.size()),
+      dbias(g.out_channels);
+  ConvForward(g, x.data(), w.data(), bias.data(), y.data(), scratch.data(), 2);
+  ConvBackward(g, x.data(), w.data(), dy.data(), dx.data(), dw.data(), dbias.data(), scratch.data(), 2);
+  std::vector<float> expected_dbias(g.out_channels, 0.0f);
+  for (int64_t i = 0; i < out_size; ++i) expected_dbias[(i / spatial) % g.out_channels] += dy[i];
+
+  // ±1 inputs: the forward sums are exact integers plus the bias
+  Check(MaxDiff(y, expected) < 1e-4, name + " forward");
+  Check(MaxDiff(dx, expected_dx) < 1e-3, name + " data gradient");
+  Check(MaxDiff(dw, expected_dw) < 1e-3, name + " weight gradient");
+  Check(MaxDiff(dbias, expected_dbias) < 1e-3, name + " bias gradient");
+}
+
+void TestConvolutions() {
+  std::mt19937 rng(7);
+  struct Case { int64_t c, o, hw, k, stride, pad, dilate, groups; float pad_value; };
+  const std::vector<Case> cases = {
+      {1, 1, 5, 1, 1, 0, 1, 1, 0.f},   {3, 5, 7, 3, 1, 1, 1, 1, 0.f},  {37, 8, 6, 3, 2, 1, 1, 1, -1.f},
+      {65, 3, 9, 5, 1, 2, 1, 1, 0.f},  {4, 6, 9, 3, 1, 2, 2, 2, -1.f}, {6, 6, 8, 3, 2, 1, 1, 3, 0.f},
+      {64, 64, 4, 1, 2, 0, 1, 1, 0.f}, {8, 4, 5, 1, 1, 0, 1, 2, 0.f}};
+  for (const Case& c : cases) {
+    ConvGeometry g;
+    g.batch = 2;
+    g.in_channels = c.c;
+    g.out_channels = c.o;
+    g.in_height = c.hw;
+    g.in_width = c.hw + 1;
+    g.kernel_h = g.kernel_w = c.k;
+    g.stride_h = g.stride_w = c.stride;
+    g.pad_h = g.pad_w = c.pad;
+    g.dilate_h = g.dilate_w = c.dilate;
+    g.groups = c.groups;
+    g.pad_value = c.pad_value;
+    TestConvolution(g, &rng, "conv c=" + std::to_string(c.c) + " o=" + std::to_string(c.o) +
+                                 " k=" + std::to_string(c.k) + " s=" + std::to_string(c.stride) +
+                                 " g=" + std::to_string(c.groups));
+  }
+}
+
+void TestDense() {
+  std::mt19937 rng(11);
+  const int64_t batch = 3, in = 37, out = 5;
+  const auto x = Random(batch * in, &rng, false), w = Random(out * in, &rng, false);
+  const auto bias = Random(out, &rng, false), dy = Random(batch * out, &rng, false);
+  std::vector<float> y(batch * out), dx(x.size()), dw(w.size()), db(out);
+  DenseForward(batch, in, out, x.data(), w.data(), bias.data(), y.data(), 2);
+  DenseBackward(batch, in, out, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), 2);
+  std::vector<float> ey(batch * out), edx(x.size(), 0.f), edw(w.size(), 0.f), edb(out, 0.f);
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t o = 0; o < out; ++o) {
+      double sum = bias[o];
+      for (int64_t k = 0; k < in; ++k) {
+        sum += double(x[n * in + k]) * w[o * in + k];
+        edx[n * in + k] += dy[n * out + o] * w[o * in + k];
+        edw[o * in + k] += dy[n * out + o] * x[n * in + k];
+      }
+      ey[n * out + o] = float(sum);
+      edb[o] += dy[n * out + o];
+    }
+  Check(MaxDiff(y, ey) < 1e-4 && MaxDiff(dx, edx) < 1e-4 && MaxDiff(dw, edw) < 1e-4 &&
+            MaxDiff(db, edb) < 1e-4,
+        "dense forward and backward");
+}
+
+void TestVectorQuantizersMatchPortable() {
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 7, 8, 9, 31, 64, 1001}) {
+    auto x = Random(n, &rng, false);
+    x[0] = 0.0f;  // sign(0) = +1
+    if (n > 2) x[1] = -0.0f;
+    const auto dy = Random(n, &rng, false);
+    std::vector<float> a(n), b(n), ga(n), gb(n);
+    portable::SignActivation(x.data(), a.data(), n);
+    portable::SteGradient(1.0f, x.data(), dy.data(), ga.data(), n);
+    if (ActiveIsa() != Isa::kPortable) {
+      avx2::SignActivation(x.data(), b.data(), n);
+      avx2::SteGradient(1.0f, x.data(), dy.data(), gb.data(), n);
+    } else {
+      b = a;
+      gb = ga;
+    }
+    Check(a == b && ga == gb, "avx2 sign/ste equal portable, n=" + std::to_string(n));
+    Check(a[0] == 1.0f && (n <= 2 || a[1] == 1.0f), "sign(0) is +1, n=" + std::to_string(n));
+  }
+}
+
+void TestWeightQuantizers() {
+  // DoReFa 2 bits on tanh-normalised values: levels -1, -1/3, 1/3, 1
+  const std::vector<float> w = {-3.0f, -0.1f, 0.1f, 3.0f};
+  std::vector<float> q(4);
+  QuantizeWeights(2, false, w.data(), q.data(), 1, 4);
+  Check(std::fabs(q[0] + 1) < 1e-6 && std::fabs(q[1] + 1.f / 3) < 1e-6 &&
+            std::fabs(q[2] - 1.f / 3) < 1e-6 && std::fabs(q[3] - 1) < 1e-6,
+        "dorefa 2-bit levels");
+  QuantizeWeights(1, true, w.data(), q.data(), 2, 2);  // rows (-3,-0.1), (0.1, 3)
+  Check(std::fabs(q[0] + 1.55f) < 1e-6 && std::fabs(q[1] + 1.55f) < 1e-6 &&
+            std::fabs(q[3] - 1.55f) < 1e-6,
+        "xnor scaling is the row mean of |w|");
+  std::vector<float> in_place = w;
+  QuantizeWeights(1, true, in_place.data(), in_place.data(), 2, 2);
+  Check(in_place == q, "weight quantization in place");
+}
+
+}  // namespace
+
+int main() {
+  std::printf("kernels: active ISA %s\n", IsaName(ActiveIsa()));
+  TestConvolutions();
+  TestDense();
+  TestVectorQuantizersMatchPortable();
+  TestWeightQuantizers();
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
