@@ -35,23 +35,27 @@ MXReturnValue Guard(Body body) {
   return mxnet::ext::MX_FAIL;
 }
 
-// Gluon's deferred initialisation passes shapes with 0 (or no) dimensions for unknowns.
+// Gluon's deferred initialisation marks unknown dimensions with 0 or -1 (as unsigned).
+inline bool DimKnown(unsigned int d) { return d != 0 && d != static_cast<unsigned int>(-1); }
+
 inline bool ShapeKnown(const std::vector<unsigned int>& shape) {
   if (shape.empty()) return false;
   for (unsigned int d : shape)
-    if (d == 0) return false;
+    if (!DimKnown(d)) return false;
   return true;
 }
 
-// Fills an unknown input shape, or checks a known one against what the op expects.
+// Fills an unknown (or partly known) input shape, or checks the known dimensions against
+// what the op expects.
 inline void ExpectShape(const char* op, const char* what, std::vector<unsigned int>* actual,
                         const std::vector<unsigned int>& expected) {
-  if (!ShapeKnown(*actual)) {
-    *actual = expected;
-  } else if (*actual != expected) {
+  bool matches = actual->empty() || actual->size() == expected.size();
+  for (size_t i = 0; matches && i < actual->size(); ++i)
+    matches = !DimKnown((*actual)[i]) || (*actual)[i] == expected[i];
+  if (!matches)
     throw ParamError(std::string(op) + ": " + what + " has shape " + ShapeString(*actual) +
                      ", expected " + ShapeString(expected));
-  }
+  *actual = expected;
 }
 
 // All inputs and outputs float32; unknown types (-1) are filled in.

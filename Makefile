@@ -1,0 +1,53 @@
+# Entry points: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-installed
+LIBRARY := bmxnet/libbmxnet.so
+CPP_BUILD := build/cmake
+NATIVE_SOURCES := $(shell find src -name '*.cc' -o -name '*.h' -o -name '*.cu') CMakeLists.txt setup.py
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+JOBS ?= 2
+
+.PHONY: help demo test pytest ctest build data clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+demo: build data  ## train a binary LeNet on Fashion-MNIST and report accuracy
+	$(PY) example/train_mnist.py --dataset fashion-mnist --data-dir $(FASHION_MNIST)
+
+test: pytest ctest  ## the whole test suite: pytest, then the C++ kernel tests
+
+pytest: build
+	$(PY) -m pytest -q tests
+
+ctest: $(DEPS_STAMP)
+	mkdir -p build
+	cmake -S . -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=$(abspath $(PY)) > $(CPP_BUILD).log
+	cmake --build $(CPP_BUILD) -j $(JOBS) >> $(CPP_BUILD).log
+	cd $(CPP_BUILD) && ctest --output-on-failure
+
+build: $(LIBRARY)  ## set up .venv and build the C++ library into the package
+
+$(DEPS_STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	command -v cmake > /dev/null || $(PY) -m pip install -q cmake
+	touch $@
+
+$(LIBRARY): $(DEPS_STAMP) $(NATIVE_SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+data:  ## Debian's dataset-fashion-mnist (installed with apt-get when missing and possible)
+	@test -d $(FASHION_MNIST) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist > /dev/null; \
+	  else \
+	    echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; \
+	  fi; }
+
+clean:  ## remove build products (keeps .venv)
+	rm -rf build $(LIBRARY) *.egg-info

@@ -1,0 +1,15 @@
+"""bmxnet: binary and low-bit neural networks for MXNet 1.9 / Gluon.
+
+Importing the package registers the operators ``QActivation``, ``QConvolution`` and
+``QFullyConnected`` with MXNet, so they exist as ``mx.nd.*``, ``mx.sym.*`` and ``F.*``.
+"""
+from . import _library
+
+_library.load()
+
+from . import quantizers  # noqa: E402  (needs the operators registered)
+from . import nn  # noqa: E402
+from ._library import active_isa  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["nn", "quantizers", "active_isa", "__version__"]
