@@ -17,63 +17,107 @@ int64_t ConvGeometry::OutWidth() const {
 
 int64_t ConvGeometry::PatchSize() const { return in_channels / groups * kernel_h * kernel_w; }
 
-int64_t ConvGeometry::ScratchSize() const { return 2 * PatchSize() * OutHeight() * OutWidth(); }
+int64_t ConvGeometry::ImagesPerGemm() const {
+  constexpr int64_t kColumnFloats = int64_t(4) << 20;
+  const int64_t per_image = std::max<int64_t>(1, PatchSize() * OutHeight() * OutWidth());
+  return std::max<int64_t>(1, std::min(batch, kColumnFloats / per_image));
+}
+
+// column matrix, its gradient, and the GEMM output / gathered output gradient
+int64_t ConvGeometry::ScratchSize() const {
+  const int64_t columns = ImagesPerGemm() * OutHeight() * OutWidth();
+  return (2 * PatchSize() + out_channels / groups) * columns;
+}
 
 namespace {
 
-// A 1x1 kernel without stride or padding reads the input as it is: no im2col needed.
-bool IsPointwise(const ConvGeometry& g) {
-  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 &&
-         g.pad_h == 0 && g.pad_w == 0;
-}
+// Column-matrix view of `images` consecutive images of one group: row (c, i, j), column
+// (image, oh, ow); `ld` is the row length (images * spatial).
+struct Columns {
+  const ConvGeometry& g;
+  int64_t images, spatial, ld;
 
-// col[(c, i, j), (oh, ow)] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] or the pad value
-void Im2Col(const ConvGeometry& g, int64_t channels, const float* x, float* col, int threads) {
-  const int64_t oh_count = g.OutHeight(), ow_count = g.OutWidth();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < channels; ++c) {
+  Columns(const ConvGeometry& geometry, int64_t count)
+      : g(geometry), images(count), spatial(geometry.OutHeight() * geometry.OutWidth()),
+        ld(count * spatial) {}
+
+  // Visits (row pointer offset, input offset or -1 for padding) of every column entry of
+  // input channel c of image b.
+  template <typename Visit>
+  void ForEach(int64_t b, int64_t c, Visit visit) const {
+    const int64_t oh_count = g.OutHeight(), ow_count = g.OutWidth();
     for (int64_t i = 0; i < g.kernel_h; ++i) {
       for (int64_t j = 0; j < g.kernel_w; ++j) {
-        float* row = col + ((c * g.kernel_h + i) * g.kernel_w + j) * oh_count * ow_count;
+        const int64_t row = ((c * g.kernel_h + i) * g.kernel_w + j) * ld + b * spatial;
         for (int64_t oh = 0; oh < oh_count; ++oh) {
           const int64_t h = oh * g.stride_h - g.pad_h + i * g.dilate_h;
-          float* out = row + oh * ow_count;
-          if (h < 0 || h >= g.in_height) {
-            std::fill(out, out + ow_count, g.pad_value);
-            continue;
-          }
-          const float* in = x + (c * g.in_height + h) * g.in_width;
+          const bool row_inside = h >= 0 && h < g.in_height;
           for (int64_t ow = 0; ow < ow_count; ++ow) {
             const int64_t w = ow * g.stride_w - g.pad_w + j * g.dilate_w;
-            out[ow] = (w >= 0 && w < g.in_width) ? in[w] : g.pad_value;
+            const bool inside = row_inside && w >= 0 && w < g.in_width;
+            visit(row + oh * ow_count + ow, inside ? (c * g.in_height + h) * g.in_width + w : -1);
           }
         }
       }
     }
   }
+};
+
+int64_t GroupImageSize(const ConvGeometry& g) {
+  return g.in_channels / g.groups * g.in_height * g.in_width;
 }
 
-// Adds col back onto the image positions it was read from; padded positions are dropped.
-void Col2ImAdd(const ConvGeometry& g, int64_t channels, const float* col, float* x,
-               int threads) {
-  const int64_t oh_count = g.OutHeight(), ow_count = g.OutWidth();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < channels; ++c) {
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const float* row = col + ((c * g.kernel_h + i) * g.kernel_w + j) * oh_count * ow_count;
-        for (int64_t oh = 0; oh < oh_count; ++oh) {
-          const int64_t h = oh * g.stride_h - g.pad_h + i * g.dilate_h;
-          if (h < 0 || h >= g.in_height) continue;
-          float* out = x + (c * g.in_height + h) * g.in_width;
-          for (int64_t ow = 0; ow < ow_count; ++ow) {
-            const int64_t w = ow * g.stride_w - g.pad_w + j * g.dilate_w;
-            if (w >= 0 && w < g.in_width) out[w] += row[oh * ow_count + ow];
-          }
-        }
-      }
+int64_t ImageSize(const ConvGeometry& g) { return g.in_channels * g.in_height * g.in_width; }
+
+// col = patches of images [first, first + count) of one group; padding reads pad_value.
+void Im2Col(const ConvGeometry& g, const float* x, int64_t first, int64_t count, int64_t group,
+            float* col, int threads) {
+  const Columns columns(g, count);
+  const int64_t channels = g.in_channels / g.groups;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (int64_t b = 0; b < count; ++b) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* image = x + (first + b) * ImageSize(g) + group * GroupImageSize(g);
+      columns.ForEach(b, c, [&](int64_t at, int64_t from) {
+        col[at] = from >= 0 ? image[from] : g.pad_value;
+      });
     }
   }
+}
+
+// dx += col, back onto the positions the patches were read from (padding takes nothing).
+void Col2ImAdd(const ConvGeometry& g, const float* col, int64_t first, int64_t count,
+               int64_t group, float* dx, int threads) {
+  const Columns columns(g, count);
+  const int64_t channels = g.in_channels / g.groups;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (int64_t b = 0; b < count; ++b) {
+    for (int64_t c = 0; c < channels; ++c) {
+      float* image = dx + (first + b) * ImageSize(g) + group * GroupImageSize(g);
+      columns.ForEach(b, c, [&](int64_t at, int64_t to) {
+        if (to >= 0) image[to] += col[at];
+      });
+    }
+  }
+}
+
+// Moves between NCHW tensors and the [filters of group, image * spatial] GEMM layout.
+void GatherOutput(const ConvGeometry& g, const float* y, int64_t first, int64_t count,
+                  int64_t group, float* matrix) {
+  const int64_t filters = g.out_channels / g.groups, spatial = g.OutHeight() * g.OutWidth();
+  for (int64_t o = 0; o < filters; ++o)
+    for (int64_t b = 0; b < count; ++b)
+      std::copy_n(y + ((first + b) * g.out_channels + group * filters + o) * spatial, spatial,
+                  matrix + (o * count + b) * spatial);
+}
+
+void ScatterOutput(const ConvGeometry& g, const float* matrix, int64_t first, int64_t count,
+                   int64_t group, float* y) {
+  const int64_t filters = g.out_channels / g.groups, spatial = g.OutHeight() * g.OutWidth();
+  for (int64_t o = 0; o < filters; ++o)
+    for (int64_t b = 0; b < count; ++b)
+      std::copy_n(matrix + (o * count + b) * spatial, spatial,
+                  y + ((first + b) * g.out_channels + group * filters + o) * spatial);
 }
 
 }  // namespace
@@ -81,66 +125,51 @@ void Col2ImAdd(const ConvGeometry& g, int64_t channels, const float* col, float*
 void ConvForward(const ConvGeometry& g, const float* x, const float* w, const float* bias,
                  float* y, float* scratch, int threads) {
   const int64_t spatial = g.OutHeight() * g.OutWidth();
-  const int64_t channels_per_group = g.in_channels / g.groups;
-  const int64_t filters_per_group = g.out_channels / g.groups;
-  const int64_t patch = g.PatchSize();
-  const int64_t image_size = g.in_channels * g.in_height * g.in_width;
-  for (int64_t n = 0; n < g.batch; ++n) {
+  const int64_t filters = g.out_channels / g.groups, patch = g.PatchSize();
+  const int64_t chunk = g.ImagesPerGemm();
+  float* col = scratch;
+  float* product = scratch + 2 * patch * chunk * spatial;
+  for (int64_t first = 0; first < g.batch; first += chunk) {
+    const int64_t count = std::min(chunk, g.batch - first);
     for (int64_t group = 0; group < g.groups; ++group) {
-      const float* image = x + n * image_size + group * channels_per_group * g.in_height * g.in_width;
-      const float* col = image;
-      if (!IsPointwise(g)) {
-        Im2Col(g, channels_per_group, image, scratch, threads);
-        col = scratch;
+      Im2Col(g, x, first, count, group, col, threads);
+      Sgemm(false, false, filters, count * spatial, patch, 1.0f, w + group * filters * patch,
+            patch, col, count * spatial, 0.0f, product, count * spatial, threads);
+      ScatterOutput(g, product, first, count, group, y);
+    }
+  }
+  if (bias != nullptr) {
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t o = 0; o < g.out_channels; ++o) {
+        float* out = y + (n * g.out_channels + o) * spatial;
+        for (int64_t s = 0; s < spatial; ++s) out[s] += bias[o];
       }
-      float* out = y + (n * g.out_channels + group * filters_per_group) * spatial;
-      Sgemm(false, false, filters_per_group, spatial, patch, 1.0f, w + group * filters_per_group * patch,
-            patch, col, spatial, 0.0f, out, spatial, threads);
-    }
-    if (bias != nullptr) {
-      float* out = y + n * g.out_channels * spatial;
-      for (int64_t o = 0; o < g.out_channels; ++o)
-        for (int64_t s = 0; s < spatial; ++s) out[o * spatial + s] += bias[o];
-    }
   }
 }
 
 void ConvBackward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
                   float* dx, float* dw, float* dbias, float* scratch, int threads) {
   const int64_t spatial = g.OutHeight() * g.OutWidth();
-  const int64_t channels_per_group = g.in_channels / g.groups;
-  const int64_t filters_per_group = g.out_channels / g.groups;
-  const int64_t patch = g.PatchSize();
-  const int64_t image_size = g.in_channels * g.in_height * g.in_width;
-  const int64_t group_image_size = channels_per_group * g.in_height * g.in_width;
+  const int64_t filters = g.out_channels / g.groups, patch = g.PatchSize();
+  const int64_t chunk = g.ImagesPerGemm();
   float* col = scratch;
-  float* dcol = scratch + patch * spatial;
-  if (dx != nullptr) std::fill(dx, dx + g.batch * image_size, 0.0f);
+  float* dcol = scratch + patch * chunk * spatial;
+  float* grad_out = scratch + 2 * patch * chunk * spatial;
+  if (dx != nullptr) std::fill(dx, dx + g.batch * ImageSize(g), 0.0f);
   if (dw != nullptr) std::fill(dw, dw + g.out_channels * patch, 0.0f);
-  for (int64_t n = 0; n < g.batch; ++n) {
+  for (int64_t first = 0; first < g.batch; first += chunk) {
+    const int64_t count = std::min(chunk, g.batch - first), width = count * spatial;
     for (int64_t group = 0; group < g.groups; ++group) {
-      const float* grad_out = dy + (n * g.out_channels + group * filters_per_group) * spatial;
-      const float* filters = w + group * filters_per_group * patch;
+      GatherOutput(g, dy, first, count, group, grad_out);
       if (dw != nullptr) {
-        const float* image = x + n * image_size + group * group_image_size;
-        const float* patches = image;
-        if (!IsPointwise(g)) {
-          Im2Col(g, channels_per_group, image, col, threads);
-          patches = col;
-        }
-        Sgemm(false, true, filters_per_group, patch, spatial, 1.0f, grad_out, spatial, patches,
-              spatial, 1.0f, dw + group * filters_per_group * patch, patch, threads);
+        Im2Col(g, x, first, count, group, col, threads);
+        Sgemm(false, true, filters, patch, width, 1.0f, grad_out, width, col, width, 1.0f,
+              dw + group * filters * patch, patch, threads);
       }
       if (dx != nullptr) {
-        float* grad_image = dx + n * image_size + group * group_image_size;
-        if (IsPointwise(g)) {  // the image is its own column matrix
-          Sgemm(true, false, patch, spatial, filters_per_group, 1.0f, filters, patch, grad_out,
-                spatial, 0.0f, grad_image, spatial, threads);
-        } else {
-          Sgemm(true, false, patch, spatial, filters_per_group, 1.0f, filters, patch, grad_out,
-                spatial, 0.0f, dcol, spatial, threads);
-          Col2ImAdd(g, channels_per_group, dcol, grad_image, threads);
-        }
+        Sgemm(true, false, patch, width, filters, 1.0f, w + group * filters * patch, patch,
+              grad_out, width, 0.0f, dcol, width, threads);
+        Col2ImAdd(g, dcol, first, count, group, dx, threads);
       }
     }
   }

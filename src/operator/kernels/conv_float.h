@@ -20,6 +20,9 @@ struct ConvGeometry {
   int64_t OutWidth() const;
   // Rows of the im2col matrix of one group: (C / groups) * kh * kw.
   int64_t PatchSize() const;
+  // Images whose patches go into one GEMM: small feature maps need several per call to
+  // keep the matrix wide, while the column buffer stays near 16 MiB.
+  int64_t ImagesPerGemm() const;
   // Floats of scratch the forward and backward passes need.
   int64_t ScratchSize() const;
 };
