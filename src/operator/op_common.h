@@ -58,16 +58,24 @@ inline void ExpectShape(const char* op, const char* what, std::vector<unsigned i
   *actual = expected;
 }
 
-// All inputs and outputs float32; unknown types (-1) are filled in.
-inline void InferFloat32(const char* op, std::vector<int>* in_types, std::vector<int>* out_types) {
+// Checks (and fills in unknown, -1) input types against `expected`; outputs are float32.
+inline void InferTypes(const char* op, const std::vector<int>& expected,
+                       std::vector<int>* in_types, std::vector<int>* out_types) {
+  static const char* const kNames[] = {"float32", "float64", "float16", "uint8", "int32", "int8", "int64"};
   for (size_t i = 0; i < in_types->size(); ++i) {
     int& type = (*in_types)[i];
-    if (type == -1) type = mxnet::ext::kFloat32;
-    if (type != mxnet::ext::kFloat32)
-      throw ParamError(std::string(op) + ": input " + std::to_string(i) +
-                       " must be float32 (dtype code " + std::to_string(type) + " given)");
+    if (type == -1) type = expected[i];
+    if (type != expected[i]) {
+      const std::string given = type >= 0 && type <= 6 ? kNames[type] : std::to_string(type);
+      throw ParamError(std::string(op) + ": input " + std::to_string(i) + " must be " +
+                       kNames[expected[i]] + ", got " + given);
+    }
   }
   for (int& type : *out_types) type = mxnet::ext::kFloat32;
+}
+
+inline void InferFloat32(const char* op, std::vector<int>* in_types, std::vector<int>* out_types) {
+  InferTypes(op, std::vector<int>(in_types->size(), mxnet::ext::kFloat32), in_types, out_types);
 }
 
 inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
@@ -75,13 +83,14 @@ inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
 }
 
 // Scratch memory from MXNet's pool, freed by MXNet after the call.
-inline float* AllocScratch(const OpResource& res, int64_t floats) {
-  if (floats <= 0) return nullptr;
-  const int64_t bytes = floats * static_cast<int64_t>(sizeof(float));
+template <typename T = float>
+inline T* AllocScratch(const OpResource& res, int64_t count) {
+  if (count <= 0) return nullptr;
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
   if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
   void* memory = res.alloc_cpu(static_cast<int>(bytes));
   if (memory == nullptr) throw ParamError("bmxnet: could not allocate scratch memory");
-  return static_cast<float*>(memory);
+  return static_cast<T*>(memory);
 }
 
 }  // namespace bmxnet

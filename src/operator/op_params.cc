@@ -138,6 +138,14 @@ class AttributeReader {
 const std::vector<std::pair<std::string, Scaling>> kScalings = {{"none", Scaling::kNone},
                                                                 {"xnor", Scaling::kXnor}};
 
+// Packed weights are single bits and the kernel packs the data to single bits.
+void CheckPackedBits(const AttributeReader& reader, bool packed, int act_bit, int weight_bit) {
+  if (packed && (act_bit != 1 || weight_bit != 1))
+    reader.Fail("binarized_weights_only", "True",
+                "needs act_bit=1 and weight_bit=1 (got " + std::to_string(act_bit) + " and " +
+                    std::to_string(weight_bit) + ")");
+}
+
 }  // namespace
 
 QActivationParams ParseQActivation(const Attributes& attrs) {
@@ -180,6 +188,8 @@ QConvolutionParams ParseQConvolution(const Attributes& attrs) {
   p.pad_value = reader.Float("pad_value", 0.0f);
   if (p.pad_value != 0.0f && p.pad_value != -1.0f)
     reader.Fail("pad_value", reader.Text("pad_value", ""), "expected 0 or -1");
+  p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
+  CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();
@@ -197,6 +207,8 @@ QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
   p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
   p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
   p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
+  p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
+  CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
   reader.RejectUnknown();
   return p;
 }

@@ -35,6 +35,7 @@ struct QConvolutionParams {
   int act_bit = 1, weight_bit = 1;
   Scaling scaling = Scaling::kNone;
   float pad_value = 0.0f;
+  bool binarized_weights_only = false;  // weight is the converter's packed int64 tensor
 };
 
 struct QFullyConnectedParams {
@@ -42,7 +43,20 @@ struct QFullyConnectedParams {
   bool no_bias = true, flatten = true;
   int act_bit = 1, weight_bit = 1;
   Scaling scaling = Scaling::kNone;
+  bool binarized_weights_only = false;
 };
+
+// Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias].
+struct InputLayout {
+  int scale = -1, bias = -1, count = 2;
+};
+template <typename Params>
+InputLayout LayoutOf(const Params& p) {
+  InputLayout layout;
+  if (p.binarized_weights_only && p.scaling == Scaling::kXnor) layout.scale = layout.count++;
+  if (!p.no_bias) layout.bias = layout.count++;
+  return layout;
+}
 
 QActivationParams ParseQActivation(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);

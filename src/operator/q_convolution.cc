@@ -1,15 +1,20 @@
 // QConvolution: 2-D convolution of act_bit-quantized data with weight_bit-quantized weights
 // (NCHW). The data quantizer passes gradients straight through; gradient clipping belongs
 // to the QActivation that precedes the layer (bmxnet.nn.QConv2D adds it).
+// With binarized_weights_only=True the weight is the converter's packed int64 tensor
+// [O, KH, KW, words] and the forward pass runs the xnor-popcount kernel.
+#include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
 #include "kernels/quantize.h"
+#include "kernels/xnor_conv.h"
 #include "op_common.h"
 
 namespace bmxnet {
 namespace {
 
 constexpr const char* kOp = "QConvolution";
+using kernels::WordsFor;
 
 kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<int64_t>& data) {
   kernels::ConvGeometry g;
@@ -33,19 +38,24 @@ kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<in
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = ParseQConvolution(attrs).no_bias ? 2 : 3;
+    *num_in = LayoutOf(ParseQConvolution(attrs)).count;
     *num_out = 1;
   });
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
                         std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+  return Guard([&] {
+    std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
+    if (ParseQConvolution(attrs).binarized_weights_only) expected[1] = mxnet::ext::kInt64;
+    InferTypes(kOp, expected, in_types, out_types);
+  });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
+    const InputLayout layout = LayoutOf(p);
     const std::vector<unsigned int>& data = (*in_shapes)[0];
     if (data.size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString(data));
@@ -53,17 +63,23 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
       throw ParamError(std::string(kOp) + ": input channels " + std::to_string(data[1]) +
                        " not divisible by num_group=" + std::to_string(p.num_group));
     const unsigned int filters = static_cast<unsigned int>(p.num_filter);
-    ExpectShape(kOp, "weight", &(*in_shapes)[1],
-                {filters, data[1] / static_cast<unsigned int>(p.num_group),
-                 static_cast<unsigned int>(p.kernel[0]), static_cast<unsigned int>(p.kernel[1])});
-    if (!p.no_bias) ExpectShape(kOp, "bias", &(*in_shapes)[2], {filters});
-    const kernels::ConvGeometry g =
-        Geometry(p, {data[0], data[1], data[2], data[3]});
+    const unsigned int per_group = data[1] / static_cast<unsigned int>(p.num_group);
+    const unsigned int kh = static_cast<unsigned int>(p.kernel[0]);
+    const unsigned int kw = static_cast<unsigned int>(p.kernel[1]);
+    if (p.binarized_weights_only)
+      ExpectShape(kOp, "packed weight", &(*in_shapes)[1],
+                  {filters, kh, kw, static_cast<unsigned int>(WordsFor(per_group))});
+    else
+      ExpectShape(kOp, "weight", &(*in_shapes)[1], {filters, per_group, kh, kw});
+    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], {filters});
+    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], {filters});
+    const kernels::ConvGeometry g = Geometry(p, {data[0], data[1], data[2], data[3]});
     if (ShapeKnown(data) && (g.OutHeight() < 1 || g.OutWidth() < 1))
       throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " with dilate " +
                        ShapeString(p.dilate) + " does not fit the padded input " +
                        ShapeString(data));
-    (*out_shapes)[0] = {data[0], filters, static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
+    (*out_shapes)[0] = {data[0], filters,
+                        static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
                         static_cast<unsigned int>(std::max<int64_t>(g.OutWidth(), 0))};
   });
 }
@@ -97,11 +113,28 @@ int64_t QuantizeScratchSize(const kernels::ConvGeometry& g) {
   return g.batch * g.in_channels * g.in_height * g.in_width + g.out_channels * g.PatchSize();
 }
 
+int64_t PackedDataWords(const kernels::ConvGeometry& g) {
+  return g.batch * g.in_height * g.in_width * g.groups * WordsFor(g.in_channels / g.groups);
+}
+
+void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+                   std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
+  const InputLayout layout = LayoutOf(p);
+  const int threads = kernels::NumThreads();
+  uint64_t* packed = AllocScratch<uint64_t>(res, PackedDataWords(g));
+  kernels::PackActivationsNCHW(Data(inputs, 0), g.batch, g.in_channels, g.in_height, g.in_width,
+                               g.groups, packed, threads);
+  kernels::BinaryConvForward(g, packed, (*inputs)[1].data<uint64_t>(),
+                             layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
+                             layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out, threads);
+}
+
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
+    if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
     float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 0, scratch);
     const float* bias = p.no_bias ? nullptr : Data(inputs, 2);
@@ -110,12 +143,34 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
   });
 }
 
-// inputs: [output gradient, data, weight, (bias), output]; outputs: [d data, d weight, (d bias)]
+// Packed weights are constants: the data gradient uses the unpacked +-1 weights (times the
+// scale), the weight and scale get zero gradients.
+void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+                    std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                    const OpResource& res) {
+  const InputLayout layout = LayoutOf(p);  // input i of the forward is inputs[1 + i] here
+  float* weights = AllocScratch(res, g.out_channels * g.PatchSize() + g.ScratchSize());
+  kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), g.out_channels,
+                             g.in_channels / g.groups, g.kernel_h, g.kernel_w, weights);
+  if (layout.scale >= 0) {
+    const float* scale = Data(inputs, 1 + layout.scale);
+    for (int64_t o = 0; o < g.out_channels; ++o)
+      for (int64_t k = 0; k < g.PatchSize(); ++k) weights[o * g.PatchSize() + k] *= scale[o];
+    std::fill_n(Data(outputs, layout.scale), g.out_channels, 0.0f);
+  }
+  kernels::ConvBackward(g, nullptr, weights, Data(inputs, 0), Data(outputs, 0), nullptr,
+                        layout.bias >= 0 ? Data(outputs, layout.bias) : nullptr,
+                        weights + g.out_channels * g.PatchSize(), kernels::NumThreads());
+  std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
+}
+
+// inputs: [output gradient, forward inputs..., output]; outputs: gradients of the forward inputs
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
+    if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
     float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 1, scratch);
     float* grad_weight = Data(outputs, 1);

@@ -1,8 +1,11 @@
 // QFullyConnected: dense layer on act_bit-quantized data and weight_bit-quantized weights.
-// Like QConvolution, the data quantizer passes gradients straight through.
+// Like QConvolution, the data quantizer passes gradients straight through, and with
+// binarized_weights_only=True the weight is packed int64 [O, words] run by xnor-popcount.
+#include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
 #include "kernels/quantize.h"
+#include "kernels/xnor_conv.h"
 #include "op_common.h"
 
 namespace bmxnet {
@@ -20,14 +23,18 @@ std::pair<int64_t, int64_t> Flattened(bool flatten, const std::vector<int64_t>& 
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = ParseQFullyConnected(attrs).no_bias ? 2 : 3;
+    *num_in = LayoutOf(ParseQFullyConnected(attrs)).count;
     *num_out = 1;
   });
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
                         std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+  return Guard([&] {
+    std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
+    if (ParseQFullyConnected(attrs).binarized_weights_only) expected[1] = mxnet::ext::kInt64;
+    InferTypes(kOp, expected, in_types, out_types);
+  });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
@@ -40,8 +47,14 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     const std::vector<int64_t> dims(data.begin(), data.end());
     const unsigned int hidden = static_cast<unsigned int>(p.num_hidden);
     const unsigned int features = static_cast<unsigned int>(Flattened(p.flatten, dims).second);
-    ExpectShape(kOp, "weight", &(*in_shapes)[1], {hidden, features});
-    if (!p.no_bias) ExpectShape(kOp, "bias", &(*in_shapes)[2], {hidden});
+    const InputLayout layout = LayoutOf(p);
+    if (p.binarized_weights_only)
+      ExpectShape(kOp, "packed weight", &(*in_shapes)[1],
+                  {hidden, static_cast<unsigned int>(kernels::WordsFor(features))});
+    else
+      ExpectShape(kOp, "weight", &(*in_shapes)[1], {hidden, features});
+    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], {hidden});
+    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], {hidden});
     std::vector<unsigned int> out = p.flatten ? std::vector<unsigned int>{data[0]} : data;
     if (p.flatten) out.push_back(hidden); else out.back() = hidden;
     (*out_shapes)[0] = out;
@@ -70,12 +83,24 @@ std::pair<const float*, const float*> Quantize(const QFullyConnectedParams& p,
   return {data, weight};
 }
 
+void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t features,
+                   std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
+  const InputLayout layout = LayoutOf(p);
+  const int threads = kernels::NumThreads();
+  uint64_t* packed = AllocScratch<uint64_t>(res, rows * kernels::WordsFor(features));
+  kernels::PackRows(Data(inputs, 0), rows, features, packed, threads);
+  kernels::BinaryDenseForward(rows, features, p.num_hidden, packed, (*inputs)[1].data<uint64_t>(),
+                              layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
+                              layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out, threads);
+}
+
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
     const int64_t rows = rows_features.first, features = rows_features.second;
+    if (p.binarized_weights_only) return PackedForward(p, rows, features, inputs, Data(outputs, 0), res);
     float* scratch = AllocScratch(res, (*inputs)[0].size() + p.num_hidden * features);
     const auto q = Quantize(p, inputs, 0, features, scratch);
     kernels::DenseForward(rows, features, p.num_hidden, q.first, q.second,
@@ -84,13 +109,35 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
   });
 }
 
-// inputs: [output gradient, data, weight, (bias), output]; outputs: [d data, d weight, (d bias)]
+// Packed weights are constants: the data gradient uses the unpacked +-1 weights (times the
+// scale), the weight and scale get zero gradients.
+void PackedBackward(const QFullyConnectedParams& p, int64_t rows, int64_t features,
+                    std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                    const OpResource& res) {
+  const InputLayout layout = LayoutOf(p);  // input i of the forward is inputs[1 + i] here
+  float* weights = AllocScratch(res, p.num_hidden * features);
+  kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), p.num_hidden, features, 1, 1, weights);
+  if (layout.scale >= 0) {
+    const float* scale = Data(inputs, 1 + layout.scale);
+    for (int64_t o = 0; o < p.num_hidden; ++o)
+      for (int64_t k = 0; k < features; ++k) weights[o * features + k] *= scale[o];
+    std::fill_n(Data(outputs, layout.scale), p.num_hidden, 0.0f);
+  }
+  kernels::DenseBackward(rows, features, p.num_hidden, nullptr, weights, Data(inputs, 0),
+                         Data(outputs, 0), nullptr,
+                         layout.bias >= 0 ? Data(outputs, layout.bias) : nullptr,
+                         kernels::NumThreads());
+  std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
+}
+
+// inputs: [output gradient, forward inputs..., output]; outputs: gradients of the forward inputs
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const auto rows_features = Flattened(p.flatten, (*inputs)[1].shape);
     const int64_t rows = rows_features.first, features = rows_features.second;
+    if (p.binarized_weights_only) return PackedBackward(p, rows, features, inputs, outputs, res);
     float* scratch = AllocScratch(res, (*inputs)[1].size() + p.num_hidden * features);
     const auto q = Quantize(p, inputs, 1, features, scratch);
     float* grad_weight = Data(outputs, 1);

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
 #include "kernels/quantize.h"
+#include "kernels/xnor_conv.h"
 
 using namespace bmxnet::kernels;
 
@@ -187,6 +189,102 @@ void TestWeightQuantizers() {
   Check(in_place == q, "weight quantization in place");
 }
 
+// Packed xnor convolution == float convolution of the signs, exactly, on each ISA build.
+void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
+  const auto x = Random(g.batch * g.in_channels * g.in_height * g.in_width, rng, true);
+  const auto w = Random(g.out_channels * g.PatchSize(), rng, true);
+  const auto scale = Random(g.out_channels, rng, false), bias = Random(g.out_channels, rng, false);
+  const int64_t out_size = g.batch * g.out_channels * g.OutHeight() * g.OutWidth();
+  const int64_t spatial = g.OutHeight() * g.OutWidth();
+
+  std::vector<float> expected(out_size), scratch(g.ScratchSize());
+  ConvForward(g, x.data(), w.data(), nullptr, expected.data(), scratch.data(), 2);
+  for (int64_t i = 0; i < out_size; ++i) {
+    const int64_t o = (i / spatial) % g.out_channels;
+    expected[i] = expected[i] * scale[o] + bias[o];
+  }
+  const int64_t words = WordsFor(g.in_channels / g.groups);
+  std::vector<uint64_t> packed_x(g.batch * g.in_height * g.in_width * g.groups * words);
+  std::vector<uint64_t> packed_w(g.out_channels * g.kernel_h * g.kernel_w * words);
+  PackActivationsNCHW(x.data(), g.batch, g.in_channels, g.in_height, g.in_width, g.groups,
+                      packed_x.data(), 2);
+  PackConvWeights(w.data(), g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w,
+                  packed_w.data());
+  std::vector<float> y(out_size);
+  portable::BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(),
+                              y.data(), 2);
+  Check(y == expected, name + " packed portable");
+  if (ActiveIsa() != Isa::kPortable) {
+    std::fill(y.begin(), y.end(), 0.0f);
+    avx2::BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(),
+                            y.data(), 2);
+    Check(y == expected, name + " packed avx2");
+  }
+}
+
+void TestPackedConvolutions() {
+  std::mt19937 rng(5);
+  int cases = 0;
+  for (int64_t channels : {1, 3, 63, 64, 65, 129, 200}) {
+    for (int64_t kernel : {1, 3, 5}) {
+      for (int64_t stride : {1, 2}) {
+        ConvGeometry g;
+        g.batch = 2;
+        g.in_channels = channels;
+        g.out_channels = 3 + (cases % 5);
+        g.in_height = 5 + cases % 4;
+        g.in_width = 6 + cases % 3;
+        g.kernel_h = g.kernel_w = kernel;
+        g.stride_h = g.stride_w = stride;
+        g.pad_h = g.pad_w = kernel / 2 + (cases % 2);
+        g.dilate_h = g.dilate_w = (cases % 3 == 0 && kernel > 1) ? 2 : 1;
+        g.groups = (channels % 2 == 0 && cases % 2 == 0) ? 2 : 1;
+        g.out_channels *= g.groups;
+        g.pad_value = (cases % 4 < 2) ? 0.0f : -1.0f;
+        if (g.OutHeight() < 1 || g.OutWidth() < 1) continue;
+        TestPackedConvolution(g, &rng, "packed conv c=" + std::to_string(channels) + " k=" +
+                                           std::to_string(kernel) + " s=" + std::to_string(stride) +
+                                           " d=" + std::to_string(g.dilate_h) + " g=" +
+                                           std::to_string(g.groups) + " pad_value=" +
+                                           std::to_string(int(g.pad_value)));
+        ++cases;
+      }
+    }
+  }
+}
+
+void TestPackedDense() {
+  std::mt19937 rng(9);
+  for (int64_t features : {1, 3, 63, 64, 65, 129, 200, 1000}) {
+    const int64_t batch = 3, out = 7;
+    const auto x = Random(batch * features, &rng, true), w = Random(out * features, &rng, true);
+    const auto bias = Random(out, &rng, false);
+    std::vector<float> expected(batch * out), y(batch * out);
+    DenseForward(batch, features, out, x.data(), w.data(), bias.data(), expected.data(), 2);
+    std::vector<uint64_t> px(batch * WordsFor(features)), pw(out * WordsFor(features));
+    PackRows(x.data(), batch, features, px.data(), 2);
+    PackRows(w.data(), out, features, pw.data(), 2);
+    portable::BinaryDenseForward(batch, features, out, px.data(), pw.data(), nullptr, bias.data(),
+                                 y.data(), 2);
+    Check(y == expected, "packed dense portable k=" + std::to_string(features));
+    if (ActiveIsa() != Isa::kPortable) {
+      avx2::BinaryDenseForward(batch, features, out, px.data(), pw.data(), nullptr, bias.data(),
+                               y.data(), 2);
+      Check(y == expected, "packed dense avx2 k=" + std::to_string(features));
+    }
+  }
+}
+
+void TestPackingLayout() {
+  // channel c -> word c / 64, bit c % 64; negative -> 1; tails zero
+  std::vector<float> x(70, 1.0f);
+  x[0] = -1.0f;
+  x[65] = -0.5f;
+  std::vector<uint64_t> packed(2);
+  PackRows(x.data(), 1, 70, packed.data(), 1);
+  Check(packed[0] == 1u && packed[1] == 2u, "packing is LSB first with zero tails");
+}
+
 }  // namespace
 
 int main() {
@@ -195,6 +293,9 @@ int main() {
   TestDense();
   TestVectorQuantizersMatchPortable();
   TestWeightQuantizers();
+  TestPackingLayout();
+  TestPackedConvolutions();
+  TestPackedDense();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,73 @@
+#include "bitpack.h"
+
+#include <algorithm>
+
+namespace bmxnet {
+namespace kernels {
+namespace {
+
+inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }  // NaN counts as -1
+
+}  // namespace
+
+void PackConvWeights(const float* w, int64_t filters, int64_t channels_per_group, int64_t kh,
+                     int64_t kw, uint64_t* packed) {
+  const int64_t words = WordsFor(channels_per_group), taps = kh * kw;
+  std::fill(packed, packed + filters * taps * words, uint64_t(0));
+  for (int64_t o = 0; o < filters; ++o)
+    for (int64_t c = 0; c < channels_per_group; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        packed[(o * taps + t) * words + c / 64] |=
+            NegativeBit(w[(o * channels_per_group + c) * taps + t]) << (c % 64);
+}
+
+void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels_per_group,
+                       int64_t kh, int64_t kw, float* w) {
+  const int64_t words = WordsFor(channels_per_group), taps = kh * kw;
+  for (int64_t o = 0; o < filters; ++o)
+    for (int64_t c = 0; c < channels_per_group; ++c)
+      for (int64_t t = 0; t < taps; ++t) {
+        const uint64_t bit = packed[(o * taps + t) * words + c / 64] >> (c % 64) & 1;
+        w[(o * channels_per_group + c) * taps + t] = bit ? -1.0f : 1.0f;
+      }
+}
+
+void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
+                         int64_t width, int64_t groups, uint64_t* packed, int threads) {
+  const int64_t per_group = channels / groups, words = WordsFor(per_group);
+  const int64_t spatial = height * width, pixel_stride = groups * words;
+  // One task per (image, group, word): it reads up to 64 channel planes contiguously and
+  // owns its output words, so no two threads write the same word.
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(3)
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t word = 0; word < words; ++word) {
+        uint64_t* out = packed + n * spatial * pixel_stride + g * words + word;
+        for (int64_t s = 0; s < spatial; ++s) out[s * pixel_stride] = 0;
+        const int64_t first = word * 64, last = std::min(per_group, first + 64);
+        for (int64_t c = first; c < last; ++c) {
+          const float* plane = x + (n * channels + g * per_group + c) * spatial;
+          const int shift = static_cast<int>(c - first);
+          for (int64_t s = 0; s < spatial; ++s)
+            out[s * pixel_stride] |= NegativeBit(plane[s]) << shift;
+        }
+      }
+    }
+  }
+}
+
+void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads) {
+  const int64_t words = WordsFor(length);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t word = 0; word < words; ++word) {
+      uint64_t bits = 0;
+      const int64_t first = word * 64, last = std::min(length, first + 64);
+      for (int64_t k = first; k < last; ++k) bits |= NegativeBit(x[r * length + k]) << (k - first);
+      packed[r * words + word] = bits;
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace bmxnet

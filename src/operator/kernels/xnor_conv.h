@@ -1,0 +1,42 @@
+// Binary (xnor + popcount) convolution and fully connected layers on bit-packed inputs
+// (bitpack.h). Results equal the float-simulated layer exactly: a 1-bit dot product of
+// n valid positions is n - 2 * popcount(x xor w), held in float.
+#ifndef BMXNET_KERNELS_XNOR_CONV_H_
+#define BMXNET_KERNELS_XNOR_CONV_H_
+
+#include <cstdint>
+
+#include "conv_float.h"
+
+namespace bmxnet {
+namespace kernels {
+
+// x: [N, H, W, groups, words] packed activations; w: [O, KH, KW, words] packed weights.
+// scale (per output channel) and bias may be null. Zero padding is exact through a border
+// correction: padded taps contribute 0, not +-1.
+void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
+                       const float* scale, const float* bias, float* y, int threads);
+
+// x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
+void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
+                        const uint64_t* w, const float* scale, const float* bias, float* y,
+                        int threads);
+
+// Per-ISA builds of the same code (xnor_conv_impl.h); BinaryConvForward picks one.
+namespace portable {
+void BinaryConvForward(const ConvGeometry&, const uint64_t*, const uint64_t*, const float*,
+                       const float*, float*, int);
+void BinaryDenseForward(int64_t, int64_t, int64_t, const uint64_t*, const uint64_t*, const float*,
+                        const float*, float*, int);
+}  // namespace portable
+namespace avx2 {
+void BinaryConvForward(const ConvGeometry&, const uint64_t*, const uint64_t*, const float*,
+                       const float*, float*, int);
+void BinaryDenseForward(int64_t, int64_t, int64_t, const uint64_t*, const uint64_t*, const float*,
+                        const float*, float*, int);
+}  // namespace avx2
+
+}  // namespace kernels
+}  // namespace bmxnet
+
+#endif  // BMXNET_KERNELS_XNOR_CONV_H_
