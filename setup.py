@@ -37,10 +37,11 @@ setup(
     name="bmxnet",
     version="0.1.0",
     description="Binary and low-bit neural networks for MXNet 1.9 / Gluon",
-    packages=find_packages(include=["bmxnet", "bmxnet.*"]),
+    packages=find_packages(include=["bmxnet", "bmxnet.*", "smd"]),
     ext_modules=[CMakeExtension("bmxnet.libbmxnet")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.8",
     install_requires=["mxnet==1.9.1", "numpy==1.23.5", "tqdm"],
+    entry_points={"console_scripts": ["model-converter = smd.model_converter:main"]},
     zip_safe=False,
 )

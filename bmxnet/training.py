@@ -36,6 +36,9 @@ def atomic_write(path, write):
     os.close(handle)
     try:
         write(temp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):

@@ -162,3 +162,23 @@ def test_bnn_plus_loss_is_zero_without_regularized_layers():
     net.initialize()
     net(mx.nd.ones((1, 3, 8, 8)))
     assert bnn.bnn_plus_loss(net).asscalar() == 0
+
+
+def test_training_with_odd_channels_after_max_pooling_keeps_the_heap_intact():
+    """Regression: multithreaded OpenBLAS next to oneDNN pooling corrupted the heap."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, mxnet as mx, bmxnet\n"
+            "from mxnet import autograd, gluon\n"
+            "from bmxnet.model_zoo import get_model\n"
+            "net = get_model('lenet_binary', channels=(37, 45), hidden=65)\n"
+            "net.initialize(mx.init.Xavier()); net.hybridize()\n"
+            "trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})\n"
+            "for _ in range(6):\n"
+            "    x = mx.nd.array(np.random.uniform(-1, 1, (8, 1, 28, 28)))\n"
+            "    with autograd.record():\n"
+            "        y = net(x).sum()\n"
+            "    y.backward(); trainer.step(8)\n"
+            "mx.nd.waitall(); print('done')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr[-500:]

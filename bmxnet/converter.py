@@ -1,0 +1,249 @@
+"""model-converter: packs the 1-bit weights of a trained model into bits.
+
+Every QConvolution / QFullyConnected with act_bit=1 and weight_bit=1 gets
+binarized_weights_only=True and its weight replaced by the packed int64 tensor
+(bmxnet.packing); with scaling="xnor" a float `<weight>_scale` input carries the
+per-channel scale the packed signs no longer hold. Everything else is kept as it is.
+"""
+import copy
+import json
+import os
+import shutil
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+from . import ndarray_file, packing
+from .training import atomic_write
+
+BINARY_OPS = ("QConvolution", "QFullyConnected")
+TRUE = ("true", "1")
+
+
+class ConversionError(Exception):
+    """A model that cannot be converted; the message is one line naming the problem."""
+
+
+class ConversionReport:
+    """What a conversion did: converted layers, parameter counts and bytes before/after."""
+
+    def __init__(self):
+        self.layers = []  # (name, op, weight shape, packed shape, bytes before, bytes after)
+        self.kept = []    # names of Q layers left in float (more than 1 bit)
+        self.bytes_before = self.bytes_after = 0
+        self.values = 0
+
+    def __str__(self):
+        lines = ["%-40s %-16s %-18s %-18s %12s %10s" % ("layer", "op", "weight", "packed", "bytes", "packed")]
+        for name, op, shape, packed, before, after in self.layers:
+            lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
+        for name in self.kept:
+            lines.append("%-40s kept in float (more than 1 bit)" % name)
+        lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
+                     % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
+                        self.bytes_before / max(self.bytes_after, 1)))
+        return "\n".join(lines)
+
+
+def _load_symbol_json(symbol_file):
+    try:
+        with open(symbol_file, "r", encoding="utf-8") as f:
+            graph = json.load(f)
+    except OSError as error:
+        raise ConversionError("%s: cannot read (%s)" % (symbol_file, error.strerror or error)) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ConversionError("%s: not JSON (%s)" % (symbol_file, str(error).splitlines()[0])) from None
+    nodes = graph.get("nodes") if isinstance(graph, dict) else None
+    if not isinstance(nodes, list) or not isinstance(graph.get("heads"), list) or not all(
+            isinstance(n, dict) and "op" in n and "name" in n and isinstance(n.get("inputs", []), list)
+            for n in nodes):
+        raise ConversionError("%s: not an MXNet symbol file (needs 'nodes' with op, name, inputs "
+                              "and 'heads')" % symbol_file)
+    return graph
+
+
+def _attrs(node):
+    return node.setdefault("attrs", node.pop("attr", None) or node.pop("param", None) or {})
+
+
+def _param_key(params, name):
+    for key in ("arg:" + name, name):
+        if key in params:
+            return key
+    return None
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _check_weight(node, attrs, weight, where):
+    if weight.dtype not in (np.float32, np.float64, np.float16):
+        raise ConversionError("%s: weight of layer %s has dtype %s, expected float"
+                              % (where, node["name"], weight.dtype))
+    if node["op"] == "QConvolution":
+        kernel = tuple(int(k) for k in attrs.get("kernel", "()").strip("()[] ").replace(",", " ").split())
+        if len(kernel) == 1:
+            kernel = kernel * 2
+        expected_ok = (weight.ndim == 4 and weight.shape[0] == int(attrs.get("num_filter", -1))
+                       and tuple(weight.shape[2:]) == kernel)
+    else:
+        expected_ok = weight.ndim == 2 and weight.shape[0] == int(attrs.get("num_hidden", -1))
+    if not expected_ok:
+        raise ConversionError("%s: weight of layer %s has shape %s, which does not fit its attributes"
+                              % (where, node["name"], _shape_text(weight.shape)))
+
+
+def convert_graph(graph, params, where="model"):
+    """Converts a symbol graph (parsed JSON) and its params (dict of numpy arrays).
+
+    Returns (new graph, new params, ConversionReport); the inputs are not modified.
+    """
+    graph = copy.deepcopy(graph)
+    params = dict(params)
+    nodes = graph["nodes"]
+    report = ConversionReport()
+    report.values = int(sum(v.size for v in params.values()))
+    report.bytes_before = int(sum(v.nbytes for v in params.values()))
+    insertions = {}  # node index -> variable node to insert before it (xnor scales)
+    already_packed = 0
+    for index, node in enumerate(nodes):
+        if node["op"] not in BINARY_OPS:
+            continue
+        attrs = _attrs(node)
+        if str(attrs.get("binarized_weights_only", "false")).lower() in TRUE:
+            already_packed += 1
+            continue
+        try:
+            bits = int(attrs.get("act_bit", 1)), int(attrs.get("weight_bit", 1))
+        except ValueError:
+            raise ConversionError("%s: layer %s has non-integer act_bit/weight_bit" % (where, node["name"])) from None
+        if bits != (1, 1):
+            report.kept.append(node["name"])
+            continue
+        inputs = node.get("inputs", [])
+        if len(inputs) < 2 or not isinstance(inputs[1], list) or not 0 <= inputs[1][0] < len(nodes) \
+                or nodes[inputs[1][0]]["op"] != "null":
+            raise ConversionError("%s: layer %s has no weight variable" % (where, node["name"]))
+        weight_name = nodes[inputs[1][0]]["name"]
+        key = _param_key(params, weight_name)
+        if key is None:
+            raise ConversionError("%s: params have no weight '%s' for layer %s"
+                                  % (where, weight_name, node["name"]))
+        weight = params[key]
+        _check_weight(node, attrs, weight, where)
+        pack = packing.pack_conv_weight if node["op"] == "QConvolution" else packing.pack_dense_weight
+        packed = pack(weight)
+        params[key] = packed
+        attrs["binarized_weights_only"] = "True"
+        if str(attrs.get("scaling", "none")).lower() == "xnor":
+            scale_name = weight_name + "_scale"
+            params["arg:" + scale_name] = packing.xnor_scale(weight)
+            insertions[index] = {"op": "null", "name": scale_name, "inputs": []}
+        report.layers.append((node["name"], node["op"], _shape_text(weight.shape),
+                              _shape_text(packed.shape), weight.nbytes, packed.nbytes))
+    if not report.layers and not already_packed:
+        raise ConversionError("%s: no binary layer to convert (QConvolution / QFullyConnected with "
+                              "act_bit=1 and weight_bit=1)" % where)
+    if not report.layers:
+        raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
+    if insertions:
+        _insert_variables(graph, insertions)
+    report.bytes_after = int(sum(v.nbytes for v in params.values()))
+    return graph, params, report
+
+
+def _insert_variables(graph, insertions):
+    """Adds variable nodes, each right before its consumer (inputs precede their users in
+    the JSON), passes it as that consumer's third input and renumbers every reference."""
+    old_nodes = graph["nodes"]
+    row_ptr = graph.get("node_row_ptr")
+    outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
+               if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
+    new_index, nodes, new_outputs = {}, [], []
+    try:
+        for index, old in enumerate(old_nodes):
+            node = dict(old, inputs=[[new_index[e[0]]] + list(e[1:]) for e in old.get("inputs", [])])
+            if index in insertions:
+                nodes.append(insertions[index])
+                new_outputs.append(1)
+                node["inputs"].insert(2, [len(nodes) - 1, 0, 0])
+            new_index[index] = len(nodes)
+            nodes.append(node)
+            new_outputs.append(outputs[index] if outputs else 1)
+        graph["heads"] = [[new_index[h[0]]] + list(h[1:]) for h in graph["heads"]]
+    except (KeyError, IndexError, TypeError):
+        raise ConversionError("symbol graph is not in topological order or has bad input references") from None
+    graph["nodes"] = nodes
+    graph["arg_nodes"] = [i for i, n in enumerate(nodes) if n["op"] == "null"]
+    if outputs:
+        graph["node_row_ptr"] = [0]
+        for count in new_outputs:
+            graph["node_row_ptr"].append(graph["node_row_ptr"][-1] + count)
+
+
+def _check_params_fit_symbol(graph, params, where):
+    """Every parameter names a variable of the symbol. (Shapes of the binary layers are
+    checked against their attributes when they are packed; a full shape inference would
+    need the input shape, which the files do not record.)"""
+    variables = {n["name"] for n in graph["nodes"] if n["op"] == "null"}
+    for key in params:
+        name = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
+        if name not in variables:
+            raise ConversionError("%s: params hold '%s', which the symbol does not use" % (where, name))
+
+
+def default_out_prefix(symbol_file):
+    """binarized_<prefix> next to the input: net-symbol.json -> binarized_net."""
+    directory, name = os.path.split(symbol_file)
+    prefix = name[:-len("-symbol.json")] if name.endswith("-symbol.json") else os.path.splitext(name)[0]
+    return os.path.join(directory, "binarized_" + prefix)
+
+
+def convert(symbol_file, params_file, out_prefix=None):
+    """Converts PREFIX-symbol.json + PREFIX-EPOCH.params into packed files.
+
+    Writes <out_prefix>-symbol.json and <out_prefix>-0000.params (default out_prefix:
+    binarized_PREFIX next to the input), each to a temporary file renamed into place.
+    Returns (symbol path, params path, ConversionReport). Raises ConversionError.
+    """
+    graph = _load_symbol_json(symbol_file)
+    try:
+        params = ndarray_file.load(params_file)
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
+    _check_params_fit_symbol(graph, params, params_file)
+    new_graph, new_params, report = convert_graph(graph, params, where=symbol_file)
+    prefix = out_prefix or default_out_prefix(symbol_file)
+    symbol_out, params_out = prefix + "-symbol.json", prefix + "-0000.params"
+    arrays = {k: mx.nd.array(v, dtype=v.dtype) for k, v in new_params.items()}
+    atomic_write(params_out, lambda temp: mx.nd.save(temp, arrays))
+    atomic_write(symbol_out, lambda temp: _write_text(temp, json.dumps(new_graph, indent=2)))
+    return symbol_out, params_out, report
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def convert_block(net, input_names=("data",)):
+    """Packed SymbolBlock of a hybridized Gluon network that has run at least once.
+
+    Goes through the same files as `convert` (in a temporary directory).
+    Returns (SymbolBlock, ConversionReport).
+    """
+    directory = tempfile.mkdtemp(prefix="bmxnet-convert-")
+    try:
+        try:
+            net.export(os.path.join(directory, "model"))
+        except RuntimeError as error:
+            raise ConversionError("cannot export the network (%s); call net.hybridize() and run "
+                                  "it once first" % str(error).splitlines()[0]) from None
+        symbol_file, params_file, report = convert(os.path.join(directory, "model-symbol.json"),
+                                                   os.path.join(directory, "model-0000.params"))
+        block = mx.gluon.SymbolBlock.imports(symbol_file, list(input_names), params_file)
+        return block, report
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Standalone tools: model-converter (and, later, kernel benchmarks)."""

@@ -1,0 +1,86 @@
+"""Operators with binarized_weights_only=True: packed weights give the float-simulated result."""
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.base import MXNetError
+
+from bmxnet import packing
+import reference as ref
+
+
+@pytest.mark.parametrize("c,o,k,s,p,d,g,pad_value,bias", [
+    (1, 3, 3, 1, 1, 1, 1, 0, False), (37, 8, 3, 2, 1, 1, 1, 0, True), (65, 4, 5, 1, 2, 1, 1, -1, False),
+    (128, 6, 3, 1, 2, 2, 2, 0, False), (200, 5, 1, 2, 0, 1, 1, 0, True), (63, 9, 3, 1, 1, 1, 3, -1, True)])
+def test_packed_qconvolution_equals_float_simulated(c, o, k, s, p, d, g, pad_value, bias, rng):
+    x = rng.uniform(-1, 1, size=(2, c, 7, 9)).astype(np.float32)
+    w = rng.uniform(-1, 1, size=(o, c // g, k, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, size=(o,)).astype(np.float32)
+    attrs = dict(kernel=(k, k), stride=(s, s), pad=(p, p), dilate=(d, d), num_filter=o, num_group=g,
+                 pad_value=pad_value, no_bias=not bias)
+    extra = [mx.nd.array(b)] if bias else []
+    simulated = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(w), *extra, **attrs).asnumpy()
+    packed_w = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+    packed = mx.nd.QConvolution(mx.nd.array(x), packed_w, *extra, binarized_weights_only=True, **attrs)
+    np.testing.assert_array_equal(packed.asnumpy(), simulated)
+
+
+def test_packed_xnor_scaling_takes_scale_input(rng):
+    x = rng.uniform(-1, 1, size=(2, 70, 5, 5)).astype(np.float32)
+    w = rng.uniform(-1, 1, size=(4, 70, 3, 3)).astype(np.float32)
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=4, scaling="xnor")
+    simulated = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(w), **attrs).asnumpy()
+    packed = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(packing.pack_conv_weight(w), dtype="int64"),
+                                mx.nd.array(packing.xnor_scale(w)), binarized_weights_only=True, **attrs)
+    np.testing.assert_allclose(packed.asnumpy(), simulated, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("features,flatten", [(1, True), (65, True), (300, True), (37, False)])
+def test_packed_qfullyconnected_equals_float_simulated(features, flatten, rng):
+    shape = (3, features) if flatten else (2, 3, features)
+    x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+    w = rng.uniform(-1, 1, size=(7, features)).astype(np.float32)
+    b = rng.uniform(-1, 1, size=(7,)).astype(np.float32)
+    attrs = dict(num_hidden=7, no_bias=False, flatten=flatten)
+    simulated = mx.nd.QFullyConnected(mx.nd.array(x), mx.nd.array(w), mx.nd.array(b), **attrs)
+    packed = mx.nd.QFullyConnected(mx.nd.array(x), mx.nd.array(packing.pack_dense_weight(w), dtype="int64"),
+                                   mx.nd.array(b), binarized_weights_only=True, **attrs)
+    np.testing.assert_array_equal(packed.asnumpy(), simulated.asnumpy())
+
+
+def test_packed_backward_gives_the_data_gradient(rng):
+    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 5, 6, 6)))
+    w = rng.uniform(-1, 1, size=(4, 5, 3, 3)).astype(np.float32)
+    x.attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.QConvolution(x, mx.nd.array(packing.pack_conv_weight(w), dtype="int64"),
+                                 kernel=(3, 3), pad=(1, 1), num_filter=4, binarized_weights_only=True)
+    dy = rng.normal(size=out.shape).astype(np.float32)
+    out.backward(mx.nd.array(dy))
+    dx, _, _ = ref.conv2d_backward(ref.sign(x.asnumpy()), ref.sign(w), dy, pad=(1, 1))
+    np.testing.assert_allclose(x.grad.asnumpy(), dx, rtol=1e-5, atol=1e-5)
+
+
+def test_numpy_packing_roundtrip_and_layout():
+    w = np.array([[-1.0] + [1.0] * 64 + [-2.0]], dtype=np.float32)  # 66 features
+    packed = packing.pack_dense_weight(w)
+    assert packed.dtype == np.int64 and packed.shape == (1, 2)
+    assert packed[0, 0] == 1 and packed[0, 1] == 2  # bit 0 of word 0, bit 1 of word 1
+    np.testing.assert_array_equal(packing.unpack_rows(packed, 66), np.sign(w))
+
+
+@pytest.mark.parametrize("weight,message", [
+    (np.zeros((4, 3, 3, 1), np.int64), "packed weight has shape (4, 3, 3, 1), expected (4, 3, 3, 2)"),
+    (np.zeros((4, 3, 3, 2), np.float32), "input 1 must be int64, got float32"),
+    (np.zeros((4, 3, 3, 2), np.int32), "input 1 must be int64, got int32")])
+def test_packed_weight_of_wrong_shape_or_dtype_names_the_expected(weight, message):
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.QConvolution(mx.nd.ones((1, 70, 5, 5)), mx.nd.array(weight, dtype=weight.dtype),
+                           kernel=(3, 3), num_filter=4, binarized_weights_only=True).wait_to_read()
+
+
+def test_packed_mode_needs_one_bit():
+    with pytest.raises(MXNetError, match="binarized_weights_only='True': needs act_bit=1 and weight_bit=1"):
+        mx.nd.QFullyConnected(mx.nd.ones((1, 5)), mx.nd.ones((2, 1), dtype="int64"), num_hidden=2,
+                              act_bit=2, binarized_weights_only=True).wait_to_read()
