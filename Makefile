@@ -14,8 +14,12 @@ JOBS ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-demo: build data  ## train a binary LeNet on Fashion-MNIST and report accuracy
-	$(PY) example/train_mnist.py --dataset fashion-mnist --data-dir $(FASHION_MNIST)
+DEMO_MODEL := output/lenet_binary-fashion-mnist
+
+demo: build data  ## train a binary LeNet on Fashion-MNIST, pack it, compare packed with float
+	$(PY) example/train_mnist.py --dataset fashion-mnist --data-dir $(FASHION_MNIST) --save-dir output
+	$(VENV)/bin/model-converter $(DEMO_MODEL)-symbol.json $(DEMO_MODEL)-0000.params
+	$(PY) example/evaluate_packed.py $(DEMO_MODEL) --data-dir $(FASHION_MNIST)
 
 test: pytest ctest  ## the whole test suite: pytest, then the C++ kernel tests
 

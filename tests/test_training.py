@@ -31,3 +31,24 @@ def test_missing_data_dir_exits_with_one_line_error(tmp_path, capsys):
         assert "does not exist" in str(stop.code) and "\n" not in str(stop.code)
     else:
         raise AssertionError("expected SystemExit")
+
+
+def test_demo_pipeline_train_convert_evaluate(tmp_path, capsys):
+    """What `make demo` runs, on small synthetic IDX files: packed accuracy equals float."""
+    import evaluate_packed  # noqa: E402  (example/ is on sys.path above)
+    from test_datasets import write_idx
+    import bmxnet
+
+    rng = np.random.RandomState(0)
+    for split, count in (("train", 512), ("t10k", 128)):
+        images, labels = train_mnist.dummy_images(rng, count)
+        write_idx(str(tmp_path / ("%s-images-idx3-ubyte" % split)), images)
+        write_idx(str(tmp_path / ("%s-labels-idx1-ubyte" % split)), labels)
+    train_mnist.main(["--dataset", "mnist", "--data-dir", str(tmp_path), "--num-epochs", "1",
+                      "--quiet", "--save-dir", str(tmp_path)])
+    prefix = str(tmp_path / "lenet_binary-mnist")
+    bmxnet.convert(prefix + "-symbol.json", prefix + "-0000.params")
+    rows = evaluate_packed.main([prefix, "--data-dir", str(tmp_path), "--batch-size", "64"])
+    (_, float_accuracy, float_size, _, _), (_, packed_accuracy, packed_size, _, _) = rows
+    assert packed_accuracy == float_accuracy and packed_size * 10 < float_size
+    assert "same top-1 on 100.00% of images" in capsys.readouterr().out
