@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
-from .training import atomic_write
+from .fileio import atomic_write
 
 BINARY_OPS = ("QConvolution", "QFullyConnected")
 TRUE = ("true", "1")

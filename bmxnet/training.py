@@ -1,9 +1,8 @@
 """Small pieces shared by the training scripts: batching, evaluation, curves."""
-import os
-import tempfile
-
 import mxnet as mx
 import numpy as np
+
+from .fileio import atomic_write
 
 
 def minibatches(images, labels, batch_size, shuffle_rng=None):
@@ -26,24 +25,6 @@ def evaluate(net, images, labels, batch_size=500, ctx=mx.cpu()):
         loss_sum += loss_fn(out, y_nd).sum().asscalar()
         correct += int((out.argmax(axis=1) == y_nd.astype("float32")).sum().asscalar())
     return correct / len(images), loss_sum / len(images)
-
-
-def atomic_write(path, write):
-    """Calls write(temp_path), then renames the file into place: it is whole or absent."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=directory, suffix=os.path.splitext(path)[1] or ".tmp")
-    os.close(handle)
-    try:
-        write(temp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 def save_curves(history, path, title=""):

@@ -9,6 +9,7 @@
 #include "kernels/quantize.h"
 #include "kernels/xnor_conv.h"
 #include "op_common.h"
+#include "op_quantize.h"
 
 namespace bmxnet {
 namespace {
@@ -84,33 +85,16 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   });
 }
 
-// Quantized copies of data and weight; full-precision inputs are used as they are.
-struct QuantizedInputs {
-  const float* data;
-  const float* weight;
-};
-
 QuantizedInputs Quantize(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                          std::vector<MXTensor>* tensors, size_t data_index, float* scratch) {
-  QuantizedInputs q{Data(tensors, data_index), Data(tensors, data_index + 1)};
-  const int64_t data_size = (*tensors)[data_index].size();
-  if (p.act_bit < 32) {
-    kernels::ActivationSpec spec;
-    spec.bits = p.act_bit;
-    kernels::QuantizeActivation(spec, q.data, scratch, data_size);
-    q.data = scratch;
-    scratch += data_size;
-  }
-  if (p.weight_bit < 32 || p.scaling == Scaling::kXnor) {
-    kernels::QuantizeWeights(p.weight_bit, p.scaling == Scaling::kXnor, q.weight, scratch,
-                             g.out_channels, g.PatchSize());
-    q.weight = scratch;
-  }
-  return q;
+  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+                        (*tensors)[data_index].size(), Data(tensors, data_index + 1),
+                        g.out_channels, g.PatchSize(), scratch);
 }
 
-int64_t QuantizeScratchSize(const kernels::ConvGeometry& g) {
-  return g.batch * g.in_channels * g.in_height * g.in_width + g.out_channels * g.PatchSize();
+int64_t ScratchFor(const kernels::ConvGeometry& g) {
+  return QuantizeScratchSize(g.batch * g.in_channels * g.in_height * g.in_width,
+                             g.out_channels * g.PatchSize());
 }
 
 int64_t PackedDataWords(const kernels::ConvGeometry& g) {
@@ -135,11 +119,11 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
     if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
-    float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
+    float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 0, scratch);
     const float* bias = p.no_bias ? nullptr : Data(inputs, 2);
     kernels::ConvForward(g, q.data, q.weight, bias, Data(outputs, 0),
-                         scratch + QuantizeScratchSize(g), kernels::NumThreads());
+                         scratch + ScratchFor(g), kernels::NumThreads());
   });
 }
 
@@ -153,9 +137,7 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
   kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), g.out_channels,
                              g.in_channels / g.groups, g.kernel_h, g.kernel_w, weights);
   if (layout.scale >= 0) {
-    const float* scale = Data(inputs, 1 + layout.scale);
-    for (int64_t o = 0; o < g.out_channels; ++o)
-      for (int64_t k = 0; k < g.PatchSize(); ++k) weights[o * g.PatchSize() + k] *= scale[o];
+    ScaleRows(Data(inputs, 1 + layout.scale), g.out_channels, g.PatchSize(), weights);
     std::fill_n(Data(outputs, layout.scale), g.out_channels, 0.0f);
   }
   kernels::ConvBackward(g, nullptr, weights, Data(inputs, 0), Data(outputs, 0), nullptr,
@@ -171,11 +153,11 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
     if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
-    float* scratch = AllocScratch(res, QuantizeScratchSize(g) + g.ScratchSize());
+    float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 1, scratch);
     float* grad_weight = Data(outputs, 1);
     kernels::ConvBackward(g, q.data, q.weight, Data(inputs, 0), Data(outputs, 0), grad_weight,
-                          p.no_bias ? nullptr : Data(outputs, 2), scratch + QuantizeScratchSize(g),
+                          p.no_bias ? nullptr : Data(outputs, 2), scratch + ScratchFor(g),
                           kernels::NumThreads());
     kernels::WeightGradient(p.weight_bit, p.scaling == Scaling::kXnor, Data(inputs, 2), grad_weight,
                             grad_weight, g.out_channels, g.PatchSize());

@@ -7,6 +7,7 @@
 #include "kernels/quantize.h"
 #include "kernels/xnor_conv.h"
 #include "op_common.h"
+#include "op_quantize.h"
 
 namespace bmxnet {
 namespace {
@@ -61,26 +62,11 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   });
 }
 
-// Quantized data and weight in scratch (full-precision inputs are used as they are).
-std::pair<const float*, const float*> Quantize(const QFullyConnectedParams& p,
-                                               std::vector<MXTensor>* tensors, size_t data_index,
-                                               int64_t features, float* scratch) {
-  const float* data = Data(tensors, data_index);
-  const float* weight = Data(tensors, data_index + 1);
-  const int64_t data_size = (*tensors)[data_index].size();
-  if (p.act_bit < 32) {
-    kernels::ActivationSpec spec;
-    spec.bits = p.act_bit;
-    kernels::QuantizeActivation(spec, data, scratch, data_size);
-    data = scratch;
-    scratch += data_size;
-  }
-  if (p.weight_bit < 32 || p.scaling == Scaling::kXnor) {
-    kernels::QuantizeWeights(p.weight_bit, p.scaling == Scaling::kXnor, weight, scratch,
-                             p.num_hidden, features);
-    weight = scratch;
-  }
-  return {data, weight};
+QuantizedInputs Quantize(const QFullyConnectedParams& p, std::vector<MXTensor>* tensors,
+                         size_t data_index, int64_t features, float* scratch) {
+  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+                        (*tensors)[data_index].size(), Data(tensors, data_index + 1),
+                        p.num_hidden, features, scratch);
 }
 
 void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t features,
@@ -101,9 +87,9 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
     const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedForward(p, rows, features, inputs, Data(outputs, 0), res);
-    float* scratch = AllocScratch(res, (*inputs)[0].size() + p.num_hidden * features);
+    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[0].size(), p.num_hidden * features));
     const auto q = Quantize(p, inputs, 0, features, scratch);
-    kernels::DenseForward(rows, features, p.num_hidden, q.first, q.second,
+    kernels::DenseForward(rows, features, p.num_hidden, q.data, q.weight,
                           p.no_bias ? nullptr : Data(inputs, 2), Data(outputs, 0),
                           kernels::NumThreads());
   });
@@ -118,9 +104,7 @@ void PackedBackward(const QFullyConnectedParams& p, int64_t rows, int64_t featur
   float* weights = AllocScratch(res, p.num_hidden * features);
   kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), p.num_hidden, features, 1, 1, weights);
   if (layout.scale >= 0) {
-    const float* scale = Data(inputs, 1 + layout.scale);
-    for (int64_t o = 0; o < p.num_hidden; ++o)
-      for (int64_t k = 0; k < features; ++k) weights[o * features + k] *= scale[o];
+    ScaleRows(Data(inputs, 1 + layout.scale), p.num_hidden, features, weights);
     std::fill_n(Data(outputs, layout.scale), p.num_hidden, 0.0f);
   }
   kernels::DenseBackward(rows, features, p.num_hidden, nullptr, weights, Data(inputs, 0),
@@ -138,10 +122,10 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
     const auto rows_features = Flattened(p.flatten, (*inputs)[1].shape);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedBackward(p, rows, features, inputs, outputs, res);
-    float* scratch = AllocScratch(res, (*inputs)[1].size() + p.num_hidden * features);
+    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[1].size(), p.num_hidden * features));
     const auto q = Quantize(p, inputs, 1, features, scratch);
     float* grad_weight = Data(outputs, 1);
-    kernels::DenseBackward(rows, features, p.num_hidden, q.first, q.second, Data(inputs, 0),
+    kernels::DenseBackward(rows, features, p.num_hidden, q.data, q.weight, Data(inputs, 0),
                            Data(outputs, 0), grad_weight, p.no_bias ? nullptr : Data(outputs, 2),
                            kernels::NumThreads());
     kernels::WeightGradient(p.weight_bit, p.scaling == Scaling::kXnor, Data(inputs, 2), grad_weight,
