@@ -67,7 +67,7 @@ def main(argv=None):
         size = sum(os.path.getsize(prefix + suffix) for suffix in ("-symbol.json", "-0000.params"))
         rows.append((name, (logits[name].argmax(axis=1) == labels).mean(), size,
                      images_per_second(block, images, args.batch_size),
-                     images_per_second(block, images[:300], 1, repeats=3)))
+                     images_per_second(block, images[:500], 1, repeats=5)))
     print("kernels: %s, threads: %s" % (bmxnet.active_isa(), os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     print("%-16s %9s %12s %18s %14s" % ("model", "accuracy", "file bytes", "images/s (b=%d)" % args.batch_size, "images/s (b=1)"))
     for name, accuracy, size, throughput, latency in rows:

@@ -226,13 +226,13 @@ void TestPackedConvolutions() {
   std::mt19937 rng(5);
   int cases = 0;
   for (int64_t channels : {1, 3, 63, 64, 65, 129, 200}) {
-    for (int64_t kernel : {1, 3, 5}) {
+    for (int64_t kernel : {1, 3, 5, 7}) {
       for (int64_t stride : {1, 2}) {
         ConvGeometry g;
         g.batch = 2;
         g.in_channels = channels;
         g.out_channels = 3 + (cases % 5);
-        g.in_height = 5 + cases % 4;
+        g.in_height = 5 + cases % 4 + (kernel == 7 ? 3 : 0);
         g.in_width = 6 + cases % 3;
         g.kernel_h = g.kernel_w = kernel;
         g.stride_h = g.stride_w = stride;
