@@ -82,14 +82,17 @@ def _check_weight(node, attrs, weight, where):
     if weight.dtype not in (np.float32, np.float64, np.float16):
         raise ConversionError("%s: weight of layer %s has dtype %s, expected float"
                               % (where, node["name"], weight.dtype))
-    if node["op"] == "QConvolution":
-        kernel = tuple(int(k) for k in attrs.get("kernel", "()").strip("()[] ").replace(",", " ").split())
-        if len(kernel) == 1:
-            kernel = kernel * 2
-        expected_ok = (weight.ndim == 4 and weight.shape[0] == int(attrs.get("num_filter", -1))
-                       and tuple(weight.shape[2:]) == kernel)
-    else:
-        expected_ok = weight.ndim == 2 and weight.shape[0] == int(attrs.get("num_hidden", -1))
+    try:
+        if node["op"] == "QConvolution":
+            kernel = tuple(int(k) for k in attrs.get("kernel", "()").strip("()[] ").replace(",", " ").split())
+            kernel = kernel * 2 if len(kernel) == 1 else kernel
+            expected_ok = (weight.ndim == 4 and weight.shape[0] == int(attrs.get("num_filter", -1))
+                           and tuple(weight.shape[2:]) == kernel)
+        else:
+            expected_ok = weight.ndim == 2 and weight.shape[0] == int(attrs.get("num_hidden", -1))
+    except ValueError:
+        raise ConversionError("%s: layer %s has non-integer kernel/num_filter/num_hidden"
+                              % (where, node["name"])) from None
     if not expected_ok:
         raise ConversionError("%s: weight of layer %s has shape %s, which does not fit its attributes"
                               % (where, node["name"], _shape_text(weight.shape)))

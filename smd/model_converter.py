@@ -29,6 +29,10 @@ def main(argv=None):
     except MemoryError:
         print("model-converter: error: out of memory reading %s" % args.params, file=sys.stderr)
         return 1
+    except Exception as error:  # a bug of ours must still not print a traceback at users
+        print("model-converter: error: unexpected %s: %s (please report)"
+              % (type(error).__name__, str(error).splitlines()[0] if str(error) else ""), file=sys.stderr)
+        return 2
     if not args.quiet:
         print(report)
     print("wrote %s (%d bytes) and %s (%d bytes)" % (symbol_out, os.path.getsize(symbol_out),

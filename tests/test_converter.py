@@ -169,6 +169,8 @@ def bad_inputs(exported, tmp_path):
     flipped = bytearray(raw)
     flipped[40] ^= 0x10  # inside the first array's shape
     graph = json.load(open(symbol))
+    bad_kernel = json.loads(json.dumps(graph))
+    next(n for n in bad_kernel["nodes"] if n["op"] == "QConvolution")["attrs"]["kernel"] = "(x, 3)"
     float_only = mx.gluon.nn.HybridSequential()
     float_only.add(mx.gluon.nn.Dense(3))
     float_only.initialize()
@@ -194,7 +196,9 @@ def bad_inputs(exported, tmp_path):
         ("params file as symbol", params, params, "not JSON"),
         ("symbol file as params", symbol, symbol, "not an MXNet params file"),
     ] + [("graph without heads", write(tmp_path / "h.json", json.dumps(dict(graph, heads=None)).encode()), params,
-          "not an MXNet symbol")]
+          "not an MXNet symbol"),
+         ("non-integer kernel", write(tmp_path / "k.json", json.dumps(bad_kernel).encode()), params,
+          "non-integer kernel")]
 
 
 def test_cli_bad_input_gives_one_line_error_and_no_output(exported, tmp_path):
