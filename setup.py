@@ -42,6 +42,7 @@ setup(
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.8",
     install_requires=["mxnet==1.9.1", "numpy==1.23.5", "tqdm"],
-    entry_points={"console_scripts": ["model-converter = smd.model_converter:main"]},
+    entry_points={"console_scripts": ["model-converter = smd.model_converter:main",
+                                     "bmxnet-stats = smd.model_stats:main"]},
     zip_safe=False,
 )

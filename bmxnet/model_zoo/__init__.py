@@ -1,7 +1,9 @@
 """Binary network architectures by name."""
 from .lenet import BinaryLeNet, lenet_binary
+from .resnet_e import ResNetE, birealnet18, birealnet34, resnete18, resnete34
 
-_models = {"lenet_binary": lenet_binary}
+_models = {"lenet_binary": lenet_binary, "resnete18": resnete18, "resnete34": resnete34,
+           "birealnet18": birealnet18, "birealnet34": birealnet34}
 
 
 def get_model(name, **kwargs):
@@ -11,4 +13,5 @@ def get_model(name, **kwargs):
     return _models[name](**kwargs)
 
 
-__all__ = ["get_model", "BinaryLeNet", "lenet_binary"]
+__all__ = ["get_model", "BinaryLeNet", "ResNetE", "lenet_binary", "resnete18", "resnete34",
+           "birealnet18", "birealnet34"]

@@ -1,0 +1,123 @@
+"""Model zoo (ResNetE / Bi-Real so far) and model statistics."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+import bmxnet
+from bmxnet import nn as bnn
+from bmxnet import stats
+from bmxnet.model_zoo import get_model
+
+
+def binary_convs(net):
+    found = []
+
+    def visit(block):
+        if isinstance(block, bnn.QConv2D):
+            found.append(block)
+        for child in block._children.values():
+            visit(child)
+    visit(net)
+    return found
+
+
+@pytest.mark.parametrize("name", ["resnete18", "resnete34", "birealnet18", "birealnet34"])
+def test_model_builds_hybridizes_and_trains_one_step(name):
+    net = get_model(name, classes=10, initial_layers="thumbnail")
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.random.uniform(-1, 1, (2, 3, 32, 32))
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([1, 7]))
+    loss.backward()
+    assert net(x).shape == (2, 10)
+    grads = [p.grad() for p in net.collect_params().values() if p.grad_req != "null"]
+    assert all(np.isfinite(g.asnumpy()).all() for g in grads)
+
+
+@pytest.mark.parametrize("initial_layers,size", [("imagenet", 64), ("grouped_stem", 64), ("thumbnail", 32)])
+def test_initial_layers_give_the_expected_resolution(initial_layers, size):
+    net = get_model("resnete18", classes=5, initial_layers=initial_layers)
+    net.initialize()
+    features = net.features(mx.nd.ones((1, 3, size, size)))
+    expected = size // (32 if initial_layers != "thumbnail" else 8)
+    assert features.shape == (1, 512, expected, expected)
+
+
+@pytest.mark.parametrize("name,units,method", [("resnete18", 16, "ste"), ("resnete34", 32, "ste"),
+                                               ("birealnet18", 16, "approx_sign")])
+def test_resnet_e_has_one_shortcut_per_binary_conv_and_stage_widths(name, units, method):
+    net = get_model(name)
+    convs = [c for c in binary_convs(net) if c._conv_attrs["kernel"] == (3, 3)]
+    assert len(convs) == units
+    assert sorted({c.channels for c in convs}) == [64, 128, 256, 512]
+    assert all(c.activation._attrs["method"] == method for c in convs)
+    assert [c._conv_attrs["stride"] for c in convs].count((2, 2)) == 3
+
+
+def test_binary_downsampling_uses_binary_1x1_convs():
+    assert not [c for c in binary_convs(get_model("resnete18")) if c._conv_attrs["kernel"] == (1, 1)]
+    assert len([c for c in binary_convs(get_model("resnete18", downsample="binary"))
+                if c._conv_attrs["kernel"] == (1, 1)]) == 3
+
+
+def test_unknown_names_and_options_are_rejected():
+    with pytest.raises(ValueError, match="unknown model 'resnet99'; available: .*resnete18"):
+        get_model("resnet99")
+    with pytest.raises(ValueError, match="initial_layers must be one of"):
+        get_model("resnete18", initial_layers="huge")
+    with pytest.raises(ValueError, match="downsample must be 'fp' or 'binary'"):
+        get_model("resnete18", downsample="pool")
+
+
+def test_stats_of_a_hand_countable_net():
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, padding=1, in_channels=1, use_bias=True),    # float
+            gluon.nn.BatchNorm(in_channels=4),
+            bnn.QConv2D(6, 3, padding=1, in_channels=4),                        # binary
+            bnn.QConv2D(6, 3, padding=1, in_channels=6, bits_a=2),              # 2-bit: float
+            gluon.nn.Flatten(), bnn.QDense(3, in_units=150))                    # binary
+    net.initialize()
+    result = stats.summary(net, (1, 1, 5, 5))
+    assert result.flops == 25 * 4 * 9 + 25 * 6 * 54
+    assert result.bops == 25 * 6 * 36 + 150 * 3
+    assert result.ops == result.bops / 64 + result.flops
+    assert result.params_binary == 6 * 4 * 9 + 3 * 150
+    assert result.params_float == (4 * 9 + 4) + 4 * 4 + 6 * 6 * 9
+    assert result.size_mib == pytest.approx((result.params_binary / 8 + result.params_float * 4) / 2 ** 20)
+    assert [r["output_shape"] for r in result.rows] == [[1, 4, 5, 5], [1, 6, 5, 5], [1, 6, 5, 5], [1, 3]]
+
+
+def test_birealnet18_matches_the_operation_counts_of_the_paper():
+    result = stats.summary(get_model("birealnet18"), (1, 3, 224, 224))
+    assert result.bops == pytest.approx(1.68e9, rel=0.01)   # Bi-Real Net paper, table 3
+    assert result.flops == pytest.approx(1.39e8, rel=0.02)
+    assert result.size_mib == pytest.approx(4.0, rel=0.02)  # Bethge et al.: 4.0 MB with fp downsampling
+
+
+def test_packed_resnete18_has_the_size_stats_predict(tmp_path):
+    net = get_model("resnete18", classes=10, initial_layers="thumbnail")
+    net.initialize()
+    net.hybridize()
+    net(mx.nd.ones((1, 3, 32, 32)))
+    predicted = stats.summary(net, (1, 3, 32, 32)).size_mib * 2 ** 20
+    net.export(str(tmp_path / "r18"))
+    _, params_file, _ = bmxnet.convert(str(tmp_path / "r18-symbol.json"), str(tmp_path / "r18-0000.params"))
+    assert os.path.getsize(params_file) == pytest.approx(predicted, rel=0.02)
+
+
+def test_bmxnet_stats_cli_prints_json_totals():
+    result = subprocess.run([sys.executable, "-m", "smd.model_stats", "resnete18", "--input-shape",
+                             "1,3,32,32", "--initial-layers", "thumbnail", "--classes", "10", "--json"],
+                            capture_output=True, text=True, timeout=300,
+                            cwd=os.path.join(os.path.dirname(__file__), ".."))
+    assert result.returncode == 0, result.stderr
+    totals = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"bops", "flops", "ops", "params_binary", "params_float", "size_mib"} <= set(totals)
+    assert totals["ops"] == totals["bops"] / 64 + totals["flops"]
