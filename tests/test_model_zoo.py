@@ -121,3 +121,75 @@ def test_bmxnet_stats_cli_prints_json_totals():
     totals = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"bops", "flops", "ops", "params_binary", "params_float", "size_mib"} <= set(totals)
     assert totals["ops"] == totals["bops"] / 64 + totals["flops"]
+
+
+ALL_MODELS = ["binary_densenet28", "binary_densenet37", "binary_densenet45", "meliusnet22", "meliusnet29",
+              "meliusnet42", "meliusnet59", "meliusnet_a", "meliusnet_b", "meliusnet_c"]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_dense_models_build_hybridize_and_train_one_step(name):
+    net = get_model(name, classes=10, initial_layers="thumbnail")
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.random.uniform(-1, 1, (2, 3, 32, 32))
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([0, 9]))
+    loss.backward()
+    assert net(x).shape == (2, 10)
+    assert all(np.isfinite(p.grad().asnumpy()).all() for p in net.collect_params().values()
+               if p.grad_req != "null")
+
+
+@pytest.mark.parametrize("name,stage_channels,transitions", [
+    ("meliusnet22", [320, 480, 480, 512], (160, 224, 256)),
+    ("meliusnet29", [320, 512, 704, 640], (128, 192, 256)),
+    ("meliusnet42", [384, 672, 1152, 1056], (160, 256, 416)),
+    ("meliusnet59", [448, 960, 1856, 1312], (192, 320, 544)),
+    ("meliusnet_a", [320, 480, 576, 672], (160, 256, 288)),
+    ("meliusnet_b", [320, 544, 736, 704], (160, 224, 320)),
+    ("meliusnet_c", [256, 448, 832, 672], (128, 192, 288)),
+    ("binary_densenet28", [448, 544, 576, 576], (160, 192, 256)),
+])
+def test_channels_per_stage_follow_the_spec(name, stage_channels, transitions):
+    net = get_model(name)
+    assert net.stage_channels == stage_channels
+    found = [b.conv._channels for b in net.features._children.values() if type(b).__name__ == "Transition"]
+    assert tuple(found) == transitions
+
+
+def test_meliusnet_defaults_grouped_stem_clip_and_shuffled_grouped_transitions():
+    net = get_model("meliusnet_a")
+    assert all(c.activation._attrs["clip"] == 1.3 for c in binary_convs(net))
+    transitions = [b for b in net.features._children.values() if type(b).__name__ == "Transition"]
+    assert all(t.groups == 4 and t.conv._kwargs["num_group"] == 4 for t in transitions)
+    stem_convs = [b for b in net.features[0]._children.values() if isinstance(b, gluon.nn.Conv2D)]
+    assert [c._kwargs["num_group"] for c in stem_convs] == [1, 4, 8]
+
+
+def test_improvement_block_changes_only_the_newest_64_channels():
+    from bmxnet.model_zoo.meliusnet import ImprovementBlock
+    block = ImprovementBlock(96)
+    block.initialize()
+    x = mx.nd.random.uniform(-1, 1, (1, 96, 5, 5))
+    out = block(x)
+    np.testing.assert_array_equal(out[:, :32].asnumpy(), x[:, :32].asnumpy())
+    assert not np.allclose(out[:, 32:].asnumpy(), x[:, 32:].asnumpy())
+
+
+def test_flexible_binary_densenet_builds_densenete_variants():
+    net = get_model("binary_densenet", block_config=(2, 3), growth_rate=32, init_features=48,
+                    reduction=(1.4,), downsample="binary", classes=4, initial_layers="thumbnail")
+    net.initialize()
+    assert net.stage_channels == [112, 64 + 96] and net(mx.nd.ones((1, 3, 16, 16))).shape == (1, 4)
+    with pytest.raises(ValueError, match="one value per transition"):
+        get_model("binary_densenet", block_config=(2, 3), reduction=(2.0, 2.0))
+
+
+@pytest.mark.parametrize("name,bops,flops,size_mb", [("meliusnet22", 4.62e9, 1.35e8, 3.9),
+                                                      ("meliusnet42", 9.69e9, 1.74e8, 10.1)])
+def test_meliusnet_statistics_match_the_paper(name, bops, flops, size_mb):
+    result = stats.summary(get_model(name), (1, 3, 224, 224))
+    assert result.bops == pytest.approx(bops, rel=0.01)
+    assert result.flops == pytest.approx(flops, rel=0.02)
+    assert result.size_mib == pytest.approx(size_mb, rel=0.04)

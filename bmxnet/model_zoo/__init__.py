@@ -1,9 +1,17 @@
 """Binary network architectures by name."""
 from .lenet import BinaryLeNet, lenet_binary
+from .densenet import BinaryDenseNet, binary_densenet, binary_densenet28, binary_densenet37, binary_densenet45
+from .meliusnet import (MeliusNet, meliusnet22, meliusnet29, meliusnet42, meliusnet59, meliusnet_a,
+                        meliusnet_b, meliusnet_c)
 from .resnet_e import ResNetE, birealnet18, birealnet34, resnete18, resnete34
 
 _models = {"lenet_binary": lenet_binary, "resnete18": resnete18, "resnete34": resnete34,
-           "birealnet18": birealnet18, "birealnet34": birealnet34}
+           "birealnet18": birealnet18, "birealnet34": birealnet34,
+           "binary_densenet28": binary_densenet28, "binary_densenet37": binary_densenet37,
+           "binary_densenet45": binary_densenet45, "binary_densenet": binary_densenet,
+           "meliusnet22": meliusnet22, "meliusnet29": meliusnet29, "meliusnet42": meliusnet42,
+           "meliusnet59": meliusnet59, "meliusnet_a": meliusnet_a, "meliusnet_b": meliusnet_b,
+           "meliusnet_c": meliusnet_c}
 
 
 def get_model(name, **kwargs):
@@ -13,5 +21,4 @@ def get_model(name, **kwargs):
     return _models[name](**kwargs)
 
 
-__all__ = ["get_model", "BinaryLeNet", "ResNetE", "lenet_binary", "resnete18", "resnete34",
-           "birealnet18", "birealnet34"]
+__all__ = ["get_model", "BinaryLeNet", "ResNetE", "BinaryDenseNet", "MeliusNet"] + sorted(_models)

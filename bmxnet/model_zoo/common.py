@@ -1,6 +1,8 @@
 """Pieces shared by the model families: stems (initial layers) and the classifier head."""
 from mxnet.gluon import nn
 
+from ..nn import QConv2D
+
 INITIAL_LAYERS = ("imagenet", "grouped_stem", "thumbnail")
 
 
@@ -36,3 +38,53 @@ def classifier(classes):
         layers.add(nn.BatchNorm(), nn.Activation("relu"), nn.GlobalAvgPool2D(), nn.Flatten(),
                    nn.Dense(classes))
     return layers
+
+
+def channel_shuffle(F, x, groups):
+    """(N, g*c, H, W) -> interleave the g groups, so a grouped conv sees every group."""
+    x = F.reshape(x, shape=(0, -4, groups, -1, -2))
+    return F.reshape(F.swapaxes(x, 1, 2), shape=(0, -3, -2))
+
+
+class DenseLayer(nn.HybridBlock):
+    """BN -> binary 3x3 conv with `growth` filters, concatenated to the input (C -> C + growth)."""
+
+    def __init__(self, growth, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.bn = nn.BatchNorm()
+            self.conv = QConv2D(growth, 3, padding=1)
+
+    def hybrid_forward(self, F, x):
+        return F.concat(x, self.conv(self.bn(x)), dim=1)
+
+
+class Transition(nn.HybridBlock):
+    """Halves H and W and sets the channels: BN -> MaxPool 2x2 -> ReLU -> float 1x1 conv
+    ("fp"; with groups, a channel shuffle comes first) or BN -> MaxPool 2x2 -> binary 1x1
+    conv ("binary")."""
+
+    def __init__(self, channels, downsample="fp", groups=1, **kwargs):
+        super().__init__(**kwargs)
+        if downsample not in ("fp", "binary"):
+            raise ValueError("downsample must be 'fp' or 'binary', got %r" % downsample)
+        self.groups = groups
+        self.full_precision = downsample == "fp"
+        with self.name_scope():
+            self.bn = nn.BatchNorm()
+            self.pool = nn.MaxPool2D(2, 2, ceil_mode=True)
+            self.conv = (nn.Conv2D(channels, 1, groups=groups, use_bias=False) if self.full_precision
+                         else QConv2D(channels, 1, groups=groups))
+
+    def hybrid_forward(self, F, x):
+        x = self.pool(self.bn(x))
+        if self.full_precision:
+            x = F.relu(x)
+        if self.groups > 1:
+            x = channel_shuffle(F, x, self.groups)
+        return self.conv(x)
+
+
+def round_channels(channels, multiple=32):
+    """Nearest multiple of `multiple` (at least one)."""
+    return max(multiple, int(round(channels / float(multiple))) * multiple)
