@@ -13,6 +13,8 @@ from . import datasets, model_zoo, stats  # noqa: E402
 from ._library import active_isa  # noqa: E402
 from .converter import ConversionError, convert, convert_block  # noqa: E402
 
+model_zoo.register_with_gluoncv()
+
 __version__ = "0.1.0"
 __all__ = ["nn", "quantizers", "datasets", "model_zoo", "stats", "active_isa", "convert", "convert_block",
            "ConversionError", "__version__"]

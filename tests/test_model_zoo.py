@@ -193,3 +193,12 @@ def test_meliusnet_statistics_match_the_paper(name, bops, flops, size_mb):
     assert result.bops == pytest.approx(bops, rel=0.01)
     assert result.flops == pytest.approx(flops, rel=0.02)
     assert result.size_mib == pytest.approx(size_mb, rel=0.04)
+
+
+def test_gluoncv_get_model_builds_bmxnet_networks_after_import():
+    import gluoncv  # a pinned dependency (requirements.txt)
+    net = gluoncv.model_zoo.get_model("meliusnet22", classes=7, initial_layers="thumbnail")
+    assert isinstance(net, bmxnet.model_zoo.MeliusNet)
+    net.initialize()
+    assert net(mx.nd.ones((1, 3, 32, 32))).shape == (1, 7)
+    assert isinstance(gluoncv.model_zoo.get_model("resnete18"), bmxnet.model_zoo.ResNetE)

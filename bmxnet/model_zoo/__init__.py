@@ -14,6 +14,16 @@ _models = {"lenet_binary": lenet_binary, "resnete18": resnete18, "resnete34": re
            "meliusnet_c": meliusnet_c}
 
 
+def register_with_gluoncv():
+    """Makes gluoncv.model_zoo.get_model(name) build these networks; False without GluonCV."""
+    try:
+        from gluoncv.model_zoo import model_zoo as gluoncv_zoo
+    except ImportError:
+        return False
+    gluoncv_zoo._models.update(_models)  # GluonCV keeps its registry in this dict
+    return True
+
+
 def get_model(name, **kwargs):
     """Returns the network registered as `name`, built with kwargs."""
     if name not in _models:
@@ -21,4 +31,4 @@ def get_model(name, **kwargs):
     return _models[name](**kwargs)
 
 
-__all__ = ["get_model", "BinaryLeNet", "ResNetE", "BinaryDenseNet", "MeliusNet"] + sorted(_models)
+__all__ = ["get_model", "register_with_gluoncv", "BinaryLeNet", "ResNetE", "BinaryDenseNet", "MeliusNet"] + sorted(_models)
