@@ -55,3 +55,51 @@ def load_mnist_like(data_dir, train=True):
         raise ValueError("%s: %d images of shape %s but %d labels"
                          % (data_dir, len(images), images.shape[1:], len(labels)))
     return images, labels.astype(np.int32)
+
+
+def load_cifar(data_dir, classes=10, train=True):
+    """(images uint8 [N, 32, 32, 3], labels int32 [N]) of the CIFAR python version
+    (cifar-10-batches-py: data_batch_1..5, test_batch; cifar-100-python: train, test)."""
+    import pickle
+
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError("dataset directory %s does not exist" % data_dir)
+    if classes == 10:
+        names = ["data_batch_%d" % i for i in range(1, 6)] if train else ["test_batch"]
+        label_key = b"labels"
+    else:
+        names, label_key = (["train"] if train else ["test"]), b"fine_labels"
+    images, labels = [], []
+    for name in names:
+        path = os.path.join(data_dir, name)
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            label = np.asarray(batch[label_key], dtype=np.int32)
+        except FileNotFoundError:
+            raise FileNotFoundError("%s: missing (expected the CIFAR-%d python files in %s)"
+                                    % (path, classes, data_dir)) from None
+        except Exception as error:  # pickle raises many kinds on foreign files
+            raise ValueError("%s: not a CIFAR-%d python batch (%s)" % (path, classes, error)) from None
+        if len(data) != len(label):
+            raise ValueError("%s: %d images but %d labels" % (path, len(data), len(label)))
+        images.append(data.transpose(0, 2, 3, 1))
+        labels.append(label)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def dummy(shape, classes, count, seed=0):
+    """Synthetic, learnable images: noise plus a bright patch whose position is the label.
+
+    shape is (H, W, C); returns (images uint8 [count, H, W, C], labels int32 [count])."""
+    rng = np.random.RandomState(seed)
+    height, width = shape[0], shape[1]
+    labels = rng.randint(0, classes, count).astype(np.int32)
+    images = rng.randint(0, 128, (count,) + tuple(shape)).astype(np.uint8)
+    side = int(np.ceil(np.sqrt(classes)))
+    cell_h, cell_w = max(1, height // side), max(1, width // side)
+    for image, label in zip(images, labels):
+        row, col = divmod(int(label), side)
+        image[row * cell_h:(row + 1) * cell_h, col * cell_w:(col + 1) * cell_w] = 255
+    return images, labels

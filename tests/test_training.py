@@ -39,9 +39,8 @@ def test_demo_pipeline_train_convert_evaluate(tmp_path, capsys):
     from test_datasets import write_idx
     import bmxnet
 
-    rng = np.random.RandomState(0)
     for split, count in (("train", 512), ("t10k", 128)):
-        images, labels = train_mnist.dummy_images(rng, count)
+        images, labels = datasets.dummy((28, 28), 10, count, seed=count)
         write_idx(str(tmp_path / ("%s-images-idx3-ubyte" % split)), images)
         write_idx(str(tmp_path / ("%s-labels-idx1-ubyte" % split)), labels)
     train_mnist.main(["--dataset", "mnist", "--data-dir", str(tmp_path), "--num-epochs", "1",

@@ -1,0 +1,89 @@
+"""example/train_imagenet.py: resume equals an uninterrupted run, RecordIO training, bad input."""
+import os
+import sys
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "example"))
+import train_imagenet  # noqa: E402
+
+SMALL = ["--dataset", "dummy", "--dummy-shape", "28,28,1", "--model", "lenet_binary", "--batch-size", "64",
+         "--optimizer", "adam", "--lr", "0.005", "--num-epochs", "3", "--save-frequency", "1", "--quiet",
+         "--max-train-samples", "256", "--seed", "3", "--warmup-epochs", "1"]
+
+
+def params_of(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
+
+
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_imagenet.main(SMALL + ["--save-dir", str(whole)])
+    checkpoint = str(whole / "lenet_binary-dummy-0001")
+    history = train_imagenet.main(SMALL + ["--save-dir", str(resumed), "--resume-epoch", "1",
+                                           "--resume-params", checkpoint + ".params",
+                                           "--resume-states", checkpoint + ".states"])
+    assert len(history["test_acc"]) == 3  # the first epoch's record comes from the checkpoint
+    expected = params_of(str(whole / "lenet_binary-dummy-0003.params"))
+    actual = params_of(str(resumed / "lenet_binary-dummy-0003.params"))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    for suffix in ("-symbol.json", "-0000.params", "-curves.png", "-best.params"):
+        assert os.path.isfile(str(resumed / ("lenet_binary-dummy" + suffix)))
+    assert "[epoch 3]" in open(str(resumed / "train.log")).read()
+
+
+def make_recordio(directory, name, count, classes=4):
+    """A small indexed RecordIO set of random JPEGs, as im2rec writes it."""
+    prefix = os.path.join(str(directory), name)
+    record = mx.recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+    rng = np.random.RandomState(0)
+    for i in range(count):
+        image = rng.randint(0, 255, (40, 40, 3)).astype(np.uint8)
+        header = mx.recordio.IRHeader(0, float(i % classes), i, 0)
+        record.write_idx(i, mx.recordio.pack_img(header, image, quality=90, img_fmt=".jpg"))
+    record.close()
+    return prefix + ".rec"
+
+
+def test_trains_from_recordio_files(tmp_path):
+    train = make_recordio(tmp_path, "train", 16)
+    val = make_recordio(tmp_path, "val", 8)
+    history = train_imagenet.main(["--dataset", "imagenet", "--rec-train", train, "--rec-val", val,
+                                   "--model", "resnete18", "--initial-layers", "thumbnail",
+                                   "--input-size", "32", "--batch-size", "8", "--num-epochs", "1",
+                                   "--quiet", "--save-dir", str(tmp_path / "out")])
+    assert len(history["train_loss"]) == 1 and np.isfinite(history["train_loss"][0])
+    assert os.path.isfile(str(tmp_path / "out" / "resnete18-imagenet-symbol.json"))
+
+
+def bad_cases(tmp_path):
+    not_rec = tmp_path / "fake.rec"
+    not_rec.write_bytes(b"JFIF not a record file")
+    return [
+        (["--model", "resnet99", "--dataset", "dummy"], "unknown model 'resnet99'"),
+        (["--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere")], "does not exist"),
+        (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "data_batch_1: missing"),
+        (["--dataset", "cifar10"], "needs --data-dir"),
+        (["--dataset", "imagenet"], "needs --rec-train and --rec-val"),
+        (["--dataset", "imagenet", "--rec-train", str(not_rec), "--rec-val", str(not_rec)], "not a RecordIO file"),
+        (["--dataset", "imagenet", "--rec-train", str(tmp_path / "x.rec"), "--rec-val", str(not_rec)], "cannot read"),
+        (["--dataset", "dummy", "--warmup-epochs", "5", "--num-epochs", "5"], "--warmup-epochs (5) must be below"),
+        (["--dataset", "dummy", "--resume-epoch", "3"], "--resume-epoch needs --resume-params"),
+        (["--dataset", "dummy", "--approximation", "binet"], "binet"),
+        (["--dataset", "dummy", "--bits-a", "0"], "--bits-a must be in [1, 32]"),
+        (["--dataset", "dummy", "--model", "lenet_binary", "--initial-layers", "thumbnail"], "--model lenet_binary"),
+        (["--dataset", "dummy", "--resume-epoch", "1", "--resume-params", str(not_rec)], "cannot resume"),
+    ]
+
+
+def test_bad_input_stops_with_one_line_before_training(tmp_path):
+    for argv, message in bad_cases(tmp_path):
+        with pytest.raises(SystemExit) as stop:
+            train_imagenet.main(argv + ["--quiet", "--save-dir", str(tmp_path / "out")])
+        text = str(stop.value.code)
+        assert text.startswith("error: ") and message in text and "\n" not in text, (argv, text)
