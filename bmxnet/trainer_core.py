@@ -71,8 +71,9 @@ def argument_parser(description, **defaults):
         help="xnor: single binary base (binet multi-base approximation is not supported)")
     add("--initial-layers", choices=["imagenet", "grouped_stem", "thumbnail"], default=None)
     add("--fp-downsample-sc", action="store_true", help="ResNetE: full-precision downsampling shortcut")
-    add("--pool-downsample-sc", action="store_true", help="ResNetE: average pool in the shortcut (always on)")
-    add("--downsample-sc-groups", type=int, default=1, help="MeliusNet: groups of the 1x1 transition convs")
+    add("--pool-downsample-sc", type=int, choices=[0, 1], default=1,
+        help="ResNetE: 1 = AvgPool 2x2 then 1x1 conv in the downsampling shortcut, 0 = strided 1x1 conv")
+    add("--downsample-sc-groups", type=int, default=None, help="MeliusNet: groups of the 1x1 transition convs")
     add("--reduction", default=None, help="BinaryDenseNet: reduction per transition, e.g. 2.7,2.7,2.2")
     add("--growth-rate", type=int, default=None)
     add("--init-features", type=int, default=None)
@@ -102,7 +103,11 @@ def model_options(args):
     if args.initial_layers:
         options["initial_layers"] = args.initial_layers
     if args.model.startswith(("resnete", "birealnet")):
-        options["downsample"] = "fp" if args.fp_downsample_sc else (args.downsample_structure or "binary")
+        if args.fp_downsample_sc or args.downsample_structure:
+            options["downsample"] = "fp" if args.fp_downsample_sc else args.downsample_structure
+        options["pool_downsample"] = bool(args.pool_downsample_sc)
+    if args.model.startswith("meliusnet") and args.downsample_sc_groups:
+        options["groups"] = args.downsample_sc_groups
     if args.model == "binary_densenet":
         if args.block_config:
             options["block_config"] = tuple(int(v) for v in _floats(args.block_config, "--block-config"))

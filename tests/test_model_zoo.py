@@ -202,3 +202,13 @@ def test_gluoncv_get_model_builds_bmxnet_networks_after_import():
     net.initialize()
     assert net(mx.nd.ones((1, 3, 32, 32))).shape == (1, 7)
     assert isinstance(gluoncv.model_zoo.get_model("resnete18"), bmxnet.model_zoo.ResNetE)
+
+
+def test_options_of_the_training_flags_reach_the_models():
+    net = get_model("resnete18", pool_downsample=False, downsample="binary")
+    shortcut_convs = [c for c in binary_convs(net) if c._conv_attrs["kernel"] == (1, 1)]
+    assert len(shortcut_convs) == 3 and all(c._conv_attrs["stride"] == (2, 2) for c in shortcut_convs)
+    net.initialize()
+    assert net(mx.nd.ones((1, 3, 64, 64))).shape == (1, 1000)
+    melius = get_model("meliusnet22", groups=2)
+    assert all(t.groups == 2 for t in melius.features._children.values() if type(t).__name__ == "Transition")

@@ -67,7 +67,7 @@ class MeliusNet(nn.HybridBlock):
 def _named(key):
     blocks, transitions, groups = meliusnet_spec[key]
 
-    def build(**kwargs):
+    def build(groups=groups, **kwargs):
         return MeliusNet(blocks, transitions, groups, **kwargs)
     build.__name__ = "meliusnet" + key if key.isdigit() else "meliusnet_" + key
     build.__doc__ = "MeliusNet%s (Bethge et al. 2020): blocks %s, transitions to %s, groups %d." % (

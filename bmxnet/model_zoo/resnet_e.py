@@ -13,17 +13,19 @@ STAGE_CHANNELS = (64, 128, 256, 512)
 
 class Downsample(nn.HybridBlock):
     """Shortcut that halves the resolution: AvgPool 2x2 -> 1x1 conv (float for 'fp', binary
-    for 'binary') -> BN."""
+    for 'binary') -> BN; without pooling the 1x1 conv has stride 2."""
 
-    def __init__(self, channels, kind, **kwargs):
+    def __init__(self, channels, kind, pool=True, **kwargs):
         super().__init__(**kwargs)
         if kind not in ("fp", "binary"):
             raise ValueError("downsample must be 'fp' or 'binary', got %r" % kind)
+        stride = 1 if pool else 2
         self.body = nn.HybridSequential(prefix="")
         with self.body.name_scope():
-            self.body.add(nn.AvgPool2D(2, 2, ceil_mode=True, count_include_pad=False))
-            self.body.add(nn.Conv2D(channels, 1, use_bias=False) if kind == "fp"
-                          else QConv2D(channels, 1))
+            if pool:
+                self.body.add(nn.AvgPool2D(2, 2, ceil_mode=True, count_include_pad=False))
+            self.body.add(nn.Conv2D(channels, 1, strides=stride, use_bias=False) if kind == "fp"
+                          else QConv2D(channels, 1, strides=stride))
             self.body.add(nn.BatchNorm())
 
     def hybrid_forward(self, F, x):
@@ -33,12 +35,12 @@ class Downsample(nn.HybridBlock):
 class ResidualUnitE(nn.HybridBlock):
     """BN -> binary 3x3 conv, added to the shortcut (identity or Downsample)."""
 
-    def __init__(self, channels, stride, downsample, **kwargs):
+    def __init__(self, channels, stride, downsample, pool_downsample=True, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.bn = nn.BatchNorm()
             self.conv = QConv2D(channels, 3, strides=stride, padding=1)
-            self.shortcut = Downsample(channels, downsample) if stride != 1 else None
+            self.shortcut = Downsample(channels, downsample, pool_downsample) if stride != 1 else None
 
     def hybrid_forward(self, F, x):
         residual = x if self.shortcut is None else self.shortcut(x)
@@ -49,7 +51,7 @@ class ResNetE(nn.HybridBlock):
     """Stem -> 4 stages of ResNetE units -> classifier."""
 
     def __init__(self, layers, classes=1000, initial_layers="imagenet", downsample="fp",
-                 channels=STAGE_CHANNELS, **binary_options):
+                 pool_downsample=True, channels=STAGE_CHANNELS, **binary_options):
         super().__init__()
         with self.name_scope(), binary_layer_config(**binary_options):
             self.features = nn.HybridSequential(prefix="")
@@ -62,7 +64,7 @@ class ResNetE(nn.HybridBlock):
                         stride = 2 if unit == 0 and stage > 0 else 1
                         if stride == 1 and width != in_channels:
                             raise ValueError("stage %d changes channels without downsampling" % stage)
-                        units.add(ResidualUnitE(width, stride, downsample))
+                        units.add(ResidualUnitE(width, stride, downsample, pool_downsample))
                         in_channels = width
                 self.features.add(units)
             self.output = classifier(classes)
