@@ -145,8 +145,9 @@ class ArraySource:
     """Batches of an in-memory dataset; the order of epoch e depends only on (seed, e), so
     an interrupted and resumed run sees the same batches."""
 
-    def __init__(self, images, labels, batch_size, shuffle, seed=0):
-        self.images, self.labels = images, labels
+    def __init__(self, images, labels, batch_size, shuffle, seed=0, shard=(0, 1)):
+        rank, workers = shard  # with several workers each trains on every workers-th sample
+        self.images, self.labels = images[rank::workers], labels[rank::workers]
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
 
     def __len__(self):
@@ -228,8 +229,9 @@ def _normalised(train_images, images):
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def load_data(args):
-    """(train source, validation source, classes, input shape C,H,W) for --dataset."""
+def load_data(args, shard=(0, 1)):
+    """(train source, validation source, classes, input shape C,H,W) for --dataset; the
+    training data is sharded by (rank, number of workers)."""
     if args.dataset == "imagenet":
         return _imagenet(args)
     try:
@@ -257,7 +259,7 @@ def load_data(args):
     if args.max_train_samples:
         train_x, train_y = train_x[:args.max_train_samples], train_y[:args.max_train_samples]
     train_images, val_images = _normalised(train_x, train_x), _normalised(train_x, val[0])
-    return (ArraySource(train_images, train_y, args.batch_size, True, args.seed),
+    return (ArraySource(train_images, train_y, args.batch_size, True, args.seed, shard),
             ArraySource(val_images, val[1], args.batch_size, False), classes, train_images.shape[1:])
 
 
@@ -293,7 +295,18 @@ def _walk(block):
         yield from _walk(child)
 
 
-def build_trainer(args, net, batches_per_epoch):
+def create_kvstore(args):
+    """The kvstore (a dist_* store connects to the parameter servers now) and (rank, workers)."""
+    if args.kvstore.startswith("dist"):
+        try:
+            kv = mx.kv.create(args.kvstore)
+        except mx.base.MXNetError as error:
+            raise UsageError("--kvstore %s: %s" % (args.kvstore, str(error).strip().splitlines()[-1])) from None
+        return kv, (kv.rank, kv.num_workers)
+    return ("local" if args.kvstore == "device" and not args.num_gpus else args.kvstore), (0, 1)
+
+
+def build_trainer(args, net, batches_per_epoch, kvstore="local"):
     from gluoncv.utils import LRScheduler, LRSequential
 
     main_epochs = args.num_epochs - args.warmup_epochs
@@ -308,9 +321,11 @@ def build_trainer(args, net, batches_per_epoch):
     params = {"learning_rate": args.lr, "wd": args.wd, "lr_scheduler": LRSequential(schedules)}
     if args.optimizer in ("sgd", "nag"):
         params["momentum"] = args.momentum
-    kvstore = "local" if args.kvstore == "device" and not args.num_gpus else args.kvstore
     try:
-        return gluon.Trainer(net.collect_params(), args.optimizer, params, kvstore=kvstore)
+        # The optimizer runs on every worker (servers only sum gradients), so the LR schedule,
+        # the gradient rescaling and the trainer states stay where the checkpoints are.
+        return gluon.Trainer(net.collect_params(), args.optimizer, params, kvstore=kvstore,
+                             update_on_kvstore=False if not isinstance(kvstore, str) else None)
     except (ValueError, mx.base.MXNetError) as error:
         raise UsageError("--optimizer/--kvstore: %s" % str(error).strip().splitlines()[-1]) from None
 
@@ -372,10 +387,13 @@ def train(args):
     check_arguments(args)
     mx.random.seed(args.seed)
     np.random.seed(args.seed)
-    train_data, val_data, classes, input_shape = load_data(args)
+    kvstore, (rank, workers) = create_kvstore(args)
+    if workers > 1:  # every worker keeps its own log and checkpoints
+        args.save_dir = os.path.join(args.save_dir, "rank%d" % rank)
+    train_data, val_data, classes, input_shape = load_data(args, (rank, workers))
     ctx = contexts(args)
     net = build_model(args, classes, ctx)
-    trainer = build_trainer(args, net, len(train_data))
+    trainer = build_trainer(args, net, len(train_data), kvstore)
     log = _setup_logging(args)
     prefix = "%s-%s" % (args.model, args.dataset)
     checkpoints = Checkpoints(args.save_dir, prefix)
@@ -403,7 +421,7 @@ def train(args):
                 total = [l.sum() + (bnn_plus_loss(net, y.context) if args.bnn_plus_lambda > 0 else 0)
                          for l, y in zip(losses, labels)]
             autograd.backward(total)
-            trainer.step(data.shape[0])
+            trainer.step(data.shape[0] * workers)  # dist_sync sums the workers' gradients
             loss_sum += sum(l.sum().asscalar() for l in losses)
             correct += sum(int((o.argmax(axis=1) == y.astype("float32")).sum().asscalar())
                            for o, y in zip(outputs, labels))

@@ -87,3 +87,22 @@ def test_bad_input_stops_with_one_line_before_training(tmp_path):
             train_imagenet.main(argv + ["--quiet", "--save-dir", str(tmp_path / "out")])
         text = str(stop.value.code)
         assert text.startswith("error: ") and message in text and "\n" not in text, (argv, text)
+
+
+def test_dist_sync_two_workers_one_server_on_localhost(tmp_path):
+    """python -m bmxnet.launch (MXNet's launcher, local launcher on 127.0.0.1)."""
+    import json
+    import subprocess
+    root = os.path.join(os.path.dirname(__file__), "..")
+    command = [sys.executable, "-m", "bmxnet.launch", "-n", "2", "-s", "1", "--launcher", "local",
+               sys.executable, "example/train_imagenet.py", "--kvstore", "dist_sync"] + SMALL + \
+              ["--save-dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = [params_of(str(tmp_path / ("rank%d" % r) / "lenet_binary-dummy-0003.params")) for r in (0, 1)]
+    for name in final[0]:
+        if "running" not in name:  # BatchNorm statistics are each worker's own
+            np.testing.assert_array_equal(final[0][name], final[1][name], err_msg=name)
+    for rank in (0, 1):
+        losses = json.load(open(str(tmp_path / ("rank%d" % rank) / "lenet_binary-dummy-0003.json")))["history"]["train_loss"]
+        assert losses[-1] < 0.5 * losses[0]
