@@ -264,11 +264,16 @@ def load_data(args, shard=(0, 1)):
 
 
 def contexts(args):
+    """Devices from --ctx ("cpu", "gpu(0),gpu(1)") or --num-gpus; the CPU by default."""
+    import re
     if args.ctx:
-        try:
-            return [eval("mx." + c.strip(), {"mx": mx}) for c in args.ctx.split(",")]  # cpu, gpu(0)
-        except Exception:
-            raise UsageError("--ctx: expected e.g. cpu or gpu(0),gpu(1), got %r" % args.ctx) from None
+        devices = []
+        for item in args.ctx.split(","):
+            match = re.fullmatch(r"\s*(cpu|gpu)(?:\((\d+)\))?\s*", item)
+            if not match:
+                raise UsageError("--ctx: expected e.g. cpu or gpu(0),gpu(1), got %r" % args.ctx)
+            devices.append(getattr(mx, match.group(1))(int(match.group(2) or 0)))
+        return devices
     return [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
 
 
