@@ -1,30 +1,7 @@
-"""Small pieces shared by the training scripts: batching, evaluation, curves."""
-import mxnet as mx
+"""Training curves as a PNG."""
 import numpy as np
 
 from .fileio import atomic_write
-
-
-def minibatches(images, labels, batch_size, shuffle_rng=None):
-    """Yields (images, labels) numpy batches; shuffled when a RandomState is given."""
-    order = np.arange(len(images))
-    if shuffle_rng is not None:
-        shuffle_rng.shuffle(order)
-    for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size]
-        yield images[index], labels[index]
-
-
-def evaluate(net, images, labels, batch_size=500, ctx=mx.cpu()):
-    """(accuracy, mean cross-entropy) of net on a numpy dataset."""
-    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-    correct, loss_sum = 0, 0.0
-    for x, y in minibatches(images, labels, batch_size):
-        out = net(mx.nd.array(x, ctx=ctx))
-        y_nd = mx.nd.array(y, ctx=ctx)
-        loss_sum += loss_fn(out, y_nd).sum().asscalar()
-        correct += int((out.argmax(axis=1) == y_nd.astype("float32")).sum().asscalar())
-    return correct / len(images), loss_sum / len(images)
 
 
 def save_curves(history, path, title=""):
