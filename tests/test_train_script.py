@@ -102,7 +102,7 @@ def test_dist_sync_two_workers_one_server_on_localhost(tmp_path):
     final = [params_of(str(tmp_path / ("rank%d" % r) / "lenet_binary-dummy-0003.params")) for r in (0, 1)]
     for name in final[0]:
         if "running" not in name:  # BatchNorm statistics are each worker's own
-            np.testing.assert_array_equal(final[0][name], final[1][name], err_msg=name)
+            np.testing.assert_allclose(final[0][name], final[1][name], rtol=1e-4, atol=1e-5, err_msg=name)
     for rank in (0, 1):
         losses = json.load(open(str(tmp_path / ("rank%d" % rank) / "lenet_binary-dummy-0003.json")))["history"]["train_loss"]
         assert losses[-1] < 0.5 * losses[0]
