@@ -311,6 +311,23 @@ def create_kvstore(args):
     return ("local" if args.kvstore == "device" and not args.num_gpus else args.kvstore), (0, 1)
 
 
+def _broadcast_weights(trainer):
+    """Every worker starts from rank 0's weights, sent before the first gradient is pushed.
+
+    Trainer.step would broadcast lazily, pushing the parameter arrays themselves right
+    before the first gradients. After a oneDNN forward those arrays may be in oneDNN layout,
+    and MXNet 1.9.1 then lets a pull overtake rank 0's initial push: the server stops with
+    "init N first", or a worker pulls summed gradients as its weights (7 of 15 loaded runs).
+    Default-layout copies do not have that race."""
+    trainer._init_kvstore()
+    kv = trainer._kvstore
+    for param in trainer._params_to_init:
+        initial = mx.nd.array(param.data().asnumpy())
+        kv.broadcast(trainer._param2idx[param.name], initial, out=param.list_data())
+    trainer._params_to_init = []
+    mx.nd.waitall()
+
+
 def build_trainer(args, net, batches_per_epoch, kvstore="local"):
     from gluoncv.utils import LRScheduler, LRSequential
 
@@ -403,9 +420,11 @@ def train(args):
     prefix = "%s-%s" % (args.model, args.dataset)
     checkpoints = Checkpoints(args.save_dir, prefix)
     first_epoch, history = 0, {}
+    net(mx.nd.zeros((1,) + tuple(input_shape), ctx=ctx[0]))  # finish deferred init first
     if args.resume_params:
-        net(mx.nd.zeros((1,) + tuple(input_shape), ctx=ctx[0]))  # finish deferred init first
         first_epoch, history = Checkpoints.restore(args, net, trainer, ctx)
+    if workers > 1:
+        _broadcast_weights(trainer)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
         history.setdefault(key, [])
     log.info("%s on %s: %d training batches, %s, %s", args.model, args.dataset, len(train_data),
