@@ -13,7 +13,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
-from . import datasets, model_zoo
+from . import augmentation, datasets, model_zoo
 from .fileio import atomic_write
 from .nn import QConv2D, QDense
 from .training import save_curves
@@ -38,6 +38,10 @@ def argument_parser(description, **defaults):
     add("--dummy-shape", default="32,32,3", help="H,W,C of --dataset dummy images")
     add("--dummy-classes", type=int, default=10)
     add("--max-train-samples", type=int, default=0, help="use only the first N training samples (0: all)")
+    add("--pad-to", type=int, default=0, help="centre in-memory images on a black SxS canvas (e.g. 32 for MNIST)")
+    add("--random-crop-pad", type=int, default=0,
+        help="training augmentation: pad by P pixels, crop back at a random offset (CIFAR: 4)")
+    add("--random-flip", action="store_true", help="training augmentation: mirror half of the images")
     add("--model", default="resnete18")
     add("--batch-size", type=int, default=128)
     add("--num-epochs", type=int, default=120)
@@ -137,6 +141,10 @@ def check_arguments(args):
         raise UsageError("--warmup-epochs (%d) must be below --num-epochs (%d)" % (args.warmup_epochs, args.num_epochs))
     if args.model not in model_zoo._models:
         raise UsageError("unknown model %r; available: %s" % (args.model, ", ".join(sorted(model_zoo._models))))
+    if min(args.pad_to, args.random_crop_pad) < 0:
+        raise UsageError("--pad-to and --random-crop-pad must not be negative")
+    if args.dataset == "imagenet" and (args.pad_to or args.random_crop_pad):
+        raise UsageError("--pad-to / --random-crop-pad are for in-memory datasets; ImageNet crops with --input-size")
     if args.dataset == "imagenet" and not (args.rec_train and args.rec_val):
         raise UsageError("--dataset imagenet needs --rec-train and --rec-val RecordIO files")
 
@@ -145,21 +153,26 @@ class ArraySource:
     """Batches of an in-memory dataset; the order of epoch e depends only on (seed, e), so
     an interrupted and resumed run sees the same batches."""
 
-    def __init__(self, images, labels, batch_size, shuffle, seed=0, shard=(0, 1)):
+    def __init__(self, images, labels, batch_size, shuffle, seed=0, shard=(0, 1), augment=None):
         rank, workers = shard  # with several workers each trains on every workers-th sample
         self.images, self.labels = images[rank::workers], labels[rank::workers]
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.augment = augment  # augment(images, rng) -> images
 
     def __len__(self):
         return (len(self.images) + self.batch_size - 1) // self.batch_size
 
     def batches(self, epoch):
         order = np.arange(len(self.images))
+        rng = np.random.RandomState(self.seed * 1000003 + epoch)
         if self.shuffle:
-            np.random.RandomState(self.seed * 1000003 + epoch).shuffle(order)
+            rng.shuffle(order)
         for start in range(0, len(order), self.batch_size):
             index = order[start:start + self.batch_size]
-            yield mx.nd.array(self.images[index]), mx.nd.array(self.labels[index])
+            images = self.images[index]
+            if self.augment:
+                images = self.augment(images, rng)
+            yield mx.nd.array(images), mx.nd.array(self.labels[index])
 
 
 class RecordSource:
@@ -218,15 +231,20 @@ def _imagenet(args):
             RecordSource(val, _count_records(args.rec_val), args.batch_size), classes, (3, size, size))
 
 
-def _normalised(train_images, images):
-    """NHWC or NHW uint8 -> NCHW float32, normalised per channel with the training statistics."""
+def _normaliser(train_images):
+    """NHWC or NHW uint8 -> NCHW float32, normalised per channel with the statistics of the
+    training images; also returns the value black becomes (padding of augmentation)."""
     if train_images.ndim == 3:
-        train_images, images = train_images[..., None], images[..., None]
-    axes = (0, 1, 2)
-    mean = train_images.mean(axis=axes, dtype=np.float64) / 255.0
-    std = train_images.std(axis=axes, dtype=np.float64) / 255.0
-    out = (images.astype(np.float32) / 255.0 - mean.astype(np.float32)) / std.astype(np.float32)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        train_images = train_images[..., None]
+    mean = (train_images.mean(axis=(0, 1, 2), dtype=np.float64) / 255.0).astype(np.float32)
+    std = (train_images.std(axis=(0, 1, 2), dtype=np.float64) / 255.0).astype(np.float32)
+
+    def normalise(images):
+        if images.ndim == 3:
+            images = images[..., None]
+        out = (images.astype(np.float32) / 255.0 - mean) / std
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return normalise, -mean / std
 
 
 def load_data(args, shard=(0, 1)):
@@ -255,12 +273,22 @@ def load_data(args, shard=(0, 1)):
             val = datasets.dummy(shape, classes, 256, seed=args.seed + 1)
     except (OSError, ValueError) as error:
         raise UsageError(str(error)) from None
-    train_x, train_y = train
+    (train_x, train_y), (val_x, val_y) = train, val
     if args.max_train_samples:
         train_x, train_y = train_x[:args.max_train_samples], train_y[:args.max_train_samples]
-    train_images, val_images = _normalised(train_x, train_x), _normalised(train_x, val[0])
-    return (ArraySource(train_images, train_y, args.batch_size, True, args.seed, shard),
-            ArraySource(val_images, val[1], args.batch_size, False), classes, train_images.shape[1:])
+    if args.pad_to:
+        try:
+            train_x, val_x = augmentation.pad_to(train_x, args.pad_to), augmentation.pad_to(val_x, args.pad_to)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    normalise, black = _normaliser(train_x)
+    augment = None
+    if args.random_crop_pad or args.random_flip:
+        def augment(images, rng):
+            return augmentation.random_crop_flip(images, rng, args.random_crop_pad, args.random_flip, black)
+    train_images = normalise(train_x)
+    return (ArraySource(train_images, train_y, args.batch_size, True, args.seed, shard, augment),
+            ArraySource(normalise(val_x), val_y, args.batch_size, False), classes, train_images.shape[1:])
 
 
 def contexts(args):

@@ -21,9 +21,10 @@ def params_of(path):
 
 def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    train_imagenet.main(SMALL + ["--save-dir", str(whole)])
+    augmented = SMALL + ["--random-crop-pad", "2", "--random-flip"]
+    train_imagenet.main(augmented + ["--save-dir", str(whole)])
     checkpoint = str(whole / "lenet_binary-dummy-0001")
-    history = train_imagenet.main(SMALL + ["--save-dir", str(resumed), "--resume-epoch", "1",
+    history = train_imagenet.main(augmented + ["--save-dir", str(resumed), "--resume-epoch", "1",
                                            "--resume-params", checkpoint + ".params",
                                            "--resume-states", checkpoint + ".states"])
     assert len(history["test_acc"]) == 3  # the first epoch's record comes from the checkpoint
@@ -61,6 +62,18 @@ def test_trains_from_recordio_files(tmp_path):
     assert os.path.isfile(str(tmp_path / "out" / "resnete18-imagenet-symbol.json"))
 
 
+def test_pad_to_makes_28x28_images_32x32_for_cifar_style_networks():
+    from bmxnet import trainer_core
+    args = trainer_core.argument_parser("test").parse_args(
+        ["--dataset", "dummy", "--dummy-shape", "28,28,1", "--pad-to", "32", "--batch-size", "16"])
+    train, val, classes, shape = trainer_core.load_data(args)
+    assert shape == (1, 32, 32)
+    images, _ = next(val.batches(0))
+    assert images.shape == (16, 1, 32, 32)
+    border = images.asnumpy()[:, :, :2, :]
+    np.testing.assert_allclose(border, border.min())  # black, normalised like the images
+
+
 def bad_cases(tmp_path):
     not_rec = tmp_path / "fake.rec"
     not_rec.write_bytes(b"JFIF not a record file")
@@ -78,6 +91,9 @@ def bad_cases(tmp_path):
         (["--dataset", "dummy", "--bits-a", "0"], "--bits-a must be in [1, 32]"),
         (["--dataset", "dummy", "--model", "lenet_binary", "--initial-layers", "thumbnail"], "--model lenet_binary"),
         (["--dataset", "dummy", "--resume-epoch", "1", "--resume-params", str(not_rec)], "cannot resume"),
+        (["--dataset", "dummy", "--dummy-shape", "28,28,1", "--pad-to", "20"], "--pad-to 20 is smaller"),
+        (["--dataset", "imagenet", "--random-crop-pad", "4"], "in-memory datasets"),
+        (["--dataset", "dummy", "--random-crop-pad", "-1"], "must not be negative"),
     ]
 
 
