@@ -29,6 +29,14 @@ void Check(bool ok, const std::string& name) {
   }
 }
 
+// Every instruction set this CPU can run (BMXNET_ISA lowers the top one).
+std::vector<Isa> AvailableIsas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
+    if (static_cast<int>(isa) <= static_cast<int>(ActiveIsa())) isas.push_back(isa);
+  return isas;
+}
+
 std::vector<float> Random(size_t n, std::mt19937* rng, bool binary) {
   std::uniform_real_distribution<float> uniform(-1.5f, 1.5f);
   std::vector<float> v(n);
@@ -210,15 +218,14 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
                       packed_x.data(), 2);
   PackConvWeights(w.data(), g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w,
                   packed_w.data());
-  std::vector<float> y(out_size);
-  portable::BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(),
-                              y.data(), 2);
-  Check(y == expected, name + " packed portable");
-  if (ActiveIsa() != Isa::kPortable) {
-    std::fill(y.begin(), y.end(), 0.0f);
-    avx2::BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(),
-                            y.data(), 2);
-    Check(y == expected, name + " packed avx2");
+  for (Isa isa : AvailableIsas()) {
+    std::vector<uint64_t> isa_x(packed_x.size(), ~uint64_t(0));
+    PackActivationsNCHW(x.data(), g.batch, g.in_channels, g.in_height, g.in_width, g.groups,
+                        isa_x.data(), 2, isa);
+    Check(isa_x == packed_x, name + " activation packing " + IsaName(isa));
+    std::vector<float> y(out_size, -7.0f);
+    BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(), y.data(), 2, isa);
+    Check(y == expected, name + " packed " + IsaName(isa));
   }
 }
 
@@ -251,6 +258,26 @@ void TestPackedConvolutions() {
       }
     }
   }
+  // Ragged tiles (spatial not a multiple of 16), several filter chunks of 64 with a
+  // ragged last one, long rows of words.
+  struct Shape { int64_t c, o, size, k, stride, pad, groups; float pad_value; };
+  for (const Shape& s : {Shape{64, 130, 13, 3, 1, 1, 1, 0.0f}, Shape{512, 72, 7, 3, 1, 1, 1, 0.0f},
+                         Shape{96, 66, 9, 3, 2, 1, 3, -1.0f}, Shape{256, 9, 5, 1, 1, 0, 1, 0.0f},
+                         Shape{130, 17, 6, 5, 1, 2, 1, 0.0f}}) {
+    ConvGeometry g;
+    g.batch = 2;
+    g.in_channels = s.c;
+    g.out_channels = s.o;
+    g.in_height = s.size;
+    g.in_width = s.size + 2;
+    g.kernel_h = g.kernel_w = s.k;
+    g.stride_h = g.stride_w = s.stride;
+    g.pad_h = g.pad_w = s.pad;
+    g.groups = s.groups;
+    g.pad_value = s.pad_value;
+    TestPackedConvolution(g, &rng, "packed conv c=" + std::to_string(s.c) + " o=" + std::to_string(s.o) +
+                                       " " + std::to_string(s.size) + "x" + std::to_string(s.size + 2));
+  }
 }
 
 void TestPackedDense() {
@@ -264,13 +291,10 @@ void TestPackedDense() {
     std::vector<uint64_t> px(batch * WordsFor(features)), pw(out * WordsFor(features));
     PackRows(x.data(), batch, features, px.data(), 2);
     PackRows(w.data(), out, features, pw.data(), 2);
-    portable::BinaryDenseForward(batch, features, out, px.data(), pw.data(), nullptr, bias.data(),
-                                 y.data(), 2);
-    Check(y == expected, "packed dense portable k=" + std::to_string(features));
-    if (ActiveIsa() != Isa::kPortable) {
-      avx2::BinaryDenseForward(batch, features, out, px.data(), pw.data(), nullptr, bias.data(),
-                               y.data(), 2);
-      Check(y == expected, "packed dense avx2 k=" + std::to_string(features));
+    for (Isa isa : AvailableIsas()) {
+      std::fill(y.begin(), y.end(), -7.0f);
+      BinaryDenseForward(batch, features, out, px.data(), pw.data(), nullptr, bias.data(), y.data(), 2, isa);
+      Check(y == expected, "packed dense k=" + std::to_string(features) + " " + IsaName(isa));
     }
   }
 }
@@ -283,6 +307,21 @@ void TestPackingLayout() {
   std::vector<uint64_t> packed(2);
   PackRows(x.data(), 1, 70, packed.data(), 1);
   Check(packed[0] == 1u && packed[1] == 2u, "packing is LSB first with zero tails");
+
+  // Every ISA packs activations like the portable code: NaN is -1, -0.0 and 0 are +1,
+  // ragged pixel blocks and channel counts.
+  std::mt19937 rng(11);
+  const int64_t batch = 2, channels = 131, height = 5, width = 7, groups = 1;
+  std::vector<float> values = Random(batch * channels * height * width, &rng, false);
+  for (size_t i = 0; i < values.size(); i += 7) values[i] = (i % 3 == 0) ? std::nanf("") : (i % 3 == 1 ? -0.0f : 0.0f);
+  std::vector<uint64_t> reference(batch * height * width * WordsFor(channels));
+  PackActivationsNCHW(values.data(), batch, channels, height, width, groups, reference.data(), 2, Isa::kPortable);
+  Check(reference[0] & 1u, "NaN packs as -1");
+  for (Isa isa : AvailableIsas()) {
+    std::vector<uint64_t> other(reference.size(), 12345);
+    PackActivationsNCHW(values.data(), batch, channels, height, width, groups, other.data(), 2, isa);
+    Check(other == reference, std::string("activation packing with NaN and signed zeros ") + IsaName(isa));
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "binary_kernels.h"
+
 namespace bmxnet {
 namespace kernels {
 namespace {
@@ -33,23 +35,23 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
 }
 
 void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, int64_t groups, uint64_t* packed, int threads) {
+                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
+  const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t per_group = channels / groups, words = WordsFor(per_group);
   const int64_t spatial = height * width, pixel_stride = groups * words;
-  // One task per (image, group, word): it reads up to 64 channel planes contiguously and
+  const int64_t block = 1024, blocks = (spatial + block - 1) / block;  // pixels per task
+  // One task per (image, group, word, pixel block): it reads up to 64 channel planes and
   // owns its output words, so no two threads write the same word.
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(3)
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(4)
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t g = 0; g < groups; ++g) {
       for (int64_t word = 0; word < words; ++word) {
-        uint64_t* out = packed + n * spatial * pixel_stride + g * words + word;
-        for (int64_t s = 0; s < spatial; ++s) out[s * pixel_stride] = 0;
-        const int64_t first = word * 64, last = std::min(per_group, first + 64);
-        for (int64_t c = first; c < last; ++c) {
-          const float* plane = x + (n * channels + g * per_group + c) * spatial;
-          const int shift = static_cast<int>(c - first);
-          for (int64_t s = 0; s < spatial; ++s)
-            out[s * pixel_stride] |= NegativeBit(plane[s]) << shift;
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t first = word * 64, s0 = b * block;
+          kernels.pack_planes(x + (n * channels + g * per_group + first) * spatial + s0,
+                              std::min<int64_t>(64, per_group - first), spatial,
+                              std::min(block, spatial - s0),
+                              packed + (n * spatial + s0) * pixel_stride + g * words + word, pixel_stride);
         }
       }
     }

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "cpu_features.h"
+
 namespace bmxnet {
 namespace kernels {
 
@@ -28,7 +30,8 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
 // Activations [N, C, H, W] -> [N, H, W, groups, WordsFor(C/groups)]: one run of words per
 // pixel and group, the layout the binary convolution reads.
 void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, int64_t groups, uint64_t* packed, int threads);
+                         int64_t width, int64_t groups, uint64_t* packed, int threads,
+                         Isa isa = ActiveIsa());
 
 // Rows [N, K] -> [N, WordsFor(K)] (fully connected data and weights).
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads);

@@ -7,34 +7,23 @@
 #include <cstdint>
 
 #include "conv_float.h"
+#include "cpu_features.h"
 
 namespace bmxnet {
 namespace kernels {
 
 // x: [N, H, W, groups, words] packed activations; w: [O, KH, KW, words] packed weights.
 // scale (per output channel) and bias may be null. Zero padding is exact through a border
-// correction: padded taps contribute 0, not +-1.
+// correction: padded taps contribute 0, not +-1. `isa` picks the inner loops (tests run
+// every instruction set the CPU has).
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, float* y, int threads);
+                       const float* scale, const float* bias, float* y, int threads,
+                       Isa isa = ActiveIsa());
 
 // x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
                         const uint64_t* w, const float* scale, const float* bias, float* y,
-                        int threads);
-
-// Per-ISA builds of the same code (xnor_conv_impl.h); BinaryConvForward picks one.
-namespace portable {
-void BinaryConvForward(const ConvGeometry&, const uint64_t*, const uint64_t*, const float*,
-                       const float*, float*, int);
-void BinaryDenseForward(int64_t, int64_t, int64_t, const uint64_t*, const uint64_t*, const float*,
-                        const float*, float*, int);
-}  // namespace portable
-namespace avx2 {
-void BinaryConvForward(const ConvGeometry&, const uint64_t*, const uint64_t*, const float*,
-                       const float*, float*, int);
-void BinaryDenseForward(int64_t, int64_t, int64_t, const uint64_t*, const uint64_t*, const float*,
-                        const float*, float*, int);
-}  // namespace avx2
+                        int threads, Isa isa = ActiveIsa());
 
 }  // namespace kernels
 }  // namespace bmxnet

@@ -1,0 +1,120 @@
+// AVX2 build of the binary inner loops (-mavx2 -mfma -mpopcnt); used only when the CPU
+// reports AVX2. Popcounts use the nibble-table shuffle (Mula et al.): byte counts add up
+// for up to 31 steps before vpsadbw widens them.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "binary_kernels.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace avx2 {
+namespace {
+
+struct NibblePopcount {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+
+  // Per-byte popcounts (each <= 8) of v.
+  __m256i Bytes(__m256i v) const {
+    return _mm256_add_epi8(
+        _mm256_shuffle_epi8(table, _mm256_and_si256(v, low_nibbles)),
+        _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles)));
+  }
+};
+
+constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
+
+// `Filters` filters against one half (8 pixels, two vectors) of a tile.
+template <int Filters>
+void MismatchHalf(const uint64_t* panel, const uint64_t* weights, int64_t depth, int32_t* counts) {
+  const NibblePopcount popcount;
+  __m256i total[Filters][2];
+  for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
+  for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
+    const int64_t k_end = std::min(depth, k0 + kByteSteps);
+    __m256i bytes[Filters][2];
+    for (int f = 0; f < Filters; ++f) bytes[f][0] = bytes[f][1] = _mm256_setzero_si256();
+    for (int64_t k = k0; k < k_end; ++k) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kTilePixels));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kTilePixels + 4));
+      for (int f = 0; f < Filters; ++f) {
+        const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
+        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(_mm256_xor_si256(a, w)));
+        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(_mm256_xor_si256(b, w)));
+      }
+    }
+    for (int f = 0; f < Filters; ++f)
+      for (int v = 0; v < 2; ++v)
+        total[f][v] = _mm256_add_epi64(total[f][v], _mm256_sad_epu8(bytes[f][v], _mm256_setzero_si256()));
+  }
+  alignas(32) int64_t lanes[8];
+  for (int f = 0; f < Filters; ++f) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), total[f][0]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), total[f][1]);
+    for (int p = 0; p < 8; ++p) counts[f * kTilePixels + p] = static_cast<int32_t>(lanes[p]);
+  }
+}
+
+void MismatchTile(const uint64_t* panel, const uint64_t* weights, int64_t depth, int64_t filters,
+                  int32_t* counts) {
+  for (int half = 0; half < 2; ++half) {
+    const uint64_t* half_panel = panel + half * 8;
+    int32_t* half_counts = counts + half * 8;
+    int64_t f = 0;
+    for (; f + 2 <= filters; f += 2)
+      MismatchHalf<2>(half_panel, weights + f * depth, depth, half_counts + f * kTilePixels);
+    if (f < filters) MismatchHalf<1>(half_panel, weights + f * depth, depth, half_counts + f * kTilePixels);
+  }
+}
+
+int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
+  int64_t k = 0, count = 0;
+  if (words >= 8) {
+    const NibblePopcount popcount;
+    __m256i total = _mm256_setzero_si256();
+    for (; k + 4 <= words; k += 4) {
+      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k)));
+      total = _mm256_add_epi64(total, _mm256_sad_epu8(popcount.Bytes(v), _mm256_setzero_si256()));
+    }
+    count = _mm256_extract_epi64(total, 0) + _mm256_extract_epi64(total, 1) +
+            _mm256_extract_epi64(total, 2) + _mm256_extract_epi64(total, 3);
+  }
+  for (; k < words; ++k) count += _mm_popcnt_u64(a[k] ^ b[k]);
+  return count;
+}
+
+// 8 pixels at a time: each compare gives 8 all-ones/zero lanes, widened to 64 bits and
+// ANDed with bit c into two vectors of 4 pixel words.
+void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                uint64_t* out, int64_t out_stride) {
+  const __m256 zero = _mm256_setzero_ps();
+  alignas(32) uint64_t words[8];
+  for (int64_t s0 = 0; s0 < pixels; s0 += 8) {
+    const int64_t n = std::min<int64_t>(8, pixels - s0);
+    const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
+    for (int64_t c = 0; c < channels; ++c) {
+      const __m256 v = _mm256_maskload_ps(x + c * plane_stride + s0, valid);
+      const __m256i negative = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NGE_UQ)), valid);
+      const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(uint64_t(1) << c));
+      low = _mm256_or_si256(low, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(negative)), bit));
+      high = _mm256_or_si256(high, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(negative, 1)), bit));
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words), low);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4), high);
+    for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = words[p];
+  }
+}
+
+}  // namespace
+
+const BinaryKernels kBinaryKernels = {MismatchTile, XorPopcount, PackPlanes};
+
+}  // namespace avx2
+}  // namespace kernels
+}  // namespace bmxnet

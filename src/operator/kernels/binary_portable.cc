@@ -1,0 +1,50 @@
+// Portable build of the binary inner loops (no instruction-set flags).
+#include <algorithm>
+
+#include "binary_kernels.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace portable {
+namespace {
+
+void MismatchTile(const uint64_t* panel, const uint64_t* weights, int64_t depth, int64_t filters,
+                  int32_t* counts) {
+  for (int64_t f = 0; f < filters; ++f) {
+    int32_t total[kTilePixels] = {0};
+    for (int64_t k = 0; k < depth; ++k) {
+      const uint64_t w = weights[f * depth + k];
+      const uint64_t* row = panel + k * kTilePixels;
+      for (int p = 0; p < kTilePixels; ++p) total[p] += __builtin_popcountll(row[p] ^ w);
+    }
+    std::copy(total, total + kTilePixels, counts + f * kTilePixels);
+  }
+}
+
+int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
+  int64_t count = 0;
+  for (int64_t k = 0; k < words; ++k) count += __builtin_popcountll(a[k] ^ b[k]);
+  return count;
+}
+
+void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                uint64_t* out, int64_t out_stride) {
+  // Blocks of pixels keep the reads of each plane contiguous.
+  for (int64_t s0 = 0; s0 < pixels; s0 += kTilePixels) {
+    const int64_t n = std::min<int64_t>(kTilePixels, pixels - s0);
+    uint64_t bits[kTilePixels] = {0};
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* plane = x + c * plane_stride + s0;
+      for (int64_t p = 0; p < n; ++p) bits[p] |= uint64_t(!(plane[p] >= 0.0f)) << c;  // NaN: -1
+    }
+    for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = bits[p];
+  }
+}
+
+}  // namespace
+
+const BinaryKernels kBinaryKernels = {MismatchTile, XorPopcount, PackPlanes};
+
+}  // namespace portable
+}  // namespace kernels
+}  // namespace bmxnet
