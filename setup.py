@@ -43,6 +43,7 @@ setup(
     python_requires=">=3.8",
     install_requires=["mxnet==1.9.1", "numpy==1.23.5", "tqdm"],
     entry_points={"console_scripts": ["model-converter = smd.model_converter:main",
-                                     "bmxnet-stats = smd.model_stats:main"]},
+                                     "bmxnet-stats = smd.model_stats:main",
+                                     "bmxnet-bench = smd.benchmark:main"]},
     zip_safe=False,
 )

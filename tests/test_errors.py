@@ -99,19 +99,35 @@ def test_import_twice_loads_library_once():
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
 
 
+ISA_PROBE = """
+import bmxnet, mxnet as mx, numpy as np
+from bmxnet import packing
+rng = np.random.RandomState(0)
+x = mx.nd.array(rng.uniform(-2, 2, (3, 1001))); x[0, :3] = mx.nd.array([0, -0.0, 1]); x.attach_grad()
+with mx.autograd.record():
+    y = mx.nd.QActivation(x, act_bit=1, clip=1.2)
+y.backward(mx.nd.array(rng.normal(size=(3, 1001))))
+images = mx.nd.array(rng.uniform(-1, 1, (2, 70, 9, 11)))
+w = rng.uniform(-1, 1, (66, 70, 3, 3)).astype(np.float32)
+conv = mx.nd.QConvolution(images, mx.nd.array(packing.pack_conv_weight(w), dtype="int64"), kernel=(3, 3),
+                          pad=(1, 1), num_filter=66, binarized_weights_only=True)
+wd = rng.uniform(-1, 1, (5, 700)).astype(np.float32)
+dense = mx.nd.QFullyConnected(images.reshape((2, -1))[:, :700], mx.nd.array(packing.pack_dense_weight(wd), dtype="int64"),
+                              num_hidden=5, binarized_weights_only=True)
+np.savez("OUT", y=y.asnumpy(), grad=x.grad.asnumpy(), conv=conv.asnumpy(), dense=dense.asnumpy())
+print(bmxnet.active_isa())
+"""
+
+
 @pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
-def test_each_kernel_path_gives_the_portable_results(isa):
-    code = ("import bmxnet, mxnet as mx, numpy as np; rng = np.random.RandomState(0);"
-            "x = mx.nd.array(rng.uniform(-2, 2, (3, 1001))); x[0, :3] = mx.nd.array([0, -0.0, 1]);"
-            "x.attach_grad();\n"
-            "with mx.autograd.record(): y = mx.nd.QActivation(x, act_bit=1, clip=1.2)\n"
-            "y.backward(mx.nd.array(rng.normal(size=(3, 1001))));"
-            "np.save('out.npy', np.stack([y.asnumpy(), x.grad.asnumpy()])); print(bmxnet.active_isa())")
+def test_each_kernel_path_gives_the_portable_results(isa, tmp_path):
+    """BMXNET_ISA forces a path (never above what the CPU has): quantizers and packed layers."""
     results = {}
     for forced in ("portable", isa):
-        result = run_python(code.replace("out.npy", forced + ".npy"), BMXNET_ISA=forced)
+        out = str(tmp_path / (forced + ".npz"))
+        result = run_python(ISA_PROBE.replace("OUT", out), BMXNET_ISA=forced)
         assert result.returncode == 0, result.stderr
-        results[forced] = (result.stdout.strip(), np.load(forced + ".npy"))
-        os.remove(forced + ".npy")
+        results[forced] = (result.stdout.strip(), np.load(out))
     assert results["portable"][0] == "portable"
-    np.testing.assert_array_equal(results[isa][1], results["portable"][1])
+    for name in ("y", "grad", "conv", "dense"):
+        np.testing.assert_array_equal(results[isa][1][name], results["portable"][1][name], err_msg=name)

@@ -1,0 +1,284 @@
+"""bmxnet-bench: packed binary layers and models against MXNet's float operators.
+
+Everything runs in one process with the same shapes and the same thread count, and every
+row is the median of --repeat timed runs after --warmup untimed ones:
+
+  layers    3x3 convs of ResNet-18 (batch 1) plus a strided and a 1x1 one: packed
+            QConvolution vs mx.nd.Convolution (float, oneDNN)
+  models    packed resnete18 / meliusnet22 vs the same models float-simulated and vs
+            GluonCV's float resnet18_v1 (224x224, batch 1 and 8)
+  training  one step (forward, backward, update) of binary resnete18 vs float resnet18_v1
+  memory    peak resident memory of packed vs float resnet18_v1 inference (subprocesses)
+
+    bmxnet-bench --sections layers --threads 2 --json bench.json
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+# name, channels in, channels out, size, kernel, stride, pad
+LAYERS = [("3x3 64ch 56x56", 64, 64, 56, 3, 1, 1), ("3x3 128ch 28x28", 128, 128, 28, 3, 1, 1),
+          ("3x3 256ch 14x14", 256, 256, 14, 3, 1, 1), ("3x3 512ch 7x7", 512, 512, 7, 3, 1, 1),
+          ("3x3 s2 128->256ch 28x28", 128, 256, 28, 3, 2, 1), ("1x1 256ch 14x14", 256, 256, 14, 1, 1, 0)]
+SECTIONS = ("layers", "models", "training", "memory")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of MXNet and of bmxnet")
+    p.add_argument("--repeat", type=int, default=30, help="timed runs per row (layers; models use a third)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--train-batch", type=int, default=8)
+    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one memory measurement
+    args = p.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        p.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    if args.threads < 1 or args.repeat < 1 or args.warmup < 0:
+        p.error("--threads and --repeat must be positive, --warmup not negative")
+    return args
+
+
+def set_threads(threads):
+    """Before mxnet is imported: its OpenMP pool (oneDNN) and bmxnet's kernels use `threads`."""
+    for name in ("OMP_NUM_THREADS", "BMXNET_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice")
+
+
+def median_seconds(run, repeat, warmup):
+    import numpy as np
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cpu_description():
+    model, flags = platform.processor() or "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == (platform.processor() or "unknown CPU"):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "popcnt", "avx512f", "avx512bw", "avx512_vpopcntdq")
+    return model, [f for f in wanted if f in flags]
+
+
+# ---------------------------------------------------------------------------- layers
+def bench_layers(args):
+    import mxnet as mx
+    import numpy as np
+    from bmxnet import packing
+
+    rng = np.random.RandomState(0)
+    rows = []
+    for name, cin, cout, size, k, stride, pad in LAYERS:
+        x = mx.nd.array(rng.uniform(-1, 1, (1, cin, size, size)))
+        w = rng.uniform(-1, 1, (cout, cin, k, k)).astype(np.float32)
+        w_float = mx.nd.array(np.sign(w) + (w == 0))
+        w_packed = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+        attrs = dict(kernel=(k, k), stride=(stride, stride), pad=(pad, pad), num_filter=cout, no_bias=True)
+        float_s = median_seconds(lambda: mx.nd.Convolution(x, w_float, **attrs).wait_to_read(),
+                                 args.repeat, args.warmup)
+        packed_s = median_seconds(
+            lambda: mx.nd.QConvolution(x, w_packed, binarized_weights_only=True, **attrs).wait_to_read(),
+            args.repeat, args.warmup)
+        rows.append(dict(layer=name, float_ms=float_s * 1e3, packed_ms=packed_s * 1e3, speedup=float_s / packed_s))
+    return rows
+
+
+# ---------------------------------------------------------------------------- models
+def _zoo_block(name, **options):
+    import mxnet as mx
+    import bmxnet
+    net = bmxnet.model_zoo.get_model(name, **options)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def _float_resnet18():
+    import mxnet as mx
+    from gluoncv.model_zoo import get_model
+    net = get_model("resnet18_v1", pretrained=False)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def _packed(net, shape):
+    import mxnet as mx
+    from bmxnet.converter import convert_block
+    net(mx.nd.zeros(shape))
+    block, _ = convert_block(net)
+    block.hybridize(static_alloc=True, static_shape=True)
+    return block
+
+
+def bench_models(args):
+    import mxnet as mx
+    rows = []
+    repeat = max(3, args.repeat // 3)
+    for batch in (1, 8):
+        shape = (batch, 3, 224, 224)
+        x = mx.nd.random.uniform(-1, 1, shape)
+        reference = _float_resnet18()
+        float_s = median_seconds(lambda: reference(x).wait_to_read(), repeat, args.warmup)
+        rows.append(dict(model="resnet18_v1 (float, GluonCV)", batch=batch, ms=float_s * 1e3,
+                         vs_resnet18_v1=1.0))
+        for name in ("resnete18", "meliusnet22"):
+            simulated = _zoo_block(name)
+            simulated_s = median_seconds(lambda: simulated(x).wait_to_read(), repeat, args.warmup)
+            packed = _packed(simulated, shape)
+            packed_s = median_seconds(lambda: packed(x).wait_to_read(), repeat, args.warmup)
+            rows.append(dict(model=name + " (float-simulated)", batch=batch, ms=simulated_s * 1e3,
+                             vs_resnet18_v1=float_s / simulated_s))
+            rows.append(dict(model=name + " (packed)", batch=batch, ms=packed_s * 1e3,
+                             vs_resnet18_v1=float_s / packed_s, vs_simulated=simulated_s / packed_s))
+    return rows
+
+
+# ---------------------------------------------------------------------------- training
+def bench_training(args):
+    import mxnet as mx
+    from mxnet import autograd, gluon
+    rows = []
+    shape = (args.train_batch, 3, 224, 224)
+    x = mx.nd.random.uniform(-1, 1, shape)
+    y = mx.nd.array([i % 10 for i in range(args.train_batch)])
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    times = {}
+    for label, make in (("resnet18_v1 (float)", _float_resnet18), ("resnete18 (binary)", lambda: _zoo_block("resnete18"))):
+        net = make()
+        trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 1e-4})
+
+        def step():
+            with autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            trainer.step(args.train_batch)
+            mx.nd.waitall()
+        times[label] = median_seconds(step, max(3, args.repeat // 10), 2)
+    base = times["resnet18_v1 (float)"]
+    for label, seconds in times.items():
+        rows.append(dict(model=label, batch=args.train_batch, step_ms=seconds * 1e3, vs_float=seconds / base))
+    return rows
+
+
+# ---------------------------------------------------------------------------- memory
+def memory_probe(prefix):
+    """Runs in a fresh process: peak RSS (MiB) after loading PREFIX (or nothing, for the
+    baseline of mxnet + bmxnet) and five batch-1 inferences."""
+    import resource
+    import warnings
+    import mxnet as mx
+    import bmxnet  # noqa: F401  (registers the operators)
+    if prefix != "none":
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        net = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+        x = mx.nd.random.uniform(-1, 1, (1, 3, 224, 224))
+        for _ in range(5):
+            net(x).wait_to_read()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_memory(args):
+    """Both models are loaded from their files, each in its own process."""
+    import shutil
+    import tempfile
+    import mxnet as mx
+    from bmxnet.converter import convert
+    directory = tempfile.mkdtemp(prefix="bmxnet-bench-")
+    try:
+        shape = (1, 3, 224, 224)
+        prefixes = {"none": "none"}
+        reference = _float_resnet18()
+        reference(mx.nd.zeros(shape))
+        reference.export(os.path.join(directory, "float"))
+        prefixes["resnet18_v1 (float)"] = os.path.join(directory, "float")
+        binary = _zoo_block("resnete18")
+        binary(mx.nd.zeros(shape))
+        binary.export(os.path.join(directory, "binary"))
+        symbol_file, _, _ = convert(os.path.join(directory, "binary-symbol.json"),
+                                    os.path.join(directory, "binary-0000.params"))
+        prefixes["resnete18 (packed)"] = symbol_file[:-len("-symbol.json")]
+        peaks = {}
+        for label, prefix in prefixes.items():
+            out = subprocess.run([sys.executable, "-m", "smd.benchmark", "--memory-probe", prefix,
+                                  "--threads", str(args.threads)], capture_output=True, text=True,
+                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            if out.returncode != 0:
+                raise RuntimeError("memory probe of %s failed: %s" % (label, out.stderr.strip()[-300:]))
+            peaks[label] = float(out.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    base = peaks.pop("none")
+    float_peak = peaks["resnet18_v1 (float)"]
+    return [dict(model=label, peak_mib=peak, above_import_mib=peak - base,
+                 vs_float=(peak - base) / (float_peak - base)) for label, peak in peaks.items()]
+
+
+# ---------------------------------------------------------------------------- output
+def print_table(title, rows):
+    if not rows:
+        return
+    print("\n" + title)
+    columns = list(rows[0].keys())
+    for row in rows[1:]:
+        columns += [c for c in row if c not in columns]
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def _cell(column, value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        ratio = column == "speedup" or column.startswith("vs_")
+        return "%.2fx" % value if ratio else "%.2f" % value
+    return str(value)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    if args.memory_probe:
+        print(memory_probe(args.memory_probe))
+        return 0
+    import bmxnet
+    model, flags = cpu_description()
+    results = dict(cpu=model, flags=flags, threads=args.threads, kernels=bmxnet.active_isa(),
+                   mxnet=__import__("mxnet").__version__)
+    print("CPU: %s (%s), %d threads, bmxnet kernels: %s" % (model, " ".join(flags), args.threads, results["kernels"]))
+    for section in args.sections:
+        rows = globals()["bench_" + section](args)
+        results[section] = rows
+        print_table(section, rows)
+    if args.json:
+        from bmxnet.fileio import atomic_write
+        atomic_write(args.json, lambda temp: open(temp, "w").write(json.dumps(results, indent=2)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

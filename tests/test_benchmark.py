@@ -1,0 +1,31 @@
+"""smd/benchmark.py (bmxnet-bench): runs, prints the table, writes JSON; never asserts timings."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "smd.benchmark"] + list(args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_layer_section_writes_a_row_per_shape(tmp_path):
+    out = str(tmp_path / "bench.json")
+    result = run("--sections", "layers", "--repeat", "1", "--warmup", "0", "--threads", "1", "--json", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3x3 64ch 56x56" in result.stdout and "speedup" in result.stdout
+    report = json.load(open(out))
+    assert report["threads"] == 1 and report["kernels"] in ("portable", "avx2", "avx512")
+    assert [row["layer"] for row in report["layers"]][:4] == [
+        "3x3 64ch 56x56", "3x3 128ch 28x28", "3x3 256ch 14x14", "3x3 512ch 7x7"]
+    for row in report["layers"]:
+        assert row["float_ms"] > 0 and row["packed_ms"] > 0
+        assert abs(row["speedup"] - row["float_ms"] / row["packed_ms"]) < 1e-6
+
+
+def test_unknown_section_is_one_line_error():
+    result = run("--sections", "layers,nonsense")
+    assert result.returncode != 0 and "unknown section(s) nonsense" in result.stderr
