@@ -15,6 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
+from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
 BINARY_OPS = ("QConvolution", "QFullyConnected")
@@ -105,6 +106,10 @@ def convert_graph(graph, params, where="model"):
     """
     graph = copy.deepcopy(graph)
     params = dict(params)
+    try:
+        fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ConversionError("%s: cannot read a composed binary layer (%s)" % (where, error)) from None
     nodes = graph["nodes"]
     report = ConversionReport()
     report.values = int(sum(v.size for v in params.values()))

@@ -11,6 +11,8 @@ import json
 import mxnet as mx
 import numpy as np
 
+from .nn.composed import fold_composed_layers
+
 CONV_OPS = ("Convolution", "QConvolution")
 DENSE_OPS = ("FullyConnected", "QFullyConnected")
 MIB = float(1 << 20)
@@ -68,6 +70,7 @@ def summary_of_symbol(symbol, input_shape, input_name="data"):
     shapes.update(zip(internals.list_auxiliary_states(), aux_shapes))
     output_shapes = dict(zip(internals.list_outputs(), out_shapes))
     graph = json.loads(symbol.tojson())
+    fold_composed_layers(graph)  # count composed binary layers as the QConvolution they stand for
     nodes = graph["nodes"]
     binary_weights = set()
     rows = []

@@ -182,3 +182,65 @@ def test_training_with_odd_channels_after_max_pooling_keeps_the_heap_intact():
             "mx.nd.waitall(); print('done')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "done" in result.stdout, result.stderr[-500:]
+
+
+@pytest.mark.parametrize("c,o,k,s,p,d,g", [(5, 16, 3, 2, 1, 1, 1), (37, 8, 3, 1, 2, 2, 1), (64, 6, 1, 1, 0, 1, 2),
+                                           (9, 12, 5, 1, 2, 1, 3)])
+def test_composed_qconv2d_equals_the_fused_operator(c, o, k, s, p, d, g):
+    """1-bit QConv2D trains through Convolution(QActivation(x), sign_ste(W)): same forward
+    values as QConvolution, same gradients up to float summation order."""
+    import json
+    from bmxnet.nn.composed import MARK, fold_composed_layers
+    rng = np.random.RandomState(c)
+    layer = bnn.QConv2D(o, k, strides=s, padding=p, dilation=d, groups=g)
+    layer.initialize(mx.init.Uniform(1.0))
+    layer.hybridize()
+    x = mx.nd.array(rng.uniform(-1, 1, (2, c, 11, 10)))
+    x[0, 0, 0, :3] = mx.nd.array([0.0, -0.0, 0.0])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = layer(x)
+    dy = mx.nd.array(rng.normal(size=y.shape))
+    y.backward(dy)
+    w = layer.weight.data().copy()
+    w[0, 0, 0, 0] = 0.0
+    layer.weight.set_data(w)
+    with mx.autograd.record():
+        y = layer(x)
+    y.backward(dy)
+    x2, w2 = x.copy(), w.copy()
+    x2.attach_grad()
+    w2.attach_grad()
+    with mx.autograd.record():
+        y2 = mx.nd.QConvolution(mx.nd.QActivation(x2, act_bit=1), w2, kernel=(k, k), stride=(s, s), pad=(p, p),
+                                dilate=(d, d), num_filter=o, num_group=g)
+    y2.backward(dy)
+    np.testing.assert_array_equal(y.asnumpy(), y2.asnumpy())
+    np.testing.assert_allclose(x.grad.asnumpy(), x2.grad.asnumpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(layer.weight.grad().asnumpy(), w2.grad.asnumpy(), rtol=1e-5, atol=1e-4)
+    graph = json.loads(layer(mx.sym.var("data")).tojson())
+    assert [n["op"] for n in graph["nodes"] if MARK in n.get("attrs", {})] == ["Convolution"]
+    assert fold_composed_layers(graph) == 1
+    folded = next(n for n in graph["nodes"] if n["op"] == "QConvolution")
+    assert graph["nodes"][folded["inputs"][1][0]]["name"] == layer.weight.name
+
+
+def test_composed_qdense_equals_the_fused_operator():
+    rng = np.random.RandomState(3)
+    layer = bnn.QDense(7, use_bias=True, in_units=70)
+    layer.initialize(mx.init.Uniform(1.0))
+    layer.hybridize()
+    x = mx.nd.array(rng.uniform(-1, 1, (3, 70)))
+    with mx.autograd.record():
+        y = layer(x)
+    reference = mx.nd.QFullyConnected(mx.nd.QActivation(x, act_bit=1), layer.weight.data(), layer.bias.data(),
+                                      num_hidden=7, no_bias=False)
+    np.testing.assert_array_equal(y.asnumpy(), reference.asnumpy())
+
+
+@pytest.mark.parametrize("options", [dict(pad_value=-1), dict(scaling="xnor"), dict(bits=2), dict(bits_a=2)])
+def test_layers_that_cannot_compose_keep_the_fused_operator(options):
+    import json
+    layer = bnn.QConv2D(4, 3, padding=1, **options)
+    graph = json.loads(layer(mx.sym.var("data")).tojson())
+    assert "QConvolution" in [n["op"] for n in graph["nodes"]]

@@ -2,11 +2,14 @@
 
 Arguments left as None take the values of the enclosing ``binary_layer_config``.
 A binary layer quantizes its input with QActivation (where gradient clipping and the
-estimator live) and then runs QConvolution / QFullyConnected on quantized weights.
+estimator live) and then runs QConvolution / QFullyConnected on quantized weights; 1-bit
+layers without scaling or -1 padding run MXNet's Convolution / FullyConnected on sign(W)
+instead (composed.py: same values, oneDNN speed), tagged so the converter sees QConvolution.
 """
 from mxnet.gluon import HybridBlock
 
 from .bnn_plus import FilterMagnitudeInit
+from .composed import marked, sign_ste
 from .config import resolve
 
 
@@ -55,6 +58,7 @@ class _QLayer(HybridBlock):
         self.reg_lambda = float(config["reg_lambda"])
         self._quant_attrs = {"act_bit": self.bits_a, "weight_bit": self.bits,
                              "scaling": self.scaling, "no_bias": not use_bias}
+        self._composable = self.bits == 1 and self.bits_a == 1 and self.scaling == "none"
         with self.name_scope():
             self.activation = QActivation(bits_a=self.bits_a, method=config["method"],
                                           clip=config["clip"], beta=config["beta"])
@@ -100,8 +104,16 @@ class QConv2D(_QLayer):
                                 pad=_pair(padding, "padding"), dilate=_pair(dilation, "dilation"),
                                 num_filter=channels, num_group=groups,
                                 pad_value=float(config["pad_value"]))
+        self._composable = self._composable and self._conv_attrs["pad_value"] == 0
 
     def _quantized_op(self, F, x, weight, bias):
+        if self._composable:
+            a = self._conv_attrs
+            fused = {k: a[k] for k in ("act_bit", "weight_bit", "scaling", "pad_value")}
+            inputs = (x, sign_ste(F, weight)) + (() if bias is None else (bias,))
+            return marked(F, "Convolution", fused, *inputs, kernel=a["kernel"], stride=a["stride"],
+                          pad=a["pad"], dilate=a["dilate"], num_filter=a["num_filter"],
+                          num_group=a["num_group"], no_bias=a["no_bias"])
         inputs = (x, weight) if bias is None else (x, weight, bias)
         return F.QConvolution(*inputs, **self._conv_attrs)
 
@@ -137,6 +149,12 @@ class QDense(_QLayer):
         self._dense_attrs = dict(self._quant_attrs, num_hidden=units, flatten=flatten)
 
     def _quantized_op(self, F, x, weight, bias):
+        if self._composable:
+            a = self._dense_attrs
+            fused = {k: a[k] for k in ("act_bit", "weight_bit", "scaling")}
+            inputs = (x, sign_ste(F, weight)) + (() if bias is None else (bias,))
+            return marked(F, "FullyConnected", fused, *inputs, num_hidden=a["num_hidden"],
+                          no_bias=a["no_bias"], flatten=a["flatten"])
         inputs = (x, weight) if bias is None else (x, weight, bias)
         return F.QFullyConnected(*inputs, **self._dense_attrs)
 
