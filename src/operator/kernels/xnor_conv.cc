@@ -101,7 +101,9 @@ template <bool kScale, bool kBias>
 void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PixelBorder* border,
                  bool interior_tile, const int32_t* tap_popcount, float scale, float bias,
                  int64_t pixels, float* out) {
-  const int64_t full = plan.taps * plan.per_group;
+  // int32 arithmetic (a layer has far fewer than 2^31 bits per output), so that the
+  // conversion to float vectorizes even in the portable build
+  const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
   if (interior_tile || plan.minus_one_padding) {  // the common case: vectorizes
     for (int64_t p = 0; p < pixels; ++p) {
       float value = static_cast<float>(full - 2 * counts[p]);
