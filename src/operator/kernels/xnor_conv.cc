@@ -104,19 +104,18 @@ void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PixelBorder*
   // int32 arithmetic (a layer has far fewer than 2^31 bits per output), so that the
   // conversion to float vectorizes even in the portable build
   const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
-  if (interior_tile || plan.minus_one_padding) {  // the common case: vectorizes
-    for (int64_t p = 0; p < pixels; ++p) {
-      float value = static_cast<float>(full - 2 * counts[p]);
-      if (kScale) value *= scale;
-      if (kBias) value += bias;
-      out[p] = value;
-    }
-    return;
+  for (int64_t p = 0; p < pixels; ++p) {  // as if no tap were padded: vectorizes
+    float value = static_cast<float>(full - 2 * counts[p]);
+    if (kScale) value *= scale;
+    if (kBias) value += bias;
+    out[p] = value;
   }
-  for (int64_t p = 0; p < pixels; ++p) {
-    int64_t differing = counts[p];
+  if (interior_tile || plan.minus_one_padding) return;
+  for (int64_t p = 0; p < pixels; ++p) {  // redo the few pixels whose taps reach zero padding
+    if (!border[p].padded) continue;
+    int32_t differing = counts[p];
     for (int32_t t : border[p].taps) differing -= tap_popcount[t];
-    float value = static_cast<float>(full - border[p].padded * plan.per_group - 2 * differing);
+    float value = static_cast<float>(full - static_cast<int32_t>(border[p].padded * plan.per_group) - 2 * differing);
     if (kScale) value *= scale;
     if (kBias) value += bias;
     out[p] = value;
