@@ -107,9 +107,11 @@ def convert_graph(graph, params, where="model"):
     graph = copy.deepcopy(graph)
     params = dict(params)
     try:
-        fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
+        folded = fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ConversionError("%s: cannot read a composed binary layer (%s)" % (where, error)) from None
+    if folded:
+        _drop_unreachable(graph)
     nodes = graph["nodes"]
     report = ConversionReport()
     report.values = int(sum(v.size for v in params.values()))
@@ -164,22 +166,53 @@ def convert_graph(graph, params, where="model"):
 
 def _insert_variables(graph, insertions):
     """Adds variable nodes, each right before its consumer (inputs precede their users in
-    the JSON), passes it as that consumer's third input and renumbers every reference."""
+    the JSON), passed as that consumer's third input."""
+    entries = []
+    for index in range(len(graph["nodes"])):
+        if index in insertions:
+            entries.append((None, insertions[index]))
+        entries.append((index, None))
+    _rebuild(graph, entries, third_input_from_previous=set(insertions))
+
+
+def _drop_unreachable(graph):
+    """Removes nodes no output depends on (the weight expressions of folded layers)."""
+    nodes, reachable = graph["nodes"], set()
+    try:
+        stack = [head[0] for head in graph["heads"]]
+        while stack:
+            index = stack.pop()
+            if index not in reachable:
+                reachable.add(index)
+                stack.extend(edge[0] for edge in nodes[index].get("inputs", []))
+    except (KeyError, IndexError, TypeError):
+        raise ConversionError("symbol graph has bad input references") from None
+    _rebuild(graph, [(index, None) for index in range(len(nodes)) if index in reachable])
+
+
+def _rebuild(graph, entries, third_input_from_previous=()):
+    """Replaces the node list by `entries` — (old index, None) keeps an old node, (None, node)
+    adds a new variable — and renumbers every reference (inputs, heads, arg_nodes,
+    node_row_ptr). An old node listed in `third_input_from_previous` gets the new node
+    just before it as its third input."""
     old_nodes = graph["nodes"]
     row_ptr = graph.get("node_row_ptr")
     outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
                if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
     new_index, nodes, new_outputs = {}, [], []
     try:
-        for index, old in enumerate(old_nodes):
-            node = dict(old, inputs=[[new_index[e[0]]] + list(e[1:]) for e in old.get("inputs", [])])
-            if index in insertions:
-                nodes.append(insertions[index])
+        for old, added in entries:
+            if old is None:
+                nodes.append(added)
                 new_outputs.append(1)
+                continue
+            node = dict(old_nodes[old], inputs=[[new_index[e[0]]] + list(e[1:])
+                                                for e in old_nodes[old].get("inputs", [])])
+            if old in third_input_from_previous:
                 node["inputs"].insert(2, [len(nodes) - 1, 0, 0])
-            new_index[index] = len(nodes)
+            new_index[old] = len(nodes)
             nodes.append(node)
-            new_outputs.append(outputs[index] if outputs else 1)
+            new_outputs.append(outputs[old] if outputs else 1)
         graph["heads"] = [[new_index[h[0]]] + list(h[1:]) for h in graph["heads"]]
     except (KeyError, IndexError, TypeError):
         raise ConversionError("symbol graph is not in topological order or has bad input references") from None

@@ -186,7 +186,6 @@ def bench_training(args):
 def memory_probe(prefix):
     """Runs in a fresh process: peak RSS (MiB) after loading PREFIX (or nothing, for the
     baseline of mxnet + bmxnet) and five batch-1 inferences."""
-    import resource
     import warnings
     import mxnet as mx
     import bmxnet  # noqa: F401  (registers the operators)
@@ -196,7 +195,9 @@ def memory_probe(prefix):
         x = mx.nd.random.uniform(-1, 1, (1, 3, 224, 224))
         for _ in range(5):
             net(x).wait_to_read()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024.0
 
 
 def bench_memory(args):
