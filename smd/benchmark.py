@@ -124,8 +124,10 @@ def _float_resnet18():
 
 
 def _packed(net, shape):
+    import warnings
     import mxnet as mx
     from bmxnet.converter import convert_block
+    warnings.filterwarnings("ignore", message="Cannot decide type")  # the data input has no dtype in the file
     net(mx.nd.zeros(shape))
     block, _ = convert_block(net)
     block.hybridize(static_alloc=True, static_shape=True)
