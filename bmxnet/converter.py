@@ -107,12 +107,11 @@ def convert_graph(graph, params, where="model"):
     graph = copy.deepcopy(graph)
     params = dict(params)
     try:
-        folded = fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
+        fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ConversionError("%s: cannot read a composed binary layer (%s)" % (where, error)) from None
-    if folded:
-        _drop_unreachable(graph)
     nodes = graph["nodes"]
+    consumers = _consumer_counts(graph)
     report = ConversionReport()
     report.values = int(sum(v.size for v in params.values()))
     report.bytes_before = int(sum(v.nbytes for v in params.values()))
@@ -151,6 +150,7 @@ def convert_graph(graph, params, where="model"):
             scale_name = weight_name + "_scale"
             params["arg:" + scale_name] = packing.xnor_scale(weight)
             insertions[index] = {"op": "null", "name": scale_name, "inputs": []}
+        _skip_sign_activation(nodes, node, consumers)
         report.layers.append((node["name"], node["op"], _shape_text(weight.shape),
                               _shape_text(packed.shape), weight.nbytes, packed.nbytes))
     if not report.layers and not already_packed:
@@ -160,8 +160,34 @@ def convert_graph(graph, params, where="model"):
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
     if insertions:
         _insert_variables(graph, insertions)
+    _drop_unreachable(graph)  # folded weight expressions, skipped sign activations
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return graph, params, report
+
+
+def _consumer_counts(graph):
+    counts = {}
+    try:
+        for edge in [e for n in graph["nodes"] for e in n.get("inputs", [])] + list(graph["heads"]):
+            counts[edge[0]] = counts.get(edge[0], 0) + 1
+    except (KeyError, IndexError, TypeError):
+        raise ConversionError("symbol graph has bad input references") from None
+    return counts
+
+
+def _skip_sign_activation(nodes, layer, consumers):
+    """A packed layer takes the signs of its input itself: when its data comes from a 1-bit
+    QActivation that feeds nothing else, read that activation's input instead (sign(sign(x))
+    is sign(x), so the values stay exact) and save a pass over the feature map."""
+    source = layer["inputs"][0]
+    if not isinstance(source, list) or not 0 <= source[0] < len(nodes):
+        return
+    activation = nodes[source[0]]
+    attrs = _attrs(activation)
+    if (activation["op"] == "QActivation" and consumers.get(source[0]) == 1
+            and str(attrs.get("act_bit", "1")) == "1"
+            and str(attrs.get("backward_only", "false")).lower() not in TRUE and activation.get("inputs")):
+        layer["inputs"][0] = list(activation["inputs"][0])
 
 
 def _insert_variables(graph, insertions):
@@ -176,7 +202,7 @@ def _insert_variables(graph, insertions):
 
 
 def _drop_unreachable(graph):
-    """Removes nodes no output depends on (the weight expressions of folded layers)."""
+    """Removes nodes no output depends on (folded weight expressions, skipped activations)."""
     nodes, reachable = graph["nodes"], set()
     try:
         stack = [head[0] for head in graph["heads"]]

@@ -102,6 +102,7 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     graph = json.load(open(symbol_out))
     binary = [n["name"] for n in graph["nodes"] if n["op"] in ("QConvolution", "QFullyConnected")]
     assert not [n for n in graph["nodes"] if n["op"] == "BlockGrad"]  # training-only weight expressions dropped
+    assert not [n for n in graph["nodes"] if n["op"] == "QActivation"]  # packed layers take the signs themselves
     assert all(n["attrs"]["binarized_weights_only"] == "True" for n in graph["nodes"] if n["name"] in binary)
     packed_params = mx.nd.load(params_out)
     assert any(v.dtype == np.int64 for v in packed_params.values())
