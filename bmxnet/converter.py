@@ -158,9 +158,8 @@ def convert_graph(graph, params, where="model"):
                               "act_bit=1 and weight_bit=1)" % where)
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
-    if insertions:
-        _insert_variables(graph, insertions)
-    _drop_unreachable(graph)  # folded weight expressions, skipped sign activations
+    reachable = _reachable(graph)  # xnor scale variables go right before their layer
+    _rebuild(graph, [(index, insertions.get(index)) for index in range(len(nodes)) if index in reachable])
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return graph, params, report
 
@@ -190,19 +189,9 @@ def _skip_sign_activation(nodes, layer, consumers):
         layer["inputs"][0] = list(activation["inputs"][0])
 
 
-def _insert_variables(graph, insertions):
-    """Adds variable nodes, each right before its consumer (inputs precede their users in
-    the JSON), passed as that consumer's third input."""
-    entries = []
-    for index in range(len(graph["nodes"])):
-        if index in insertions:
-            entries.append((None, insertions[index]))
-        entries.append((index, None))
-    _rebuild(graph, entries, third_input_from_previous=set(insertions))
-
-
-def _drop_unreachable(graph):
-    """Removes nodes no output depends on (folded weight expressions, skipped activations)."""
+def _reachable(graph):
+    """Indices of the nodes some output depends on: not the weight expressions of folded
+    layers, nor skipped sign activations."""
     nodes, reachable = graph["nodes"], set()
     try:
         stack = [head[0] for head in graph["heads"]]
@@ -213,28 +202,25 @@ def _drop_unreachable(graph):
                 stack.extend(edge[0] for edge in nodes[index].get("inputs", []))
     except (KeyError, IndexError, TypeError):
         raise ConversionError("symbol graph has bad input references") from None
-    _rebuild(graph, [(index, None) for index in range(len(nodes)) if index in reachable])
+    return reachable
 
 
-def _rebuild(graph, entries, third_input_from_previous=()):
-    """Replaces the node list by `entries` — (old index, None) keeps an old node, (None, node)
-    adds a new variable — and renumbers every reference (inputs, heads, arg_nodes,
-    node_row_ptr). An old node listed in `third_input_from_previous` gets the new node
-    just before it as its third input."""
+def _rebuild(graph, kept):
+    """Replaces the node list by the old nodes of `kept`, (old index, variable or None) in
+    order, each preceded by its variable when one is given, which becomes its third input;
+    renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
     old_nodes = graph["nodes"]
     row_ptr = graph.get("node_row_ptr")
     outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
                if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
     new_index, nodes, new_outputs = {}, [], []
     try:
-        for old, added in entries:
-            if old is None:
-                nodes.append(added)
-                new_outputs.append(1)
-                continue
+        for old, variable in kept:
             node = dict(old_nodes[old], inputs=[[new_index[e[0]]] + list(e[1:])
                                                 for e in old_nodes[old].get("inputs", [])])
-            if old in third_input_from_previous:
+            if variable is not None:
+                nodes.append(variable)
+                new_outputs.append(1)
                 node["inputs"].insert(2, [len(nodes) - 1, 0, 0])
             new_index[old] = len(nodes)
             nodes.append(node)

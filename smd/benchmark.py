@@ -50,7 +50,6 @@ def set_threads(threads):
     """Before mxnet is imported: its OpenMP pool (oneDNN) and bmxnet's kernels use `threads`."""
     for name in ("OMP_NUM_THREADS", "BMXNET_NUM_THREADS"):
         os.environ[name] = str(threads)
-    os.environ.setdefault("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice")
 
 
 def median_seconds(run, repeat, warmup):
@@ -66,19 +65,18 @@ def median_seconds(run, repeat, warmup):
 
 
 def cpu_description():
-    model, flags = platform.processor() or "unknown CPU", []
+    """(model name, the instruction-set flags that matter here) from /proc/cpuinfo."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name") and model == (platform.processor() or "unknown CPU"):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    flags = fields.get("flags", "").split()
     wanted = ("avx2", "fma", "popcnt", "avx512f", "avx512bw", "avx512_vpopcntdq")
-    return model, [f for f in wanted if f in flags]
+    return fields.get("model name", platform.processor() or "unknown CPU"), [f for f in wanted if f in flags]
 
 
 # ---------------------------------------------------------------------------- layers
@@ -123,12 +121,12 @@ def _float_resnet18():
     return net
 
 
-def _packed(net, shape):
+def _packed(net):
     import warnings
     import mxnet as mx
     from bmxnet.converter import convert_block
     warnings.filterwarnings("ignore", message="Cannot decide type")  # the data input has no dtype in the file
-    net(mx.nd.zeros(shape))
+    net(mx.nd.zeros((1, 3, 224, 224)))  # export needs one run
     block, _ = convert_block(net)
     block.hybridize(static_alloc=True, static_shape=True)
     return block
@@ -138,17 +136,18 @@ def bench_models(args):
     import mxnet as mx
     rows = []
     repeat = max(3, args.repeat // 3)
+    reference = _float_resnet18()
+    models = {}
+    for name in ("resnete18", "meliusnet22"):
+        simulated = _zoo_block(name)
+        models[name] = simulated, _packed(simulated)
     for batch in (1, 8):
-        shape = (batch, 3, 224, 224)
-        x = mx.nd.random.uniform(-1, 1, shape)
-        reference = _float_resnet18()
+        x = mx.nd.random.uniform(-1, 1, (batch, 3, 224, 224))
         float_s = median_seconds(lambda: reference(x).wait_to_read(), repeat, args.warmup)
         rows.append(dict(model="resnet18_v1 (float, GluonCV)", batch=batch, ms=float_s * 1e3,
                          vs_resnet18_v1=1.0))
-        for name in ("resnete18", "meliusnet22"):
-            simulated = _zoo_block(name)
+        for name, (simulated, packed) in models.items():
             simulated_s = median_seconds(lambda: simulated(x).wait_to_read(), repeat, args.warmup)
-            packed = _packed(simulated, shape)
             packed_s = median_seconds(lambda: packed(x).wait_to_read(), repeat, args.warmup)
             rows.append(dict(model=name + " (float-simulated)", batch=batch, ms=simulated_s * 1e3,
                              vs_resnet18_v1=float_s / simulated_s))

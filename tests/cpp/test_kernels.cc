@@ -107,30 +107,40 @@ void TestConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string
   Check(MaxDiff(dbias, expected_dbias) < 1e-3, name + " bias gradient");
 }
 
+// A square-kernel convolution of 2 images of hw x (hw + 1) pixels.
+struct Case {
+  int64_t c, o, hw, k, stride, pad, dilate, groups;
+  float pad_value;
+
+  ConvGeometry Geometry() const {
+    ConvGeometry g;
+    g.batch = 2;
+    g.in_channels = c;
+    g.out_channels = o;
+    g.in_height = hw;
+    g.in_width = hw + 1;
+    g.kernel_h = g.kernel_w = k;
+    g.stride_h = g.stride_w = stride;
+    g.pad_h = g.pad_w = pad;
+    g.dilate_h = g.dilate_w = dilate;
+    g.groups = groups;
+    g.pad_value = pad_value;
+    return g;
+  }
+  std::string Name() const {
+    return "c=" + std::to_string(c) + " o=" + std::to_string(o) + " " + std::to_string(hw) + "x" +
+           std::to_string(hw + 1) + " k=" + std::to_string(k) + " s=" + std::to_string(stride) +
+           " g=" + std::to_string(groups);
+  }
+};
+
 void TestConvolutions() {
   std::mt19937 rng(7);
-  struct Case { int64_t c, o, hw, k, stride, pad, dilate, groups; float pad_value; };
   const std::vector<Case> cases = {
       {1, 1, 5, 1, 1, 0, 1, 1, 0.f},   {3, 5, 7, 3, 1, 1, 1, 1, 0.f},  {37, 8, 6, 3, 2, 1, 1, 1, -1.f},
       {65, 3, 9, 5, 1, 2, 1, 1, 0.f},  {4, 6, 9, 3, 1, 2, 2, 2, -1.f}, {6, 6, 8, 3, 2, 1, 1, 3, 0.f},
       {64, 64, 4, 1, 2, 0, 1, 1, 0.f}, {8, 4, 5, 1, 1, 0, 1, 2, 0.f}};
-  for (const Case& c : cases) {
-    ConvGeometry g;
-    g.batch = 2;
-    g.in_channels = c.c;
-    g.out_channels = c.o;
-    g.in_height = c.hw;
-    g.in_width = c.hw + 1;
-    g.kernel_h = g.kernel_w = c.k;
-    g.stride_h = g.stride_w = c.stride;
-    g.pad_h = g.pad_w = c.pad;
-    g.dilate_h = g.dilate_w = c.dilate;
-    g.groups = c.groups;
-    g.pad_value = c.pad_value;
-    TestConvolution(g, &rng, "conv c=" + std::to_string(c.c) + " o=" + std::to_string(c.o) +
-                                 " k=" + std::to_string(c.k) + " s=" + std::to_string(c.stride) +
-                                 " g=" + std::to_string(c.groups));
-  }
+  for (const Case& c : cases) TestConvolution(c.Geometry(), &rng, "conv " + c.Name());
 }
 
 void TestDense() {
@@ -260,24 +270,10 @@ void TestPackedConvolutions() {
   }
   // Ragged tiles (spatial not a multiple of 16), several filter chunks of 64 with a
   // ragged last one, long rows of words.
-  struct Shape { int64_t c, o, size, k, stride, pad, groups; float pad_value; };
-  for (const Shape& s : {Shape{64, 130, 13, 3, 1, 1, 1, 0.0f}, Shape{512, 72, 7, 3, 1, 1, 1, 0.0f},
-                         Shape{96, 66, 9, 3, 2, 1, 3, -1.0f}, Shape{256, 9, 5, 1, 1, 0, 1, 0.0f},
-                         Shape{130, 17, 6, 5, 1, 2, 1, 0.0f}}) {
-    ConvGeometry g;
-    g.batch = 2;
-    g.in_channels = s.c;
-    g.out_channels = s.o;
-    g.in_height = s.size;
-    g.in_width = s.size + 2;
-    g.kernel_h = g.kernel_w = s.k;
-    g.stride_h = g.stride_w = s.stride;
-    g.pad_h = g.pad_w = s.pad;
-    g.groups = s.groups;
-    g.pad_value = s.pad_value;
-    TestPackedConvolution(g, &rng, "packed conv c=" + std::to_string(s.c) + " o=" + std::to_string(s.o) +
-                                       " " + std::to_string(s.size) + "x" + std::to_string(s.size + 2));
-  }
+  for (const Case& c : {Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}, Case{512, 72, 7, 3, 1, 1, 1, 1, 0.0f},
+                        Case{96, 66, 9, 3, 2, 1, 1, 3, -1.0f}, Case{256, 9, 5, 1, 1, 0, 1, 1, 0.0f},
+                        Case{130, 17, 6, 5, 1, 2, 1, 1, 0.0f}})
+    TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
 }
 
 void TestPackedDense() {

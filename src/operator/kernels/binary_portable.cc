@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "binary_kernels.h"
+#include "bitpack.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -35,7 +36,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
     uint64_t bits[kTilePixels] = {0};
     for (int64_t c = 0; c < channels; ++c) {
       const float* plane = x + c * plane_stride + s0;
-      for (int64_t p = 0; p < n; ++p) bits[p] |= uint64_t(!(plane[p] >= 0.0f)) << c;  // NaN: -1
+      for (int64_t p = 0; p < n; ++p) bits[p] |= NegativeBit(plane[p]) << c;
     }
     for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = bits[p];
   }

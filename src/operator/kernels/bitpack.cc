@@ -6,12 +6,6 @@
 
 namespace bmxnet {
 namespace kernels {
-namespace {
-
-inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }  // NaN counts as -1
-
-}  // namespace
-
 void PackConvWeights(const float* w, int64_t filters, int64_t channels_per_group, int64_t kh,
                      int64_t kw, uint64_t* packed) {
   const int64_t words = WordsFor(channels_per_group), taps = kh * kw;

@@ -13,6 +13,9 @@ namespace kernels {
 
 inline int64_t WordsFor(int64_t bits) { return (bits + 63) / 64; }
 
+// The packed bit of a value: 1 for -1 (v < 0, or NaN, as sign() maps it), 0 for +1.
+inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }
+
 // Mask of the valid bits of word `word` of a row of `bits` bits.
 inline uint64_t TailMask(int64_t bits, int64_t word) {
   const int64_t valid = bits - word * 64;

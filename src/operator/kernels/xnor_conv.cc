@@ -40,26 +40,22 @@ struct ConvPlan {
   }
 };
 
-// Padding facts of one tile pixel: how many taps fall on the border, and which.
-struct PixelBorder {
-  int64_t padded = 0;
-  std::vector<int32_t> taps;
-};
+// The taps of one tile pixel that fall on the border.
+using PaddedTaps = std::vector<int32_t>;
 
 // Fills panel[(t * words + c) * 16 + p] with word c of tap t of tile pixel p. A padded tap
 // reads pad_word (all zeros for zero padding, corrected afterwards; -1 bits for -1
 // padding); pixels past the end of the image read zeros and are never stored.
 // Returns true when no tap of the tile touches the border.
 bool GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_word, int64_t n,
-                 int64_t group, int64_t tile, uint64_t* panel, PixelBorder* border) {
+                 int64_t group, int64_t tile, uint64_t* panel, PaddedTaps* padded) {
   const ConvGeometry& g = plan.g;
   const int64_t pixel_stride = g.groups * plan.words;
   const int64_t reach_h = (g.kernel_h - 1) * g.dilate_h, reach_w = (g.kernel_w - 1) * g.dilate_w;
   const uint64_t* image = x + (n * g.in_height * g.in_width) * pixel_stride + group * plan.words;
   bool interior_tile = true;
   for (int p = 0; p < kTilePixels; ++p) {
-    border[p].padded = 0;
-    border[p].taps.clear();
+    padded[p].clear();
     const int64_t q = tile * kTilePixels + p;
     if (q >= plan.spatial) {
       for (int64_t k = 0; k < plan.depth; ++k) panel[k * kTilePixels + p] = 0;
@@ -84,8 +80,7 @@ bool GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_wo
         if (row_inside && w >= 0 && w < g.in_width) {
           source = image + (h * g.in_width + w) * pixel_stride;
         } else {
-          ++border[p].padded;
-          border[p].taps.push_back(static_cast<int32_t>(i * g.kernel_w + j));
+          padded[p].push_back(static_cast<int32_t>(i * g.kernel_w + j));
         }
         for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels) *column = source[c];
       }
@@ -98,7 +93,7 @@ bool GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_wo
 // mismatches, then scale and bias (only when given, so the float operations are exactly
 // those of the float-simulated layer).
 template <bool kScale, bool kBias>
-void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PixelBorder* border,
+void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PaddedTaps* padded,
                  bool interior_tile, const int32_t* tap_popcount, float scale, float bias,
                  int64_t pixels, float* out) {
   // int32 arithmetic (a layer has far fewer than 2^31 bits per output), so that the
@@ -112,10 +107,11 @@ void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PixelBorder*
   }
   if (interior_tile || plan.minus_one_padding) return;
   for (int64_t p = 0; p < pixels; ++p) {  // redo the few pixels whose taps reach zero padding
-    if (!border[p].padded) continue;
+    if (padded[p].empty()) continue;
     int32_t differing = counts[p];
-    for (int32_t t : border[p].taps) differing -= tap_popcount[t];
-    float value = static_cast<float>(full - static_cast<int32_t>(border[p].padded * plan.per_group) - 2 * differing);
+    for (int32_t t : padded[p]) differing -= tap_popcount[t];
+    const int32_t counted = static_cast<int32_t>((plan.taps - static_cast<int64_t>(padded[p].size())) * plan.per_group);
+    float value = static_cast<float>(counted - 2 * differing);
     if (kScale) value *= scale;
     if (kBias) value += bias;
     out[p] = value;
@@ -136,18 +132,20 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   for (int64_t t = 0; t < g.out_channels * plan.taps; ++t)
     tap_popcount[t] = static_cast<int32_t>(kernels.xor_popcount(w + t * plan.words, zeros.data(), plan.words));
 
+  auto* store = scale ? (bias ? StoreFilter<true, true> : StoreFilter<true, false>)
+                      : (bias ? StoreFilter<false, true> : StoreFilter<false, false>);
   const int64_t tasks = g.batch * g.groups * plan.tiles * plan.chunks;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<uint64_t> panel(plan.depth * kTilePixels);
     std::vector<int32_t> counts(kFilterChunk * kTilePixels);
-    std::vector<PixelBorder> border(kTilePixels);
+    std::vector<PaddedTaps> padded(kTilePixels);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
       const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
       const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-      const bool interior = GatherPanel(plan, x, pad_word.data(), n, group, tile, panel.data(), border.data());
+      const bool interior = GatherPanel(plan, x, pad_word.data(), n, group, tile, panel.data(), padded.data());
       const int64_t first = group * plan.filters + chunk * kFilterChunk;
       const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
       kernels.mismatch_tile(panel.data(), w + first * plan.depth, plan.depth, count, counts.data());
@@ -155,13 +153,9 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
       for (int64_t f = 0; f < count; ++f) {
         const int64_t o = first + f;
         float* out = y + (n * g.out_channels + o) * plan.spatial + tile * kTilePixels;
-        const int32_t* tile_counts = counts.data() + f * kTilePixels;
-        const int32_t* taps = tap_popcount.data() + o * plan.taps;
-        const float s = scale ? scale[o] : 1.0f, b = bias ? bias[o] : 0.0f;
-        if (scale && bias) StoreFilter<true, true>(plan, tile_counts, border.data(), interior, taps, s, b, pixels, out);
-        else if (scale) StoreFilter<true, false>(plan, tile_counts, border.data(), interior, taps, s, b, pixels, out);
-        else if (bias) StoreFilter<false, true>(plan, tile_counts, border.data(), interior, taps, s, b, pixels, out);
-        else StoreFilter<false, false>(plan, tile_counts, border.data(), interior, taps, s, b, pixels, out);
+        store(plan, counts.data() + f * kTilePixels, padded.data(), interior,
+              tap_popcount.data() + o * plan.taps, scale ? scale[o] : 1.0f, bias ? bias[o] : 0.0f,
+              pixels, out);
       }
     }
   }
