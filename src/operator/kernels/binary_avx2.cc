@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "binary_kernels.h"
+#include "tile_output.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -27,23 +28,35 @@ struct NibblePopcount {
 
 constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
 
-// `Filters` filters against one half (8 pixels, two vectors) of a tile.
-template <int Filters>
-void MismatchHalf(const uint64_t* panel, const uint64_t* weights, int64_t depth, int32_t* counts) {
+// `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
+// mismatching bits are ANDed with the panel's valid bits.
+template <int Filters, bool kMasked>
+void MismatchHalf(const uint64_t* bits, const uint64_t* valid, const uint64_t* weights, int64_t depth,
+                  int32_t* counts) {
   const NibblePopcount popcount;
   __m256i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
+  __m256i mask[2] = {_mm256_set1_epi8(-1), _mm256_set1_epi8(-1)};
   for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
     const int64_t k_end = std::min(depth, k0 + kByteSteps);
     __m256i bytes[Filters][2];
     for (int f = 0; f < Filters; ++f) bytes[f][0] = bytes[f][1] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k_end; ++k) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kTilePixels));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kTilePixels + 4));
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + k * kTilePixels));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + k * kTilePixels + 4));
+      if (kMasked) {
+        mask[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + k * kTilePixels));
+        mask[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + k * kTilePixels + 4));
+      }
       for (int f = 0; f < Filters; ++f) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
-        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(_mm256_xor_si256(a, w)));
-        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(_mm256_xor_si256(b, w)));
+        __m256i left = _mm256_xor_si256(a, w), right = _mm256_xor_si256(b, w);
+        if (kMasked) {
+          left = _mm256_and_si256(left, mask[0]);
+          right = _mm256_and_si256(right, mask[1]);
+        }
+        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(left));
+        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(right));
       }
     }
     for (int f = 0; f < Filters; ++f)
@@ -58,15 +71,28 @@ void MismatchHalf(const uint64_t* panel, const uint64_t* weights, int64_t depth,
   }
 }
 
-void MismatchTile(const uint64_t* panel, const uint64_t* weights, int64_t depth, int64_t filters,
-                  int32_t* counts) {
+template <bool kMasked>
+void CountBlock(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+                int32_t* counts) {
   for (int half = 0; half < 2; ++half) {
-    const uint64_t* half_panel = panel + half * 8;
-    int32_t* half_counts = counts + half * 8;
+    const uint64_t* bits = panel.bits + half * 8;
+    const uint64_t* valid = kMasked ? panel.valid + half * 8 : nullptr;
     int64_t f = 0;
     for (; f + 2 <= filters; f += 2)
-      MismatchHalf<2>(half_panel, weights + f * depth, depth, half_counts + f * kTilePixels);
-    if (f < filters) MismatchHalf<1>(half_panel, weights + f * depth, depth, half_counts + f * kTilePixels);
+      MismatchHalf<2, kMasked>(bits, valid, weights + f * depth, depth, counts + f * kTilePixels + half * 8);
+    if (f < filters)
+      MismatchHalf<1, kMasked>(bits, valid, weights + f * depth, depth, counts + f * kTilePixels + half * 8);
+  }
+}
+
+void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+              const TileOutput& output) {
+  constexpr int64_t kBlock = 8;
+  alignas(32) int32_t counts[kBlock * kTilePixels];
+  for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
+    const int64_t block = std::min(kBlock, filters - f0);
+    (panel.valid ? CountBlock<true> : CountBlock<false>)(panel, weights + f0 * depth, depth, block, counts);
+    StoreTile(counts, block, panel, Shifted(output, f0));
   }
 }
 
@@ -113,7 +139,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {MismatchTile, XorPopcount, PackPlanes};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes};
 
 }  // namespace avx2
 }  // namespace kernels

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "binary_kernels.h"
+#include "tile_output.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -12,44 +13,68 @@ namespace avx512 {
 namespace {
 
 // `Filters` filters against the 16 pixels of a tile: 2 * Filters accumulators stay in
-// registers, each filter word is broadcast once per k and meets both pixel vectors.
-template <int Filters>
-void MismatchRows(const uint64_t* panel, const uint64_t* weights, int64_t depth, int32_t* counts) {
+// registers, each filter word is broadcast once per k and meets both pixel vectors; the
+// counts become output values without leaving the registers.
+template <int Filters, bool kMasked>
+void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, const TileOutput& output) {
   __m512i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm512_setzero_si512();
   for (int64_t k = 0; k < depth; ++k) {
-    const __m512i left = _mm512_loadu_si512(panel + k * kTilePixels);
-    const __m512i right = _mm512_loadu_si512(panel + k * kTilePixels + 8);
+    const __m512i left = _mm512_loadu_si512(panel.bits + k * kTilePixels);
+    const __m512i right = _mm512_loadu_si512(panel.bits + k * kTilePixels + 8);
+    __m512i left_valid = left, right_valid = right;
+    if (kMasked) {
+      left_valid = _mm512_loadu_si512(panel.valid + k * kTilePixels);
+      right_valid = _mm512_loadu_si512(panel.valid + k * kTilePixels + 8);
+    }
     for (int f = 0; f < Filters; ++f) {
       const __m512i w = _mm512_set1_epi64(static_cast<long long>(weights[f * depth + k]));
-      total[f][0] = _mm512_add_epi64(total[f][0], _mm512_popcnt_epi64(_mm512_xor_si512(left, w)));
-      total[f][1] = _mm512_add_epi64(total[f][1], _mm512_popcnt_epi64(_mm512_xor_si512(right, w)));
+      __m512i l, r;
+      if (kMasked) {  // (bits xor w) and valid in one instruction
+        l = _mm512_ternarylogic_epi64(left, w, left_valid, 0x28);
+        r = _mm512_ternarylogic_epi64(right, w, right_valid, 0x28);
+      } else {
+        l = _mm512_xor_si512(left, w);
+        r = _mm512_xor_si512(right, w);
+      }
+      total[f][0] = _mm512_add_epi64(total[f][0], _mm512_popcnt_epi64(l));
+      total[f][1] = _mm512_add_epi64(total[f][1], _mm512_popcnt_epi64(r));
     }
   }
+  const __m512i counted = _mm512_loadu_si512(panel.counted);
+  const __mmask16 existing = static_cast<__mmask16>((1u << panel.pixels) - 1);
   for (int f = 0; f < Filters; ++f) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + f * kTilePixels),
-                        _mm512_cvtepi64_epi32(total[f][0]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + f * kTilePixels + 8),
-                        _mm512_cvtepi64_epi32(total[f][1]));
+    const __m512i mismatches = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(total[f][0])),
+                                                  _mm512_cvtepi64_epi32(total[f][1]), 1);
+    __m512 value = _mm512_cvtepi32_ps(_mm512_sub_epi32(counted, _mm512_slli_epi32(mismatches, 1)));
+    if (output.scale != nullptr) value = _mm512_mul_ps(value, _mm512_set1_ps(output.scale[f]));
+    if (output.bias != nullptr) value = _mm512_add_ps(value, _mm512_set1_ps(output.bias[f]));
+    _mm512_mask_storeu_ps(output.out + f * output.stride, existing, value);
   }
 }
 
-void MismatchTile(const uint64_t* panel, const uint64_t* weights, int64_t depth, int64_t filters,
-                  int32_t* counts) {
+template <bool kMasked>
+void ConvTileRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+                  const TileOutput& output) {
   int64_t f = 0;
-  for (; f + 8 <= filters; f += 8) MismatchRows<8>(panel, weights + f * depth, depth, counts + f * kTilePixels);
+  for (; f + 8 <= filters; f += 8) ConvRows<8, kMasked>(panel, weights + f * depth, depth, Shifted(output, f));
   const uint64_t* w = weights + f * depth;
-  int32_t* c = counts + f * kTilePixels;
+  const TileOutput rest = Shifted(output, f);
   switch (filters - f) {
-    case 7: MismatchRows<7>(panel, w, depth, c); break;
-    case 6: MismatchRows<6>(panel, w, depth, c); break;
-    case 5: MismatchRows<5>(panel, w, depth, c); break;
-    case 4: MismatchRows<4>(panel, w, depth, c); break;
-    case 3: MismatchRows<3>(panel, w, depth, c); break;
-    case 2: MismatchRows<2>(panel, w, depth, c); break;
-    case 1: MismatchRows<1>(panel, w, depth, c); break;
+    case 7: ConvRows<7, kMasked>(panel, w, depth, rest); break;
+    case 6: ConvRows<6, kMasked>(panel, w, depth, rest); break;
+    case 5: ConvRows<5, kMasked>(panel, w, depth, rest); break;
+    case 4: ConvRows<4, kMasked>(panel, w, depth, rest); break;
+    case 3: ConvRows<3, kMasked>(panel, w, depth, rest); break;
+    case 2: ConvRows<2, kMasked>(panel, w, depth, rest); break;
+    case 1: ConvRows<1, kMasked>(panel, w, depth, rest); break;
     default: break;
   }
+}
+
+void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+              const TileOutput& output) {
+  (panel.valid ? ConvTileRows<true> : ConvTileRows<false>)(panel, weights, depth, filters, output);
 }
 
 int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
@@ -97,7 +122,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {MismatchTile, XorPopcount, PackPlanes};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes};
 
 }  // namespace avx512
 }  // namespace kernels

@@ -15,13 +15,34 @@ namespace kernels {
 // Output pixels per tile of the binary convolution: two AVX-512 vectors of 64-bit words.
 constexpr int kTilePixels = 16;
 
+// The receptive fields of a tile's pixels, gathered and packed: word k of pixel p is
+// bits[k * kTilePixels + p].
+struct TilePanel {
+  const uint64_t* bits;
+  // Same layout: all ones where the word lies inside the image, zero where it is zero
+  // padding (such bits count neither as matches nor as mismatches). nullptr: no padding.
+  const uint64_t* valid;
+  // Bits that count towards each pixel's value: channels times the taps inside the image
+  // (or times all taps when the padding is -1, which is a value like any other).
+  const int32_t* counted;
+  int pixels;  // pixels of the tile that exist; the others are not stored
+};
+
+// Where a tile's values go and how they are finished: value = (counted - 2 * mismatches),
+// times scale[f] and plus bias[f] when given (separate float operations, as in the
+// float-simulated layer), stored at out[f * stride + p].
+struct TileOutput {
+  const float* scale;
+  const float* bias;
+  float* out;
+  int64_t stride;
+};
+
 struct BinaryKernels {
-  // counts[f * kTilePixels + p] = sum over k < depth of popcount(panel[k * kTilePixels + p]
-  // xor weights[f * depth + k]) for every filter f < filters: the mismatching bits of
-  // tile pixel p's receptive field (panel, one row of kTilePixels words per k) against
-  // filter f.
-  void (*mismatch_tile)(const uint64_t* panel, const uint64_t* weights, int64_t depth,
-                        int64_t filters, int32_t* counts);
+  // Values of `filters` filters (weights[f * depth + k]) for the pixels of a tile:
+  // mismatches = sum over k < depth of popcount((bits xor weight) and valid).
+  void (*conv_tile)(const TilePanel& panel, const uint64_t* weights, int64_t depth,
+                    int64_t filters, const TileOutput& output);
   // popcount(a xor b) over `words` words.
   int64_t (*xor_popcount)(const uint64_t* a, const uint64_t* b, int64_t words);
   // Sign bits of up to 64 channel planes (channel c at x + c * plane_stride) for `pixels`

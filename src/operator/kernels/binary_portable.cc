@@ -3,22 +3,34 @@
 
 #include "binary_kernels.h"
 #include "bitpack.h"
+#include "tile_output.h"
 
 namespace bmxnet {
 namespace kernels {
 namespace portable {
 namespace {
 
-void MismatchTile(const uint64_t* panel, const uint64_t* weights, int64_t depth, int64_t filters,
-                  int32_t* counts) {
-  for (int64_t f = 0; f < filters; ++f) {
-    int32_t total[kTilePixels] = {0};
-    for (int64_t k = 0; k < depth; ++k) {
-      const uint64_t w = weights[f * depth + k];
-      const uint64_t* row = panel + k * kTilePixels;
-      for (int p = 0; p < kTilePixels; ++p) total[p] += __builtin_popcountll(row[p] ^ w);
-    }
-    std::copy(total, total + kTilePixels, counts + f * kTilePixels);
+template <bool kMasked>
+void CountFilter(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t* mismatches) {
+  std::fill_n(mismatches, kTilePixels, 0);
+  for (int64_t k = 0; k < depth; ++k) {
+    const uint64_t* bits = panel.bits + k * kTilePixels;
+    const uint64_t* valid = kMasked ? panel.valid + k * kTilePixels : nullptr;
+    for (int p = 0; p < kTilePixels; ++p)
+      mismatches[p] += __builtin_popcountll(kMasked ? (bits[p] ^ weights[k]) & valid[p] : bits[p] ^ weights[k]);
+  }
+}
+
+void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+              const TileOutput& output) {
+  constexpr int64_t kBlock = 8;
+  int32_t mismatches[kBlock * kTilePixels];
+  for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
+    const int64_t block = std::min(kBlock, filters - f0);
+    for (int64_t f = 0; f < block; ++f)
+      (panel.valid ? CountFilter<true> : CountFilter<false>)(panel, weights + (f0 + f) * depth, depth,
+                                                            mismatches + f * kTilePixels);
+    StoreTile(mismatches, block, panel, Shifted(output, f0));
   }
 }
 
@@ -44,7 +56,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {MismatchTile, XorPopcount, PackPlanes};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes};
 
 }  // namespace portable
 }  // namespace kernels

@@ -40,82 +40,73 @@ struct ConvPlan {
   }
 };
 
-// The taps of one tile pixel that fall on the border.
-using PaddedTaps = std::vector<int32_t>;
+// One thread's buffers for a tile: the gathered receptive fields and, for tiles that
+// touch zero padding, which of their words lie inside the image.
+struct TileBuffers {
+  std::vector<uint64_t> bits, valid;
+  int32_t counted[kTilePixels];
 
-// Fills panel[(t * words + c) * 16 + p] with word c of tap t of tile pixel p. A padded tap
-// reads pad_word (all zeros for zero padding, corrected afterwards; -1 bits for -1
-// padding); pixels past the end of the image read zeros and are never stored.
-// Returns true when no tap of the tile touches the border.
-bool GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_word, int64_t n,
-                 int64_t group, int64_t tile, uint64_t* panel, PaddedTaps* padded) {
+  explicit TileBuffers(const ConvPlan& plan)
+      : bits(plan.depth * kTilePixels), valid(plan.depth * kTilePixels) {}
+};
+
+// Fills bits[(t * words + c) * 16 + p] with word c of tap t of tile pixel p. A padded tap
+// reads pad_word: zeros for zero padding, whose valid words are then zero too so that
+// they count for nothing, or -1 bits for -1 padding. Pixels past the end of the image
+// read zeros and are never stored. Returns the panel the kernels read.
+TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_word, int64_t n,
+                      int64_t group, int64_t tile, TileBuffers* buffers) {
   const ConvGeometry& g = plan.g;
   const int64_t pixel_stride = g.groups * plan.words;
   const int64_t reach_h = (g.kernel_h - 1) * g.dilate_h, reach_w = (g.kernel_w - 1) * g.dilate_w;
   const uint64_t* image = x + (n * g.in_height * g.in_width) * pixel_stride + group * plan.words;
-  bool interior_tile = true;
+  const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
+  uint64_t* bits = buffers->bits.data();
+  uint64_t* valid = buffers->valid.data();
+  bool touches_zero_padding = false;
+  bool clear[kTilePixels];  // valid words written only once the tile needs them
   for (int p = 0; p < kTilePixels; ++p) {
-    padded[p].clear();
+    buffers->counted[p] = full;
+    clear[p] = true;
     const int64_t q = tile * kTilePixels + p;
     if (q >= plan.spatial) {
-      for (int64_t k = 0; k < plan.depth; ++k) panel[k * kTilePixels + p] = 0;
+      for (int64_t k = 0; k < plan.depth; ++k) bits[k * kTilePixels + p] = 0;
       continue;
     }
     const int64_t h0 = (q / plan.out_w) * g.stride_h - g.pad_h;
     const int64_t w0 = (q % plan.out_w) * g.stride_w - g.pad_w;
-    uint64_t* column = panel + p;
+    uint64_t* column = bits + p;
+    uint64_t* valid_column = valid + p;
     if (h0 >= 0 && w0 >= 0 && h0 + reach_h < g.in_height && w0 + reach_w < g.in_width) {
       const uint64_t* corner = image + (h0 * g.in_width + w0) * pixel_stride;
       for (int64_t t = 0; t < plan.taps; ++t)
         for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels) *column = corner[plan.tap_offset[t] + c];
       continue;
     }
-    interior_tile = false;
+    clear[p] = false;
     for (int64_t i = 0; i < g.kernel_h; ++i) {
       const int64_t h = h0 + i * g.dilate_h;
       const bool row_inside = h >= 0 && h < g.in_height;
       for (int64_t j = 0; j < g.kernel_w; ++j) {
         const int64_t w = w0 + j * g.dilate_w;
-        const uint64_t* source = pad_word;
-        if (row_inside && w >= 0 && w < g.in_width) {
-          source = image + (h * g.in_width + w) * pixel_stride;
-        } else {
-          padded[p].push_back(static_cast<int32_t>(i * g.kernel_w + j));
+        const bool inside = row_inside && w >= 0 && w < g.in_width;
+        const uint64_t* source = inside ? image + (h * g.in_width + w) * pixel_stride : pad_word;
+        const uint64_t valid_word = inside || plan.minus_one_padding ? ~uint64_t(0) : 0;
+        if (valid_word == 0) buffers->counted[p] -= static_cast<int32_t>(plan.per_group);
+        for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels, valid_column += kTilePixels) {
+          *column = source[c];
+          *valid_column = valid_word;
         }
-        for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels) *column = source[c];
       }
     }
+    touches_zero_padding |= !plan.minus_one_padding;
   }
-  return interior_tile;
-}
-
-// Output values of one filter for the tile's pixels: bits counted minus twice the
-// mismatches, then scale and bias (only when given, so the float operations are exactly
-// those of the float-simulated layer).
-template <bool kScale, bool kBias>
-void StoreFilter(const ConvPlan& plan, const int32_t* counts, const PaddedTaps* padded,
-                 bool interior_tile, const int32_t* tap_popcount, float scale, float bias,
-                 int64_t pixels, float* out) {
-  // int32 arithmetic (a layer has far fewer than 2^31 bits per output), so that the
-  // conversion to float vectorizes even in the portable build
-  const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
-  for (int64_t p = 0; p < pixels; ++p) {  // as if no tap were padded: vectorizes
-    float value = static_cast<float>(full - 2 * counts[p]);
-    if (kScale) value *= scale;
-    if (kBias) value += bias;
-    out[p] = value;
-  }
-  if (interior_tile || plan.minus_one_padding) return;
-  for (int64_t p = 0; p < pixels; ++p) {  // redo the few pixels whose taps reach zero padding
-    if (padded[p].empty()) continue;
-    int32_t differing = counts[p];
-    for (int32_t t : padded[p]) differing -= tap_popcount[t];
-    const int32_t counted = static_cast<int32_t>((plan.taps - static_cast<int64_t>(padded[p].size())) * plan.per_group);
-    float value = static_cast<float>(counted - 2 * differing);
-    if (kScale) value *= scale;
-    if (kBias) value += bias;
-    out[p] = value;
-  }
+  if (touches_zero_padding)
+    for (int p = 0; p < kTilePixels; ++p)
+      if (clear[p])
+        for (int64_t k = 0; k < plan.depth; ++k) valid[k * kTilePixels + p] = ~uint64_t(0);
+  const int pixels = static_cast<int>(std::min<int64_t>(kTilePixels, plan.spatial - tile * kTilePixels));
+  return {bits, touches_zero_padding ? valid : nullptr, buffers->counted, pixels};
 }
 
 }  // namespace
@@ -126,37 +117,22 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   const ConvPlan plan(g);
   std::vector<uint64_t> pad_word(plan.words);
   for (int64_t c = 0; c < plan.words; ++c) pad_word[c] = plan.minus_one_padding ? TailMask(plan.per_group, c) : 0;
-  // popcount of each filter tap: what a zero-padded tap wrongly counts as mismatches
-  std::vector<int32_t> tap_popcount(g.out_channels * plan.taps);
-  const std::vector<uint64_t> zeros(plan.words, 0);
-  for (int64_t t = 0; t < g.out_channels * plan.taps; ++t)
-    tap_popcount[t] = static_cast<int32_t>(kernels.xor_popcount(w + t * plan.words, zeros.data(), plan.words));
-
-  auto* store = scale ? (bias ? StoreFilter<true, true> : StoreFilter<true, false>)
-                      : (bias ? StoreFilter<false, true> : StoreFilter<false, false>);
   const int64_t tasks = g.batch * g.groups * plan.tiles * plan.chunks;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<uint64_t> panel(plan.depth * kTilePixels);
-    std::vector<int32_t> counts(kFilterChunk * kTilePixels);
-    std::vector<PaddedTaps> padded(kTilePixels);
+    TileBuffers buffers(plan);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
       const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
       const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-      const bool interior = GatherPanel(plan, x, pad_word.data(), n, group, tile, panel.data(), padded.data());
+      const TilePanel panel = GatherPanel(plan, x, pad_word.data(), n, group, tile, &buffers);
       const int64_t first = group * plan.filters + chunk * kFilterChunk;
       const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
-      kernels.mismatch_tile(panel.data(), w + first * plan.depth, plan.depth, count, counts.data());
-      const int64_t pixels = std::min<int64_t>(kTilePixels, plan.spatial - tile * kTilePixels);
-      for (int64_t f = 0; f < count; ++f) {
-        const int64_t o = first + f;
-        float* out = y + (n * g.out_channels + o) * plan.spatial + tile * kTilePixels;
-        store(plan, counts.data() + f * kTilePixels, padded.data(), interior,
-              tap_popcount.data() + o * plan.taps, scale ? scale[o] : 1.0f, bias ? bias[o] : 0.0f,
-              pixels, out);
-      }
+      const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
+                                 y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
+                                 plan.spatial};
+      kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
     }
   }
 }
