@@ -4,7 +4,9 @@ Everything runs in one process with the same shapes and the same thread count, a
 row is the median of --repeat timed runs after --warmup untimed ones:
 
   layers    3x3 convs of ResNet-18 (batch 1) plus a strided and a 1x1 one: packed
-            QConvolution vs mx.nd.Convolution (float, oneDNN)
+            QConvolution vs Convolution (float, oneDNN); a run is one forward of a
+            graph with --copies copies of the layer, which MXNet executes as one engine
+            operation as it does a network's layers (time per copy)
   models    packed resnete18 / meliusnet22 vs the same models float-simulated and vs
             GluonCV's float resnet18_v1 (224x224, batch 1 and 8)
   training  one step (forward, backward, update) of binary resnete18 vs float resnet18_v1
@@ -33,6 +35,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of MXNet and of bmxnet")
     p.add_argument("--repeat", type=int, default=30, help="timed runs per row (layers; models use a third)")
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--copies", type=int, default=10,
+                   help="copies of each layer per timed graph run: timing single imperative calls "
+                        "would time MXNet's thread hand-over (tens of microseconds), not the operator")
     p.add_argument("--train-batch", type=int, default=8)
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one memory measurement
@@ -41,8 +46,8 @@ def parse_args(argv):
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         p.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
-    if args.threads < 1 or args.repeat < 1 or args.warmup < 0:
-        p.error("--threads and --repeat must be positive, --warmup not negative")
+    if args.threads < 1 or args.repeat < 1 or args.copies < 1 or args.warmup < 0:
+        p.error("--threads, --repeat and --copies must be positive, --warmup not negative")
     return args
 
 
@@ -80,6 +85,19 @@ def cpu_description():
 
 
 # ---------------------------------------------------------------------------- layers
+def _layer_seconds(op, x, weight, attrs, args):
+    """Seconds per layer call: `args.copies` copies of op(x, weight) in one bound graph."""
+    import mxnet as mx
+    data, w = mx.sym.var("data"), mx.sym.var("weight")
+    graph = mx.sym.Group([op(data, w, **attrs) for _ in range(args.copies)])
+    executor = graph.bind(mx.cpu(), {"data": x, "weight": weight}, grad_req="null")
+
+    def run():
+        executor.forward(is_train=False)
+        mx.nd.waitall()
+    return median_seconds(run, args.repeat, args.warmup) / args.copies
+
+
 def bench_layers(args):
     import mxnet as mx
     import numpy as np
@@ -93,11 +111,8 @@ def bench_layers(args):
         w_float = mx.nd.array(np.sign(w) + (w == 0))
         w_packed = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
         attrs = dict(kernel=(k, k), stride=(stride, stride), pad=(pad, pad), num_filter=cout, no_bias=True)
-        float_s = median_seconds(lambda: mx.nd.Convolution(x, w_float, **attrs).wait_to_read(),
-                                 args.repeat, args.warmup)
-        packed_s = median_seconds(
-            lambda: mx.nd.QConvolution(x, w_packed, binarized_weights_only=True, **attrs).wait_to_read(),
-            args.repeat, args.warmup)
+        float_s = _layer_seconds(mx.sym.Convolution, x, w_float, attrs, args)
+        packed_s = _layer_seconds(mx.sym.QConvolution, x, w_packed, dict(attrs, binarized_weights_only=True), args)
         rows.append(dict(layer=name, float_ms=float_s * 1e3, packed_ms=packed_s * 1e3, speedup=float_s / packed_s))
     return rows
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -146,9 +147,7 @@ void CheckPackedBits(const AttributeReader& reader, bool packed, int act_bit, in
                     std::to_string(weight_bit) + ")");
 }
 
-}  // namespace
-
-QActivationParams ParseQActivation(const Attributes& attrs) {
+QActivationParams ReadQActivation(const Attributes& attrs) {
   AttributeReader reader("QActivation", attrs);
   QActivationParams p;
   p.spec.bits = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
@@ -166,7 +165,7 @@ QActivationParams ParseQActivation(const Attributes& attrs) {
   return p;
 }
 
-QConvolutionParams ParseQConvolution(const Attributes& attrs) {
+QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   AttributeReader reader("QConvolution", attrs);
   QConvolutionParams p;
   if (!reader.Has("kernel")) throw ParamError("QConvolution: missing required parameter 'kernel'");
@@ -196,7 +195,7 @@ QConvolutionParams ParseQConvolution(const Attributes& attrs) {
   return p;
 }
 
-QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
+QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   AttributeReader reader("QFullyConnected", attrs);
   QFullyConnectedParams p;
   if (!reader.Has("num_hidden"))
@@ -211,6 +210,40 @@ QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
   CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
   reader.RejectUnknown();
   return p;
+}
+
+// MXNet asks for the parameters several times per call (attributes, types, shapes,
+// forward) and reading them costs microseconds; a model uses a handful of attribute sets.
+// Maps that fail to parse are never stored, so their error repeats.
+template <typename Params>
+Params Cached(const Attributes& attrs, Params (*read)(const Attributes&)) {
+  std::vector<const Attributes::value_type*> entries;
+  for (const auto& entry : attrs) entries.push_back(&entry);
+  std::sort(entries.begin(), entries.end(), [](const Attributes::value_type* a, const Attributes::value_type* b) {
+    return a->first < b->first;
+  });
+  std::string key;
+  for (const auto* entry : entries) key += entry->first + '\x1f' + entry->second + '\x1e';
+  static std::mutex mutex;
+  static std::unordered_map<std::string, Params> cache;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  Params params = read(attrs);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 4096) cache.clear();  // bounded: attribute sets made on the fly
+  cache.emplace(std::move(key), params);
+  return params;
+}
+
+}  // namespace
+
+QActivationParams ParseQActivation(const Attributes& attrs) { return Cached(attrs, ReadQActivation); }
+QConvolutionParams ParseQConvolution(const Attributes& attrs) { return Cached(attrs, ReadQConvolution); }
+QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
+  return Cached(attrs, ReadQFullyConnected);
 }
 
 template <typename T>

@@ -104,13 +104,11 @@ int64_t PackedDataWords(const kernels::ConvGeometry& g) {
 void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                    std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
   const InputLayout layout = LayoutOf(p);
-  const int threads = kernels::NumThreads();
   uint64_t* packed = AllocScratch<uint64_t>(res, PackedDataWords(g));
-  kernels::PackActivationsNCHW(Data(inputs, 0), g.batch, g.in_channels, g.in_height, g.in_width,
-                               g.groups, packed, threads);
-  kernels::BinaryConvForward(g, packed, (*inputs)[1].data<uint64_t>(),
-                             layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                             layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out, threads);
+  kernels::PackAndConvolve(g, Data(inputs, 0), packed, (*inputs)[1].data<uint64_t>(),
+                           layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
+                           layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out,
+                           kernels::NumThreads());
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,

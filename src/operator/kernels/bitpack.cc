@@ -28,15 +28,15 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
       }
 }
 
-void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
+void PackActivationsShare(const float* x, int64_t batch, int64_t channels, int64_t height,
+                          int64_t width, int64_t groups, uint64_t* packed, Isa isa) {
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t per_group = channels / groups, words = WordsFor(per_group);
   const int64_t spatial = height * width, pixel_stride = groups * words;
   const int64_t block = 1024, blocks = (spatial + block - 1) / block;  // pixels per task
   // One task per (image, group, word, pixel block): it reads up to 64 channel planes and
   // owns its output words, so no two threads write the same word.
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(4)
+#pragma omp for schedule(static) collapse(4)
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t g = 0; g < groups; ++g) {
       for (int64_t word = 0; word < words; ++word) {
@@ -50,6 +50,12 @@ void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_
       }
     }
   }
+}
+
+void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
+                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
+#pragma omp parallel num_threads(threads)
+  PackActivationsShare(x, batch, channels, height, width, groups, packed, isa);
 }
 
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads) {

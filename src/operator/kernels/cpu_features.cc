@@ -1,5 +1,6 @@
 #include "cpu_features.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -57,8 +58,9 @@ int NumThreads() {
     const char* value = std::getenv(name);
     if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);
   }
-  unsigned cores = std::thread::hardware_concurrency();
-  return cores > 0 ? static_cast<int>(cores) : 1;
+  // hardware_concurrency reads /sys on every call: once is enough
+  static const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return cores;
 }
 
 }  // namespace kernels

@@ -50,6 +50,19 @@ struct TileBuffers {
       : bits(plan.depth * kTilePixels), valid(plan.depth * kTilePixels) {}
 };
 
+// Word c of tap t for `count` pixels whose top-left taps are corner, corner + step, ...
+void CopyTaps(const ConvPlan& plan, const uint64_t* corner, int64_t step, int count, uint64_t* bits) {
+  for (int64_t t = 0; t < plan.taps; ++t)
+    for (int64_t c = 0; c < plan.words; ++c, bits += kTilePixels) {
+      const uint64_t* source = corner + plan.tap_offset[t] + c;
+      if (step == 1) {
+        std::copy_n(source, count, bits);
+      } else {
+        for (int p = 0; p < count; ++p) bits[p] = source[p * step];
+      }
+    }
+}
+
 // Fills bits[(t * words + c) * 16 + p] with word c of tap t of tile pixel p. A padded tap
 // reads pad_word: zeros for zero padding, whose valid words are then zero too so that
 // they count for nothing, or -1 bits for -1 padding. Pixels past the end of the image
@@ -61,29 +74,48 @@ TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* p
   const int64_t reach_h = (g.kernel_h - 1) * g.dilate_h, reach_w = (g.kernel_w - 1) * g.dilate_w;
   const uint64_t* image = x + (n * g.in_height * g.in_width) * pixel_stride + group * plan.words;
   const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
+  const int pixels = static_cast<int>(std::min<int64_t>(kTilePixels, plan.spatial - tile * kTilePixels));
   uint64_t* bits = buffers->bits.data();
   uint64_t* valid = buffers->valid.data();
-  bool touches_zero_padding = false;
-  bool clear[kTilePixels];  // valid words written only once the tile needs them
-  for (int p = 0; p < kTilePixels; ++p) {
-    buffers->counted[p] = full;
-    clear[p] = true;
-    const int64_t q = tile * kTilePixels + p;
-    if (q >= plan.spatial) {
-      for (int64_t k = 0; k < plan.depth; ++k) bits[k * kTilePixels + p] = 0;
-      continue;
+  // Where each pixel's receptive field starts, or nullptr when it reaches the border.
+  const uint64_t* corner[kTilePixels];
+  int64_t oh = tile * kTilePixels / plan.out_w, ow = tile * kTilePixels % plan.out_w;
+  int interior = 0;
+  bool one_row = true;
+  for (int p = 0; p < pixels; ++p, ++ow) {
+    if (ow == plan.out_w) {
+      ow = 0;
+      ++oh;
+      one_row = false;
     }
-    const int64_t h0 = (q / plan.out_w) * g.stride_h - g.pad_h;
-    const int64_t w0 = (q % plan.out_w) * g.stride_w - g.pad_w;
+    const int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
+    const bool inside = h0 >= 0 && w0 >= 0 && h0 + reach_h < g.in_height && w0 + reach_w < g.in_width;
+    corner[p] = inside ? image + (h0 * g.in_width + w0) * pixel_stride : nullptr;
+    interior += inside;
+    buffers->counted[p] = full;
+  }
+  std::fill(buffers->counted + pixels, buffers->counted + kTilePixels, full);
+  if (interior == kTilePixels && one_row) {  // the common case: one strided copy per word
+    CopyTaps(plan, corner[0], g.stride_w * pixel_stride, kTilePixels, bits);
+    return {bits, nullptr, buffers->counted, pixels};
+  }
+  const bool zero_padding = interior < pixels && !plan.minus_one_padding;
+  for (int p = 0; p < kTilePixels; ++p) {
     uint64_t* column = bits + p;
     uint64_t* valid_column = valid + p;
-    if (h0 >= 0 && w0 >= 0 && h0 + reach_h < g.in_height && w0 + reach_w < g.in_width) {
-      const uint64_t* corner = image + (h0 * g.in_width + w0) * pixel_stride;
-      for (int64_t t = 0; t < plan.taps; ++t)
-        for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels) *column = corner[plan.tap_offset[t] + c];
+    if (p >= pixels || corner[p] != nullptr) {
+      if (p < pixels) {
+        CopyTaps(plan, corner[p], 1, 1, column);
+      } else {
+        for (int64_t k = 0; k < plan.depth; ++k) column[k * kTilePixels] = 0;
+      }
+      if (zero_padding)
+        for (int64_t k = 0; k < plan.depth; ++k) valid_column[k * kTilePixels] = ~uint64_t(0);
       continue;
     }
-    clear[p] = false;
+    const int64_t q = tile * kTilePixels + p;
+    const int64_t h0 = (q / plan.out_w) * g.stride_h - g.pad_h;
+    const int64_t w0 = (q % plan.out_w) * g.stride_w - g.pad_w;
     for (int64_t i = 0; i < g.kernel_h; ++i) {
       const int64_t h = h0 + i * g.dilate_h;
       const bool row_inside = h >= 0 && h < g.in_height;
@@ -99,41 +131,67 @@ TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* p
         }
       }
     }
-    touches_zero_padding |= !plan.minus_one_padding;
   }
-  if (touches_zero_padding)
-    for (int p = 0; p < kTilePixels; ++p)
-      if (clear[p])
-        for (int64_t k = 0; k < plan.depth; ++k) valid[k * kTilePixels + p] = ~uint64_t(0);
-  const int pixels = static_cast<int>(std::min<int64_t>(kTilePixels, plan.spatial - tile * kTilePixels));
-  return {bits, touches_zero_padding ? valid : nullptr, buffers->counted, pixels};
+  return {bits, zero_padding ? valid : nullptr, buffers->counted, pixels};
+}
+
+// This thread's tasks of the convolution (an orphaned worksharing loop, see
+// PackActivationsShare).
+void ConvolveShare(const ConvPlan& plan, const BinaryKernels& kernels, const uint64_t* x,
+                   const uint64_t* pad_word, const uint64_t* w, const float* scale, const float* bias,
+                   float* y) {
+  const ConvGeometry& g = plan.g;
+  const int64_t tasks = g.batch * g.groups * plan.tiles * plan.chunks;
+  TileBuffers buffers(plan);
+#pragma omp for schedule(static)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
+    const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
+    const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
+    const TilePanel panel = GatherPanel(plan, x, pad_word, n, group, tile, &buffers);
+    const int64_t first = group * plan.filters + chunk * kFilterChunk;
+    const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
+    const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
+                               y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
+                               plan.spatial};
+    kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
+  }
+}
+
+std::vector<uint64_t> PadWord(const ConvPlan& plan) {
+  std::vector<uint64_t> word(plan.words);
+  for (int64_t c = 0; c < plan.words; ++c) word[c] = plan.minus_one_padding ? TailMask(plan.per_group, c) : 0;
+  return word;
+}
+
+// Waking a sleeping OpenMP thread costs tens of microseconds on a busy machine (MXNet's
+// own thread teams keep libgomp from spinning long); layers that one thread finishes in
+// about that time run on one.
+int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
+  const int64_t binary_macs = plan.g.batch * plan.g.out_channels * plan.spatial * plan.taps * plan.per_group;
+  const int64_t serial_below = isa == Isa::kAvx512 ? (int64_t(16) << 20)
+                               : isa == Isa::kAvx2 ? (int64_t(6) << 20) : (int64_t(1) << 20);
+  return binary_macs < serial_below ? 1 : threads;
 }
 
 }  // namespace
 
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
                        const float* scale, const float* bias, float* y, int threads, Isa isa) {
-  const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const ConvPlan plan(g);
-  std::vector<uint64_t> pad_word(plan.words);
-  for (int64_t c = 0; c < plan.words; ++c) pad_word[c] = plan.minus_one_padding ? TailMask(plan.per_group, c) : 0;
-  const int64_t tasks = g.batch * g.groups * plan.tiles * plan.chunks;
-#pragma omp parallel num_threads(threads)
+  const std::vector<uint64_t> pad_word = PadWord(plan);
+#pragma omp parallel num_threads(TeamSize(plan, isa, threads))
+  ConvolveShare(plan, BinaryKernelsFor(isa), x, pad_word.data(), w, scale, bias, y);
+}
+
+void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
+                     const float* scale, const float* bias, float* y, int threads, Isa isa) {
+  const ConvPlan plan(g);
+  const std::vector<uint64_t> pad_word = PadWord(plan);
+#pragma omp parallel num_threads(TeamSize(plan, isa, threads))
   {
-    TileBuffers buffers(plan);
-#pragma omp for schedule(static)
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
-      const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
-      const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-      const TilePanel panel = GatherPanel(plan, x, pad_word.data(), n, group, tile, &buffers);
-      const int64_t first = group * plan.filters + chunk * kFilterChunk;
-      const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
-      const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
-                                 y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
-                                 plan.spatial};
-      kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
-    }
+    PackActivationsShare(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, isa);
+    ConvolveShare(plan, BinaryKernelsFor(isa), packed, pad_word.data(), w, scale, bias, y);
   }
 }
 
