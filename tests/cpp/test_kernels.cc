@@ -1,17 +1,24 @@
 // Kernel tests without MXNet: im2col + GEMM convolution and dense layers against direct
-// loops, the AVX2 quantizers against the portable ones, weight quantizers on known values.
+// loops, the AVX2 quantizers against the portable ones, weight quantizers on known values,
+// packed layers on every instruction set against the float ones, the kernels' thread pool.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
 #include "kernels/quantize.h"
+#include "kernels/thread_pool.h"
 #include "kernels/xnor_conv.h"
 
 using namespace bmxnet::kernels;
@@ -236,6 +243,11 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     std::vector<float> y(out_size, -7.0f);
     BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(), y.data(), 2, isa);
     Check(y == expected, name + " packed " + IsaName(isa));
+    std::vector<float> fused(out_size, -7.0f);
+    std::vector<uint64_t> scratch_bits(packed_x.size());
+    PackAndConvolve(g, x.data(), scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
+                    fused.data(), 3, isa);
+    Check(fused == expected, name + " pack and convolve " + IsaName(isa));
   }
 }
 
@@ -322,6 +334,40 @@ void TestPackingLayout() {
 
 }  // namespace
 
+// Every task exactly once, for any split; several callers at once take turns.
+void TestThreadPool() {
+  bool covered = true;
+  for (int threads = 1; threads <= 5; ++threads)
+    for (int64_t tasks : {0, 1, 2, 7, 64, 1001}) {
+      std::vector<std::atomic<int>> seen(tasks);
+      ParallelFor(tasks, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) seen[t]++;
+      });
+      for (auto& count : seen) covered &= count.load() == 1;
+    }
+  Check(covered, "thread pool runs every task once");
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c)
+    callers.emplace_back([&] {
+      for (int round = 0; round < 200; ++round)
+        ParallelFor(10, 2, [&](int64_t begin, int64_t end) { total += end - begin; });
+    });
+  for (auto& caller : callers) caller.join();
+  Check(total == 3 * 200 * 10, "thread pool with concurrent callers");
+  // A forked child (a DataLoader worker, say) has none of the parent's pool threads.
+  const pid_t child = fork();
+  if (child == 0) {
+    alarm(10);
+    std::atomic<int64_t> sum{0};
+    ParallelFor(100, 2, [&](int64_t begin, int64_t end) { sum += end - begin; });
+    _exit(sum == 100 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "thread pool in a forked child");
+}
+
 int main() {
   std::printf("kernels: active ISA %s\n", IsaName(ActiveIsa()));
   TestConvolutions();
@@ -331,6 +377,7 @@ int main() {
   TestPackingLayout();
   TestPackedConvolutions();
   TestPackedDense();
+  TestThreadPool();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

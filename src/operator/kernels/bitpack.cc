@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "binary_kernels.h"
+#include "thread_pool.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -28,47 +29,38 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
       }
 }
 
-void PackActivationsShare(const float* x, int64_t batch, int64_t channels, int64_t height,
-                          int64_t width, int64_t groups, uint64_t* packed, Isa isa) {
+void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
+                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t per_group = channels / groups, words = WordsFor(per_group);
   const int64_t spatial = height * width, pixel_stride = groups * words;
   const int64_t block = 1024, blocks = (spatial + block - 1) / block;  // pixels per task
   // One task per (image, group, word, pixel block): it reads up to 64 channel planes and
   // owns its output words, so no two threads write the same word.
-#pragma omp for schedule(static) collapse(4)
-  for (int64_t n = 0; n < batch; ++n) {
-    for (int64_t g = 0; g < groups; ++g) {
-      for (int64_t word = 0; word < words; ++word) {
-        for (int64_t b = 0; b < blocks; ++b) {
-          const int64_t first = word * 64, s0 = b * block;
-          kernels.pack_planes(x + (n * channels + g * per_group + first) * spatial + s0,
-                              std::min<int64_t>(64, per_group - first), spatial,
-                              std::min(block, spatial - s0),
-                              packed + (n * spatial + s0) * pixel_stride + g * words + word, pixel_stride);
-        }
-      }
+  ParallelFor(batch * groups * words * blocks, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task % blocks, word = task / blocks % words;
+      const int64_t g = task / (blocks * words) % groups, n = task / (blocks * words * groups);
+      const int64_t first = word * 64, s0 = b * block;
+      kernels.pack_planes(x + (n * channels + g * per_group + first) * spatial + s0,
+                          std::min<int64_t>(64, per_group - first), spatial, std::min(block, spatial - s0),
+                          packed + (n * spatial + s0) * pixel_stride + g * words + word, pixel_stride);
     }
-  }
-}
-
-void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
-#pragma omp parallel num_threads(threads)
-  PackActivationsShare(x, batch, channels, height, width, groups, packed, isa);
+  });
 }
 
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads) {
   const int64_t words = WordsFor(length);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t word = 0; word < words; ++word) {
-      uint64_t bits = 0;
-      const int64_t first = word * 64, last = std::min(length, first + 64);
-      for (int64_t k = first; k < last; ++k) bits |= NegativeBit(x[r * length + k]) << (k - first);
-      packed[r * words + word] = bits;
+  ParallelFor(rows, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t word = 0; word < words; ++word) {
+        uint64_t bits = 0;
+        const int64_t first = word * 64, last = std::min(length, first + 64);
+        for (int64_t k = first; k < last; ++k) bits |= NegativeBit(x[r * length + k]) << (k - first);
+        packed[r * words + word] = bits;
+      }
     }
-  }
+  });
 }
 
 }  // namespace kernels

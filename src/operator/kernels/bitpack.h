@@ -36,11 +36,6 @@ void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_
                          int64_t width, int64_t groups, uint64_t* packed, int threads,
                          Isa isa = ActiveIsa());
 
-// This thread's share of PackActivationsNCHW, called by every thread of a parallel region
-// (it ends with the region's barrier); outside a region it packs everything.
-void PackActivationsShare(const float* x, int64_t batch, int64_t channels, int64_t height,
-                          int64_t width, int64_t groups, uint64_t* packed, Isa isa);
-
 // Rows [N, K] -> [N, WordsFor(K)] (fully connected data and weights).
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads);
 

@@ -1,8 +1,8 @@
 // Binary convolution as a blocked popcount GEMM without a float im2col: for a tile of 16
 // output pixels the receptive fields' packed words are gathered into a small panel
 // (one row of 16 words per (tap, word)), and the instruction-set kernel counts the
-// mismatching bits of every filter against it. OpenMP runs over (image, group, tile,
-// filter chunk).
+// mismatching bits of every filter against it. The pool's threads (thread_pool.h) split
+// the (image, group, tile, filter chunk) tasks.
 #include "xnor_conv.h"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 
 #include "binary_kernels.h"
 #include "bitpack.h"
+#include "thread_pool.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -135,42 +136,18 @@ TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* p
   return {bits, zero_padding ? valid : nullptr, buffers->counted, pixels};
 }
 
-// This thread's tasks of the convolution (an orphaned worksharing loop, see
-// PackActivationsShare).
-void ConvolveShare(const ConvPlan& plan, const BinaryKernels& kernels, const uint64_t* x,
-                   const uint64_t* pad_word, const uint64_t* w, const float* scale, const float* bias,
-                   float* y) {
-  const ConvGeometry& g = plan.g;
-  const int64_t tasks = g.batch * g.groups * plan.tiles * plan.chunks;
-  TileBuffers buffers(plan);
-#pragma omp for schedule(static)
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
-    const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
-    const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-    const TilePanel panel = GatherPanel(plan, x, pad_word, n, group, tile, &buffers);
-    const int64_t first = group * plan.filters + chunk * kFilterChunk;
-    const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
-    const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
-                               y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
-                               plan.spatial};
-    kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
-  }
-}
-
 std::vector<uint64_t> PadWord(const ConvPlan& plan) {
   std::vector<uint64_t> word(plan.words);
   for (int64_t c = 0; c < plan.words; ++c) word[c] = plan.minus_one_padding ? TailMask(plan.per_group, c) : 0;
   return word;
 }
 
-// Waking a sleeping OpenMP thread costs tens of microseconds on a busy machine (MXNet's
-// own thread teams keep libgomp from spinning long); layers that one thread finishes in
-// about that time run on one.
+// A thread wakes up in microseconds but not in nothing; layers that one thread finishes
+// in about that time run on the caller alone.
 int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   const int64_t binary_macs = plan.g.batch * plan.g.out_channels * plan.spatial * plan.taps * plan.per_group;
-  const int64_t serial_below = isa == Isa::kAvx512 ? (int64_t(16) << 20)
-                               : isa == Isa::kAvx2 ? (int64_t(6) << 20) : (int64_t(1) << 20);
+  const int64_t serial_below = isa == Isa::kAvx512 ? (int64_t(4) << 20)
+                               : isa == Isa::kAvx2 ? (int64_t(2) << 20) : (int64_t(1) << 19);
   return binary_macs < serial_below ? 1 : threads;
 }
 
@@ -178,21 +155,33 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
 
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
                        const float* scale, const float* bias, float* y, int threads, Isa isa) {
+  const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const ConvPlan plan(g);
   const std::vector<uint64_t> pad_word = PadWord(plan);
-#pragma omp parallel num_threads(TeamSize(plan, isa, threads))
-  ConvolveShare(plan, BinaryKernelsFor(isa), x, pad_word.data(), w, scale, bias, y);
+  // Tasks are (image, group, tile, chunk of filters); each thread takes a contiguous run.
+  ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, TeamSize(plan, isa, threads),
+              [&](int64_t begin, int64_t end) {
+    TileBuffers buffers(plan);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
+      const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
+      const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
+      const TilePanel panel = GatherPanel(plan, x, pad_word.data(), n, group, tile, &buffers);
+      const int64_t first = group * plan.filters + chunk * kFilterChunk;
+      const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
+      const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
+                                 y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
+                                 plan.spatial};
+      kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
+    }
+  });
 }
 
 void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, float* y, int threads, Isa isa) {
-  const ConvPlan plan(g);
-  const std::vector<uint64_t> pad_word = PadWord(plan);
-#pragma omp parallel num_threads(TeamSize(plan, isa, threads))
-  {
-    PackActivationsShare(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, isa);
-    ConvolveShare(plan, BinaryKernelsFor(isa), packed, pad_word.data(), w, scale, bias, y);
-  }
+  const int team = TeamSize(ConvPlan(g), isa, threads);
+  PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa);
+  BinaryConvForward(g, packed, w, scale, bias, y, team, isa);
 }
 
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
@@ -200,15 +189,16 @@ void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, c
                         int threads, Isa isa) {
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t words = WordsFor(features);
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
-  for (int64_t n = 0; n < batch; ++n) {
-    for (int64_t o = 0; o < out_features; ++o) {
+  const bool small = batch * out_features * features < (int64_t(1) << 20);
+  ParallelFor(batch * out_features, small ? 1 : threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / out_features, o = i % out_features;
       float value = static_cast<float>(features - 2 * kernels.xor_popcount(x + n * words, w + o * words, words));
       if (scale != nullptr) value *= scale[o];
       if (bias != nullptr) value += bias[o];
-      y[n * out_features + o] = value;
+      y[i] = value;
     }
-  }
+  });
 }
 
 const BinaryKernels& BinaryKernelsFor(Isa isa) {
