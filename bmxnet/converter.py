@@ -3,7 +3,10 @@
 Every QConvolution / QFullyConnected with act_bit=1 and weight_bit=1 gets
 binarized_weights_only=True and its weight replaced by the packed int64 tensor
 (bmxnet.packing); with scaling="xnor" a float `<weight>_scale` input carries the
-per-channel scale the packed signs no longer hold. Everything else is kept as it is.
+per-channel scale the packed signs no longer hold. A packed convolution whose only
+consumer is an elemwise_add takes the add's other operand as a `residual` input and adds
+it in its own output loop (the same single float addition, so the result is unchanged).
+Everything else is kept as it is.
 """
 import copy
 import json
@@ -158,8 +161,15 @@ def convert_graph(graph, params, where="model"):
                               "act_bit=1 and weight_bit=1)" % where)
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
+    absorbed = _fuse_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
     reachable = _reachable(graph)  # xnor scale variables go right before their layer
-    _rebuild(graph, [(index, insertions.get(index)) for index in range(len(nodes)) if index in reachable])
+    moved = set(absorbed.values())
+    order = []
+    for index in range(len(nodes)):
+        if index in reachable and index not in moved:
+            source = absorbed.get(index, index)
+            order.append((source, insertions.get(source), index))
+    _rebuild(graph, order)
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return graph, params, report
 
@@ -189,6 +199,33 @@ def _skip_sign_activation(nodes, layer, consumers):
         layer["inputs"][0] = list(activation["inputs"][0])
 
 
+ADD_OPS = ("elemwise_add", "_plus", "_Plus")
+
+
+def _fuse_residual_adds(nodes, consumers):
+    """Packed convolutions whose output only feeds an elemwise add absorb it: the add's
+    other operand becomes their last input (residual=True). Returns {add index: conv index};
+    the conv moves to the add's place, where both operands exist."""
+    absorbed = {}
+    for index, node in enumerate(nodes):
+        inputs = node.get("inputs", [])
+        if node["op"] not in ADD_OPS or len(inputs) != 2:
+            continue
+        for mine, other in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
+            if not (isinstance(mine, list) and len(mine) >= 2 and 0 <= mine[0] < len(nodes)):
+                continue
+            conv = nodes[mine[0]]
+            attrs = _attrs(conv)
+            if (conv["op"] == "QConvolution" and mine[1] == 0 and consumers.get(mine[0]) == 1
+                    and str(attrs.get("binarized_weights_only", "false")).lower() in TRUE
+                    and str(attrs.get("residual", "false")).lower() not in TRUE):
+                conv["inputs"].append(list(other))
+                attrs["residual"] = "True"
+                absorbed[index] = mine[0]
+                break
+    return absorbed
+
+
 def _reachable(graph):
     """Indices of the nodes some output depends on: not the weight expressions of folded
     layers, nor skipped sign activations."""
@@ -206,23 +243,24 @@ def _reachable(graph):
 
 
 def _rebuild(graph, kept):
-    """Replaces the node list by the old nodes of `kept`, (old index, variable or None) in
-    order, each preceded by its variable when one is given, which becomes its third input;
-    renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
+    """Replaces the node list by the old nodes of `kept`, (old index, variable or None,
+    place) in order, each preceded by its variable when one is given, which becomes its
+    third input; references to `place` (the node itself, or an add it absorbed) point to
+    it. Renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
     old_nodes = graph["nodes"]
     row_ptr = graph.get("node_row_ptr")
     outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
                if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
     new_index, nodes, new_outputs = {}, [], []
     try:
-        for old, variable in kept:
+        for old, variable, place in kept:
             node = dict(old_nodes[old], inputs=[[new_index[e[0]]] + list(e[1:])
                                                 for e in old_nodes[old].get("inputs", [])])
             if variable is not None:
                 nodes.append(variable)
                 new_outputs.append(1)
                 node["inputs"].insert(2, [len(nodes) - 1, 0, 0])
-            new_index[old] = len(nodes)
+            new_index[old] = new_index[place] = len(nodes)
             nodes.append(node)
             new_outputs.append(outputs[old] if outputs else 1)
         graph["heads"] = [[new_index[h[0]]] + list(h[1:]) for h in graph["heads"]]

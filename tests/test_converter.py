@@ -107,10 +107,19 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     packed_params = mx.nd.load(params_out)
     assert any(v.dtype == np.int64 for v in packed_params.values())
 
+    # packed convs that absorbed a residual add give conv + residual (the add's one rounding)
+    residual_of = {n["name"]: graph["nodes"][n["inputs"][-1][0]]["name"] for n in graph["nodes"]
+                   if n.get("attrs", {}).get("residual") == "True"}
+    assert len(residual_of) == (0 if model == "lenet" else 3)  # the three Residual blocks
+    assert not [n for n in graph["nodes"] if n["op"] == "elemwise_add"
+                and any(graph["nodes"][edge[0]]["op"] == "QConvolution" for edge in n["inputs"])]
+
     x = np.random.RandomState(7).uniform(-1, 1, size=(16,) + shape[1:]).astype(np.float32)
     float_outputs = internal_outputs(prefix + "-symbol.json", prefix + "-0000.params", binary, x)
-    packed_outputs = internal_outputs(symbol_out, params_out, binary, x)
-    for name, a, b in zip(binary, float_outputs[:-1], packed_outputs[:-1]):
+    packed_outputs = internal_outputs(symbol_out, params_out, binary + list(residual_of.values()), x)
+    residuals = dict(zip(residual_of, packed_outputs[len(binary):-1]))
+    for name, a, b in zip(binary, float_outputs[:-1], packed_outputs[:len(binary)]):
+        a = a + residuals[name] if name in residuals else a
         graph_node = next(n for n in graph["nodes"] if n["name"] == name)
         if graph_node["attrs"].get("scaling") == "xnor":  # scale applied after vs inside the sum
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)

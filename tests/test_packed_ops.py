@@ -84,3 +84,32 @@ def test_packed_mode_needs_one_bit():
     with pytest.raises(MXNetError, match="binarized_weights_only='True': needs act_bit=1 and weight_bit=1"):
         mx.nd.QFullyConnected(mx.nd.ones((1, 5)), mx.nd.ones((2, 1), dtype="int64"), num_hidden=2,
                               act_bit=2, binarized_weights_only=True).wait_to_read()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_residual_adds_exactly_like_elemwise_add(bias, rng):
+    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 70, 6, 5)))
+    w = rng.uniform(-1, 1, size=(5, 70, 3, 3)).astype(np.float32)
+    extra = [mx.nd.array(rng.uniform(-1, 1, size=(5,)))] if bias else []
+    residual = mx.nd.array(rng.normal(size=(2, 5, 6, 5)) * 100)
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=5, no_bias=not bias, binarized_weights_only=True)
+    packed_w = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+    expected = mx.nd.elemwise_add(mx.nd.QConvolution(x, packed_w, *extra, **attrs), residual).asnumpy()
+    residual.attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.QConvolution(x, packed_w, *extra, residual, residual=True, **attrs)
+    np.testing.assert_array_equal(out.asnumpy(), expected)
+    dy = rng.normal(size=out.shape).astype(np.float32)
+    out.backward(mx.nd.array(dy))
+    np.testing.assert_array_equal(residual.grad.asnumpy(), dy)
+
+
+@pytest.mark.parametrize("inputs,attrs,message", [
+    (3, dict(binarized_weights_only=True, residual=True), "residual has shape (1, 4, 2, 2), expected (1, 4, 3, 3)"),
+    (2, dict(residual=True), "invalid residual='True': needs binarized_weights_only=True")])
+def test_residual_input_is_checked(inputs, attrs, message):
+    packed_weight = attrs.get("binarized_weights_only", False)
+    weight = mx.nd.zeros((4, 3, 3, 2), dtype="int64") if packed_weight else mx.nd.zeros((4, 70, 3, 3))
+    args = [mx.nd.ones((1, 70, 5, 5)), weight, mx.nd.zeros((1, 4, 2, 2))][:inputs]
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.QConvolution(*args, kernel=(3, 3), num_filter=4, **attrs).wait_to_read()

@@ -189,6 +189,9 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
     reader.Fail("pad_value", reader.Text("pad_value", ""), "expected 0 or -1");
   p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
   CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
+  p.residual = reader.Bool("residual", false);
+  if (p.residual && !p.binarized_weights_only)
+    reader.Fail("residual", "True", "needs binarized_weights_only=True (model-converter sets both)");
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();

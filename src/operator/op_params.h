@@ -36,6 +36,7 @@ struct QConvolutionParams {
   Scaling scaling = Scaling::kNone;
   float pad_value = 0.0f;
   bool binarized_weights_only = false;  // weight is the converter's packed int64 tensor
+  bool residual = false;  // packed only: one more input, added to the output (converter)
 };
 
 struct QFullyConnectedParams {
@@ -46,15 +47,20 @@ struct QFullyConnectedParams {
   bool binarized_weights_only = false;
 };
 
-// Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias].
+inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }
+inline bool AddsResidual(const QFullyConnectedParams&) { return false; }
+
+// Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias],
+// [residual].
 struct InputLayout {
-  int scale = -1, bias = -1, count = 2;
+  int scale = -1, bias = -1, residual = -1, count = 2;
 };
 template <typename Params>
 InputLayout LayoutOf(const Params& p) {
   InputLayout layout;
   if (p.binarized_weights_only && p.scaling == Scaling::kXnor) layout.scale = layout.count++;
   if (!p.no_bias) layout.bias = layout.count++;
+  if (AddsResidual(p)) layout.residual = layout.count++;
   return layout;
 }
 

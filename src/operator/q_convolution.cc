@@ -64,6 +64,7 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
       throw ParamError(std::string(kOp) + ": input channels " + std::to_string(data[1]) +
                        " not divisible by num_group=" + std::to_string(p.num_group));
     const unsigned int filters = static_cast<unsigned int>(p.num_filter);
+    const unsigned int batch = data[0];
     const unsigned int per_group = data[1] / static_cast<unsigned int>(p.num_group);
     const unsigned int kh = static_cast<unsigned int>(p.kernel[0]);
     const unsigned int kw = static_cast<unsigned int>(p.kernel[1]);
@@ -79,9 +80,9 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
       throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " with dilate " +
                        ShapeString(p.dilate) + " does not fit the padded input " +
                        ShapeString(data));
-    (*out_shapes)[0] = {data[0], filters,
-                        static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
+    (*out_shapes)[0] = {batch, filters, static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
                         static_cast<unsigned int>(std::max<int64_t>(g.OutWidth(), 0))};
+    if (layout.residual >= 0) ExpectShape(kOp, "residual", &(*in_shapes)[layout.residual], (*out_shapes)[0]);
   });
 }
 
@@ -107,7 +108,8 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
   uint64_t* packed = AllocScratch<uint64_t>(res, PackedDataWords(g));
   kernels::PackAndConvolve(g, Data(inputs, 0), packed, (*inputs)[1].data<uint64_t>(),
                            layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                           layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out,
+                           layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr,
+                           layout.residual >= 0 ? Data(inputs, layout.residual) : nullptr, out,
                            kernels::NumThreads());
 }
 
@@ -142,6 +144,8 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                         layout.bias >= 0 ? Data(outputs, layout.bias) : nullptr,
                         weights + g.out_channels * g.PatchSize(), kernels::NumThreads());
   std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
+  if (layout.residual >= 0)
+    std::copy_n(Data(inputs, 0), (*inputs)[0].size(), Data(outputs, layout.residual));
 }
 
 // inputs: [output gradient, forward inputs..., output]; outputs: gradients of the forward inputs

@@ -228,6 +228,9 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     const int64_t o = (i / spatial) % g.out_channels;
     expected[i] = expected[i] * scale[o] + bias[o];
   }
+  const auto residual = Random(out_size, rng, false);
+  std::vector<float> with_residual(out_size);
+  for (int64_t i = 0; i < out_size; ++i) with_residual[i] = expected[i] + residual[i];
   const int64_t words = WordsFor(g.in_channels / g.groups);
   std::vector<uint64_t> packed_x(g.batch * g.in_height * g.in_width * g.groups * words);
   std::vector<uint64_t> packed_w(g.out_channels * g.kernel_h * g.kernel_w * words);
@@ -241,13 +244,14 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
                         isa_x.data(), 2, isa);
     Check(isa_x == packed_x, name + " activation packing " + IsaName(isa));
     std::vector<float> y(out_size, -7.0f);
-    BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(), y.data(), 2, isa);
+    BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(), nullptr,
+                      y.data(), 2, isa);
     Check(y == expected, name + " packed " + IsaName(isa));
     std::vector<float> fused(out_size, -7.0f);
     std::vector<uint64_t> scratch_bits(packed_x.size());
     PackAndConvolve(g, x.data(), scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
-                    fused.data(), 3, isa);
-    Check(fused == expected, name + " pack and convolve " + IsaName(isa));
+                    residual.data(), fused.data(), 3, isa);
+    Check(fused == with_residual, name + " pack, convolve and add " + IsaName(isa));
   }
 }
 

@@ -49,6 +49,8 @@ void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, co
     __m512 value = _mm512_cvtepi32_ps(_mm512_sub_epi32(counted, _mm512_slli_epi32(mismatches, 1)));
     if (output.scale != nullptr) value = _mm512_mul_ps(value, _mm512_set1_ps(output.scale[f]));
     if (output.bias != nullptr) value = _mm512_add_ps(value, _mm512_set1_ps(output.bias[f]));
+    if (output.residual != nullptr)
+      value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(existing, output.residual + f * output.stride));
     _mm512_mask_storeu_ps(output.out + f * output.stride, existing, value);
   }
 }

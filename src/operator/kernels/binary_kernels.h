@@ -29,11 +29,13 @@ struct TilePanel {
 };
 
 // Where a tile's values go and how they are finished: value = (counted - 2 * mismatches),
-// times scale[f] and plus bias[f] when given (separate float operations, as in the
-// float-simulated layer), stored at out[f * stride + p].
+// times scale[f], plus bias[f], plus residual[f * stride + p], each only when given and
+// as a separate float operation (as in the float-simulated model), stored at
+// out[f * stride + p].
 struct TileOutput {
   const float* scale;
   const float* bias;
+  const float* residual;
   float* out;
   int64_t stride;
 };

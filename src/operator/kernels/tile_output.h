@@ -12,6 +12,7 @@ namespace {
 // The output of filters first, first + 1, ... of a tile whose output starts with filter 0.
 inline TileOutput Shifted(const TileOutput& output, int64_t first) {
   return {output.scale ? output.scale + first : nullptr, output.bias ? output.bias + first : nullptr,
+          output.residual ? output.residual + first * output.stride : nullptr,
           output.out + first * output.stride, output.stride};
 }
 
@@ -27,7 +28,12 @@ inline void StoreTile(const int32_t* mismatches, int64_t filters, const TilePane
     if (output.bias != nullptr)
       for (int p = 0; p < kTilePixels; ++p) values[p] += output.bias[f];
     float* out = output.out + f * output.stride;
-    for (int p = 0; p < panel.pixels; ++p) out[p] = values[p];
+    if (output.residual != nullptr) {
+      const float* residual = output.residual + f * output.stride;
+      for (int p = 0; p < panel.pixels; ++p) out[p] = values[p] + residual[p];
+    } else {
+      for (int p = 0; p < panel.pixels; ++p) out[p] = values[p];
+    }
   }
 }
 

@@ -154,7 +154,8 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
 }  // namespace
 
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, float* y, int threads, Isa isa) {
+                       const float* scale, const float* bias, const float* residual, float* y,
+                       int threads, Isa isa) {
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const ConvPlan plan(g);
   const std::vector<uint64_t> pad_word = PadWord(plan);
@@ -169,19 +170,20 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
       const TilePanel panel = GatherPanel(plan, x, pad_word.data(), n, group, tile, &buffers);
       const int64_t first = group * plan.filters + chunk * kFilterChunk;
       const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
+      const int64_t offset = (n * g.out_channels + first) * plan.spatial + tile * kTilePixels;
       const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
-                                 y + (n * g.out_channels + first) * plan.spatial + tile * kTilePixels,
-                                 plan.spatial};
+                                 residual ? residual + offset : nullptr, y + offset, plan.spatial};
       kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
     }
   });
 }
 
 void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
-                     const float* scale, const float* bias, float* y, int threads, Isa isa) {
+                     const float* scale, const float* bias, const float* residual, float* y,
+                     int threads, Isa isa) {
   const int team = TeamSize(ConvPlan(g), isa, threads);
   PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa);
-  BinaryConvForward(g, packed, w, scale, bias, y, team, isa);
+  BinaryConvForward(g, packed, w, scale, bias, residual, y, team, isa);
 }
 
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,

@@ -13,18 +13,18 @@ namespace bmxnet {
 namespace kernels {
 
 // x: [N, H, W, groups, words] packed activations; w: [O, KH, KW, words] packed weights.
-// scale (per output channel) and bias may be null. Zero padding is exact: the words of
+// scale and bias (per output channel) and residual (added to y, same shape) may be null. Zero padding is exact: the words of
 // padded taps are masked out of the count, so they contribute 0, not +-1. `isa` picks the inner loops (tests run
 // every instruction set the CPU has).
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, float* y, int threads,
-                       Isa isa = ActiveIsa());
+                       const float* scale, const float* bias, const float* residual, float* y,
+                       int threads, Isa isa = ActiveIsa());
 
 // The same from float activations x [N, C, H, W]: packs them into `packed` (as
 // PackActivationsNCHW) and convolves, in one parallel region.
 void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
-                     const float* scale, const float* bias, float* y, int threads,
-                     Isa isa = ActiveIsa());
+                     const float* scale, const float* bias, const float* residual, float* y,
+                     int threads, Isa isa = ActiveIsa());
 
 // x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
