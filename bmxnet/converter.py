@@ -3,10 +3,9 @@
 Every QConvolution / QFullyConnected with act_bit=1 and weight_bit=1 gets
 binarized_weights_only=True and its weight replaced by the packed int64 tensor
 (bmxnet.packing); with scaling="xnor" a float `<weight>_scale` input carries the
-per-channel scale the packed signs no longer hold. A packed convolution whose only
-consumer is an elemwise_add takes the add's other operand as a `residual` input and adds
-it in its own output loop (the same single float addition, so the result is unchanged).
-Everything else is kept as it is.
+per-channel scale the packed signs no longer hold. bmxnet.fusion then removes passes
+the packed layers can do themselves (sign activations, BatchNorm + sign, residual adds),
+without changing a value. Everything else is kept as it is.
 """
 import copy
 import json
@@ -18,11 +17,12 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
+from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, fold_batchnorm_signs,
+                     is_true, skip_sign_activation, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
 BINARY_OPS = ("QConvolution", "QFullyConnected")
-TRUE = ("true", "1")
 
 
 class ConversionError(Exception):
@@ -35,6 +35,8 @@ class ConversionReport:
     def __init__(self):
         self.layers = []  # (name, op, weight shape, packed shape, bytes before, bytes after)
         self.kept = []    # names of Q layers left in float (more than 1 bit)
+        self.folded = []  # BatchNorms folded into the packed layers' sign thresholds
+        self.residual_adds = 0  # elemwise adds absorbed by packed convolutions
         self.bytes_before = self.bytes_after = 0
         self.values = 0
 
@@ -44,6 +46,9 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
+        if self.folded or self.residual_adds:
+            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds"
+                         % (len(self.folded), self.residual_adds))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -65,10 +70,6 @@ def _load_symbol_json(symbol_file):
         raise ConversionError("%s: not an MXNet symbol file (needs 'nodes' with op, name, inputs "
                               "and 'heads')" % symbol_file)
     return graph
-
-
-def _attrs(node):
-    return node.setdefault("attrs", node.pop("attr", None) or node.pop("param", None) or {})
 
 
 def _param_key(params, name):
@@ -118,13 +119,12 @@ def convert_graph(graph, params, where="model"):
     report = ConversionReport()
     report.values = int(sum(v.size for v in params.values()))
     report.bytes_before = int(sum(v.nbytes for v in params.values()))
-    insertions = {}  # node index -> variable node to insert before it (xnor scales)
     already_packed = 0
     for index, node in enumerate(nodes):
         if node["op"] not in BINARY_OPS:
             continue
-        attrs = _attrs(node)
-        if str(attrs.get("binarized_weights_only", "false")).lower() in TRUE:
+        attrs = attrs_of(node)
+        if is_true(attrs, "binarized_weights_only"):
             already_packed += 1
             continue
         try:
@@ -152,8 +152,8 @@ def convert_graph(graph, params, where="model"):
         if str(attrs.get("scaling", "none")).lower() == "xnor":
             scale_name = weight_name + "_scale"
             params["arg:" + scale_name] = packing.xnor_scale(weight)
-            insertions[index] = {"op": "null", "name": scale_name, "inputs": []}
-        _skip_sign_activation(nodes, node, consumers)
+            node["inputs"].insert(2, {"op": "null", "name": scale_name, "inputs": []})
+        skip_sign_activation(nodes, node, consumers)
         report.layers.append((node["name"], node["op"], _shape_text(weight.shape),
                               _shape_text(packed.shape), weight.nbytes, packed.nbytes))
     if not report.layers and not already_packed:
@@ -161,15 +161,14 @@ def convert_graph(graph, params, where="model"):
                               "act_bit=1 and weight_bit=1)" % where)
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
-    absorbed = _fuse_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
-    reachable = _reachable(graph)  # xnor scale variables go right before their layer
-    moved = set(absorbed.values())
-    order = []
-    for index in range(len(nodes)):
-        if index in reachable and index not in moved:
-            source = absorbed.get(index, index)
-            order.append((source, insertions.get(source), index))
-    _rebuild(graph, order)
+    report.folded = fold_batchnorm_signs(nodes, consumers, params)
+    absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
+    report.residual_adds = len(absorbed)
+    reachable, moved = _reachable(graph), set(absorbed.values())
+    _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
+                     if index in reachable and index not in moved])
+    for key in unused_params(graph, params, batchnorm_variables(nodes, report.folded)):
+        del params[key]
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return graph, params, report
 
@@ -184,48 +183,6 @@ def _consumer_counts(graph):
     return counts
 
 
-def _skip_sign_activation(nodes, layer, consumers):
-    """A packed layer takes the signs of its input itself: when its data comes from a 1-bit
-    QActivation that feeds nothing else, read that activation's input instead (sign(sign(x))
-    is sign(x), so the values stay exact) and save a pass over the feature map."""
-    source = layer["inputs"][0]
-    if not isinstance(source, list) or not 0 <= source[0] < len(nodes):
-        return
-    activation = nodes[source[0]]
-    attrs = _attrs(activation)
-    if (activation["op"] == "QActivation" and consumers.get(source[0]) == 1
-            and str(attrs.get("act_bit", "1")) == "1"
-            and str(attrs.get("backward_only", "false")).lower() not in TRUE and activation.get("inputs")):
-        layer["inputs"][0] = list(activation["inputs"][0])
-
-
-ADD_OPS = ("elemwise_add", "_plus", "_Plus")
-
-
-def _fuse_residual_adds(nodes, consumers):
-    """Packed convolutions whose output only feeds an elemwise add absorb it: the add's
-    other operand becomes their last input (residual=True). Returns {add index: conv index};
-    the conv moves to the add's place, where both operands exist."""
-    absorbed = {}
-    for index, node in enumerate(nodes):
-        inputs = node.get("inputs", [])
-        if node["op"] not in ADD_OPS or len(inputs) != 2:
-            continue
-        for mine, other in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
-            if not (isinstance(mine, list) and len(mine) >= 2 and 0 <= mine[0] < len(nodes)):
-                continue
-            conv = nodes[mine[0]]
-            attrs = _attrs(conv)
-            if (conv["op"] == "QConvolution" and mine[1] == 0 and consumers.get(mine[0]) == 1
-                    and str(attrs.get("binarized_weights_only", "false")).lower() in TRUE
-                    and str(attrs.get("residual", "false")).lower() not in TRUE):
-                conv["inputs"].append(list(other))
-                attrs["residual"] = "True"
-                absorbed[index] = mine[0]
-                break
-    return absorbed
-
-
 def _reachable(graph):
     """Indices of the nodes some output depends on: not the weight expressions of folded
     layers, nor skipped sign activations."""
@@ -236,30 +193,35 @@ def _reachable(graph):
             index = stack.pop()
             if index not in reachable:
                 reachable.add(index)
-                stack.extend(edge[0] for edge in nodes[index].get("inputs", []))
+                stack.extend(edge[0] for edge in nodes[index].get("inputs", []) if not isinstance(edge, dict))
     except (KeyError, IndexError, TypeError):
         raise ConversionError("symbol graph has bad input references") from None
     return reachable
 
 
 def _rebuild(graph, kept):
-    """Replaces the node list by the old nodes of `kept`, (old index, variable or None,
-    place) in order, each preceded by its variable when one is given, which becomes its
-    third input; references to `place` (the node itself, or an add it absorbed) point to
-    it. Renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
+    """Replaces the node list by the old nodes of `kept`, (old index, place) in order;
+    references to `place` (the node itself, or an add it absorbed) point to it. New
+    variables, dicts in a node's inputs, become nodes right before their first user.
+    Renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
     old_nodes = graph["nodes"]
     row_ptr = graph.get("node_row_ptr")
     outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
                if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
-    new_index, nodes, new_outputs = {}, [], []
+    new_index, nodes, new_outputs, variables = {}, [], [], {}
     try:
-        for old, variable, place in kept:
-            node = dict(old_nodes[old], inputs=[[new_index[e[0]]] + list(e[1:])
-                                                for e in old_nodes[old].get("inputs", [])])
-            if variable is not None:
-                nodes.append(variable)
-                new_outputs.append(1)
-                node["inputs"].insert(2, [len(nodes) - 1, 0, 0])
+        for old, place in kept:
+            inputs = []
+            for entry in old_nodes[old].get("inputs", []):
+                if isinstance(entry, dict):  # a new variable, shared by all its users
+                    if id(entry) not in variables:
+                        variables[id(entry)] = len(nodes)
+                        nodes.append(entry)
+                        new_outputs.append(1)
+                    inputs.append([variables[id(entry)], 0, 0])
+                else:
+                    inputs.append([new_index[entry[0]]] + list(entry[1:]))
+            node = dict(old_nodes[old], inputs=inputs)
             new_index[old] = new_index[place] = len(nodes)
             nodes.append(node)
             new_outputs.append(outputs[old] if outputs else 1)

@@ -97,6 +97,8 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     assert {p: sha(p) for p in before} == before  # inputs untouched
     assert symbol_out == str(tmp_path / "packed-symbol.json")
     assert len(report.layers) == (3 if model == "lenet" else 5)
+    assert len(report.folded) == (1 if model == "lenet" else 4)  # BatchNorms that only feed packed convs
+    assert report.residual_adds == (0 if model == "lenet" else 3)  # the three Residual blocks
     assert report.bytes_after < report.bytes_before
 
     graph = json.load(open(symbol_out))
@@ -106,6 +108,9 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     assert all(n["attrs"]["binarized_weights_only"] == "True" for n in graph["nodes"] if n["name"] in binary)
     packed_params = mx.nd.load(params_out)
     assert any(v.dtype == np.int64 for v in packed_params.values())
+    assert not [n for n in graph["nodes"] if n["name"] in report.folded]
+    assert not [k for k in packed_params if k.split(":")[1].startswith(tuple(report.folded))
+                and not k.endswith("_sign_threshold")]  # their gamma, beta and statistics are gone
 
     # packed convs that absorbed a residual add give conv + residual (the add's one rounding)
     residual_of = {n["name"]: graph["nodes"][n["inputs"][-1][0]]["name"] for n in graph["nodes"]

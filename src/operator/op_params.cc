@@ -192,6 +192,9 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   p.residual = reader.Bool("residual", false);
   if (p.residual && !p.binarized_weights_only)
     reader.Fail("residual", "True", "needs binarized_weights_only=True (model-converter sets both)");
+  p.data_threshold = reader.Bool("data_threshold", false);
+  if (p.data_threshold && !p.binarized_weights_only)
+    reader.Fail("data_threshold", "True", "needs binarized_weights_only=True (model-converter sets both)");
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();

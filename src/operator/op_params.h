@@ -37,6 +37,8 @@ struct QConvolutionParams {
   float pad_value = 0.0f;
   bool binarized_weights_only = false;  // weight is the converter's packed int64 tensor
   bool residual = false;  // packed only: one more input, added to the output (converter)
+  // packed only: input (2, C) of per-channel sign directions and thresholds (converter)
+  bool data_threshold = false;
 };
 
 struct QFullyConnectedParams {
@@ -49,17 +51,20 @@ struct QFullyConnectedParams {
 
 inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }
 inline bool AddsResidual(const QFullyConnectedParams&) { return false; }
+inline bool HasDataThreshold(const QConvolutionParams& p) { return p.data_threshold; }
+inline bool HasDataThreshold(const QFullyConnectedParams&) { return false; }
 
 // Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias],
-// [residual].
+// [data threshold], [residual].
 struct InputLayout {
-  int scale = -1, bias = -1, residual = -1, count = 2;
+  int scale = -1, bias = -1, threshold = -1, residual = -1, count = 2;
 };
 template <typename Params>
 InputLayout LayoutOf(const Params& p) {
   InputLayout layout;
   if (p.binarized_weights_only && p.scaling == Scaling::kXnor) layout.scale = layout.count++;
   if (!p.no_bias) layout.bias = layout.count++;
+  if (HasDataThreshold(p)) layout.threshold = layout.count++;
   if (AddsResidual(p)) layout.residual = layout.count++;
   return layout;
 }

@@ -75,6 +75,8 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
       ExpectShape(kOp, "weight", &(*in_shapes)[1], {filters, per_group, kh, kw});
     if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], {filters});
     if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], {filters});
+    if (layout.threshold >= 0)
+      ExpectShape(kOp, "data threshold", &(*in_shapes)[layout.threshold], {2, data[1]});
     const kernels::ConvGeometry g = Geometry(p, {data[0], data[1], data[2], data[3]});
     if (ShapeKnown(data) && (g.OutHeight() < 1 || g.OutWidth() < 1))
       throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " with dilate " +
@@ -106,7 +108,16 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                    std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
   const InputLayout layout = LayoutOf(p);
   uint64_t* packed = AllocScratch<uint64_t>(res, PackedDataWords(g));
-  kernels::PackAndConvolve(g, Data(inputs, 0), packed, (*inputs)[1].data<uint64_t>(),
+  kernels::ChannelThresholds thresholds;
+  if (layout.threshold >= 0) {
+    thresholds.direction = Data(inputs, layout.threshold);
+    thresholds.threshold = thresholds.direction + g.in_channels;
+    for (int64_t c = 0; c < g.in_channels; ++c)
+      if (thresholds.direction[c] != 1.0f && thresholds.direction[c] != -1.0f)
+        throw ParamError(std::string(kOp) + ": data threshold directions (row 0) must be +1 or -1, got " +
+                         std::to_string(thresholds.direction[c]) + " for channel " + std::to_string(c));
+  }
+  kernels::PackAndConvolve(g, Data(inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
                            layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
                            layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr,
                            layout.residual >= 0 ? Data(inputs, layout.residual) : nullptr, out,
@@ -133,6 +144,9 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                     std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                     const OpResource& res) {
   const InputLayout layout = LayoutOf(p);  // input i of the forward is inputs[1 + i] here
+  if (layout.threshold >= 0)
+    throw ParamError(std::string(kOp) + ": no gradient through data_threshold (a BatchNorm folded for "
+                                        "inference); train the float-simulated model instead");
   float* weights = AllocScratch(res, g.out_channels * g.PatchSize() + g.ScratchSize());
   kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), g.out_channels,
                              g.in_channels / g.groups, g.kernel_h, g.kernel_w, weights);

@@ -249,7 +249,7 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     Check(y == expected, name + " packed " + IsaName(isa));
     std::vector<float> fused(out_size, -7.0f);
     std::vector<uint64_t> scratch_bits(packed_x.size());
-    PackAndConvolve(g, x.data(), scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
+    PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
                     residual.data(), fused.data(), 3, isa);
     Check(fused == with_residual, name + " pack, convolve and add " + IsaName(isa));
   }
@@ -333,6 +333,39 @@ void TestPackingLayout() {
     std::vector<uint64_t> other(reference.size(), 12345);
     PackActivationsNCHW(values.data(), batch, channels, height, width, groups, other.data(), 2, isa);
     Check(other == reference, std::string("activation packing with NaN and signed zeros ") + IsaName(isa));
+  }
+
+  // Per-channel thresholds: bit = !(direction * x >= threshold), values placed on, just
+  // below and just above each threshold, infinities and NaN included.
+  std::vector<float> direction(channels), threshold(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    direction[c] = c % 3 == 0 ? -1.0f : 1.0f;
+    threshold[c] = c % 5 == 0 ? 0.0f : std::ldexp(static_cast<float>(c) - 60.0f, -4);
+  }
+  const int64_t spatial = height * width;
+  for (int64_t i = 0; i < batch * channels * spatial; ++i) {
+    const int64_t c = i / spatial % channels;
+    const float t = direction[c] * threshold[c];  // the x whose direction * x is the threshold
+    switch (i % 6) {
+      case 0: values[i] = t; break;
+      case 1: values[i] = std::nextafter(t, -INFINITY); break;
+      case 2: values[i] = std::nextafter(t, INFINITY); break;
+      case 3: values[i] = i % 12 == 3 ? INFINITY : -INFINITY; break;
+      case 4: values[i] = std::nanf(""); break;
+      default: break;
+    }
+  }
+  std::fill(reference.begin(), reference.end(), 0);
+  const int64_t words = WordsFor(channels);
+  for (int64_t i = 0; i < batch * channels * spatial; ++i) {
+    const int64_t n = i / (channels * spatial), c = i / spatial % channels, s = i % spatial;
+    if (!(direction[c] * values[i] >= threshold[c])) reference[(n * spatial + s) * words + c / 64] |= uint64_t(1) << (c % 64);
+  }
+  for (Isa isa : AvailableIsas()) {
+    std::vector<uint64_t> other(reference.size(), 12345);
+    PackActivationsNCHW(values.data(), batch, channels, height, width, groups, other.data(), 2, isa,
+                        {direction.data(), threshold.data()});
+    Check(other == reference, std::string("activation packing against thresholds ") + IsaName(isa));
   }
 }
 

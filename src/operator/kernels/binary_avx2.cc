@@ -116,8 +116,7 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
 // 8 pixels at a time: each compare gives 8 all-ones/zero lanes, widened to 64 bits and
 // ANDed with bit c into two vectors of 4 pixel words.
 void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
-                uint64_t* out, int64_t out_stride) {
-  const __m256 zero = _mm256_setzero_ps();
+                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
   alignas(32) uint64_t words[8];
   for (int64_t s0 = 0; s0 < pixels; s0 += 8) {
     const int64_t n = std::min<int64_t>(8, pixels - s0);
@@ -125,8 +124,13 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
     for (int64_t c = 0; c < channels; ++c) {
-      const __m256 v = _mm256_maskload_ps(x + c * plane_stride + s0, valid);
-      const __m256i negative = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_NGE_UQ)), valid);
+      __m256 v = _mm256_maskload_ps(x + c * plane_stride + s0, valid);
+      __m256 threshold = _mm256_setzero_ps();
+      if (thresholds.direction != nullptr) {
+        v = _mm256_mul_ps(v, _mm256_set1_ps(thresholds.direction[c]));
+        threshold = _mm256_set1_ps(thresholds.threshold[c]);
+      }
+      const __m256i negative = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, threshold, _CMP_NGE_UQ)), valid);
       const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(uint64_t(1) << c));
       low = _mm256_or_si256(low, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(negative)), bit));
       high = _mm256_or_si256(high, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(negative, 1)), bit));

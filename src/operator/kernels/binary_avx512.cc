@@ -97,16 +97,20 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
 // 16 pixels at a time: one compare per channel gives a 16-bit mask of negative pixels,
 // whose two halves set bit c in the 8 + 8 pixel words through masked ORs.
 void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
-                uint64_t* out, int64_t out_stride) {
-  const __m512 zero = _mm512_setzero_ps();
+                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
   alignas(64) uint64_t words[16];
   for (int64_t s0 = 0; s0 < pixels; s0 += 16) {
     const int64_t n = std::min<int64_t>(16, pixels - s0);
     const __mmask16 valid = static_cast<__mmask16>((1u << n) - 1);
     __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
     for (int64_t c = 0; c < channels; ++c) {
-      const __m512 v = _mm512_maskz_loadu_ps(valid, x + c * plane_stride + s0);
-      const __mmask16 negative = _mm512_mask_cmp_ps_mask(valid, v, zero, _CMP_NGE_UQ);
+      __m512 v = _mm512_maskz_loadu_ps(valid, x + c * plane_stride + s0);
+      __m512 threshold = _mm512_setzero_ps();
+      if (thresholds.direction != nullptr) {
+        v = _mm512_mul_ps(v, _mm512_set1_ps(thresholds.direction[c]));
+        threshold = _mm512_set1_ps(thresholds.threshold[c]);
+      }
+      const __mmask16 negative = _mm512_mask_cmp_ps_mask(valid, v, threshold, _CMP_NGE_UQ);
       const __m512i bit = _mm512_set1_epi64(static_cast<long long>(uint64_t(1) << c));
       low = _mm512_mask_or_epi64(low, static_cast<__mmask8>(negative), low, bit);
       high = _mm512_mask_or_epi64(high, static_cast<__mmask8>(negative >> 8), high, bit);

@@ -40,6 +40,17 @@ struct TileOutput {
   int64_t stride;
 };
 
+// Per-channel sign thresholds: a BatchNorm followed by sign, folded by the converter.
+// direction[c] is +1 or -1 (multiplying by it is exact); nullptr pointers: plain sign.
+struct ChannelThresholds {
+  const float* direction = nullptr;
+  const float* threshold = nullptr;
+
+  ChannelThresholds From(int64_t first) const {
+    return direction ? ChannelThresholds{direction + first, threshold + first} : ChannelThresholds{};
+  }
+};
+
 struct BinaryKernels {
   // Values of `filters` filters (weights[f * depth + k]) for the pixels of a tile:
   // mismatches = sum over k < depth of popcount((bits xor weight) and valid).
@@ -49,8 +60,9 @@ struct BinaryKernels {
   int64_t (*xor_popcount)(const uint64_t* a, const uint64_t* b, int64_t words);
   // Sign bits of up to 64 channel planes (channel c at x + c * plane_stride) for `pixels`
   // pixels: out[s * out_stride] gets bit c set when x[c][s] < 0 or NaN, other bits 0.
+  // With thresholds (see ChannelThresholds) the test is !(direction[c] * x >= threshold[c]).
   void (*pack_planes)(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
-                      uint64_t* out, int64_t out_stride);
+                      const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride);
 };
 
 // The table of an instruction set (it must be <= HardwareIsa()).

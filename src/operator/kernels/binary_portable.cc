@@ -41,14 +41,19 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
 }
 
 void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
-                uint64_t* out, int64_t out_stride) {
+                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
   // Blocks of pixels keep the reads of each plane contiguous.
   for (int64_t s0 = 0; s0 < pixels; s0 += kTilePixels) {
     const int64_t n = std::min<int64_t>(kTilePixels, pixels - s0);
     uint64_t bits[kTilePixels] = {0};
     for (int64_t c = 0; c < channels; ++c) {
       const float* plane = x + c * plane_stride + s0;
-      for (int64_t p = 0; p < n; ++p) bits[p] |= NegativeBit(plane[p]) << c;
+      if (thresholds.direction != nullptr) {
+        const float direction = thresholds.direction[c], threshold = thresholds.threshold[c];
+        for (int64_t p = 0; p < n; ++p) bits[p] |= uint64_t(!(direction * plane[p] >= threshold)) << c;
+      } else {
+        for (int64_t p = 0; p < n; ++p) bits[p] |= NegativeBit(plane[p]) << c;
+      }
     }
     for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = bits[p];
   }

@@ -30,7 +30,8 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
 }
 
 void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa) {
+                         int64_t width, int64_t groups, uint64_t* packed, int threads, Isa isa,
+                         const ChannelThresholds& thresholds) {
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t per_group = channels / groups, words = WordsFor(per_group);
   const int64_t spatial = height * width, pixel_stride = groups * words;
@@ -44,7 +45,7 @@ void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_
       const int64_t first = word * 64, s0 = b * block;
       kernels.pack_planes(x + (n * channels + g * per_group + first) * spatial + s0,
                           std::min<int64_t>(64, per_group - first), spatial, std::min(block, spatial - s0),
-                          packed + (n * spatial + s0) * pixel_stride + g * words + word, pixel_stride);
+                          thresholds.From(g * per_group + first), packed + (n * spatial + s0) * pixel_stride + g * words + word, pixel_stride);
     }
   });
 }

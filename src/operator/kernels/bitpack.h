@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "binary_kernels.h"
 #include "cpu_features.h"
 
 namespace bmxnet {
@@ -31,10 +32,11 @@ void UnpackConvWeights(const uint64_t* packed, int64_t filters, int64_t channels
                        int64_t kh, int64_t kw, float* w);
 
 // Activations [N, C, H, W] -> [N, H, W, groups, WordsFor(C/groups)]: one run of words per
-// pixel and group, the layout the binary convolution reads.
+// pixel and group, the layout the binary convolution reads. Signs are taken against the
+// per-channel thresholds when given.
 void PackActivationsNCHW(const float* x, int64_t batch, int64_t channels, int64_t height,
                          int64_t width, int64_t groups, uint64_t* packed, int threads,
-                         Isa isa = ActiveIsa());
+                         Isa isa = ActiveIsa(), const ChannelThresholds& thresholds = {});
 
 // Rows [N, K] -> [N, WordsFor(K)] (fully connected data and weights).
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, int threads);

@@ -178,11 +178,13 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   });
 }
 
-void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
+void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+                     uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const float* residual, float* y,
                      int threads, Isa isa) {
   const int team = TeamSize(ConvPlan(g), isa, threads);
-  PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa);
+  PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa,
+                      thresholds);
   BinaryConvForward(g, packed, w, scale, bias, residual, y, team, isa);
 }
 

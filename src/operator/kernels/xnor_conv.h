@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "binary_kernels.h"
 #include "conv_float.h"
 #include "cpu_features.h"
 
@@ -20,9 +21,10 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
                        const float* scale, const float* bias, const float* residual, float* y,
                        int threads, Isa isa = ActiveIsa());
 
-// The same from float activations x [N, C, H, W]: packs them into `packed` (as
-// PackActivationsNCHW) and convolves, in one parallel region.
-void PackAndConvolve(const ConvGeometry& g, const float* x, uint64_t* packed, const uint64_t* w,
+// The same from float activations x [N, C, H, W]: packs them (against the thresholds when
+// given) into `packed` as PackActivationsNCHW does, then convolves.
+void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+                     uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const float* residual, float* y,
                      int threads, Isa isa = ActiveIsa());
 

@@ -1,0 +1,142 @@
+"""Inference rewrites around packed layers, used by model-converter. None changes a value:
+
+- a packed layer takes the signs of its input itself, so a 1-bit QActivation that only
+  feeds it is skipped (sign(sign(x)) = sign(x));
+- a BatchNorm that only feeds packed convolutions is folded into per-channel sign
+  thresholds (bmxnet.sign_thresholds, exact for every float input);
+- a packed convolution whose only consumer is an elemwise_add absorbs it: the add's other
+  operand becomes a `residual` input, added in the kernel's output loop with the same
+  single float rounding.
+
+The graph is parsed symbol JSON; new variables are placed as dicts in a node's input
+list, where the converter's rebuild turns them into nodes.
+"""
+import mxnet as mx
+
+from .sign_thresholds import sign_thresholds
+
+TRUE = ("true", "1")
+ADD_OPS = ("elemwise_add", "_plus", "_Plus")
+
+
+def attrs_of(node):
+    return node.setdefault("attrs", node.pop("attr", None) or node.pop("param", None) or {})
+
+
+def is_true(attrs, key):
+    return str(attrs.get(key, "false")).lower() in TRUE
+
+
+def _edge(nodes, entry):
+    """The node index an input entry refers to, or None for anything else."""
+    if isinstance(entry, list) and len(entry) >= 2 and isinstance(entry[0], int) and 0 <= entry[0] < len(nodes):
+        return entry[0]
+    return None
+
+
+def _packed_conv(node):
+    return node["op"] == "QConvolution" and is_true(attrs_of(node), "binarized_weights_only")
+
+
+def skip_sign_activation(nodes, layer, consumers):
+    """Make `layer` read the input of a 1-bit QActivation that feeds only it."""
+    source = _edge(nodes, layer["inputs"][0])
+    if source is None:
+        return
+    activation = nodes[source]
+    attrs = attrs_of(activation)
+    if (activation["op"] == "QActivation" and consumers.get(source) == 1
+            and str(attrs.get("act_bit", "1")) == "1" and not is_true(attrs, "backward_only")
+            and activation.get("inputs")):
+        layer["inputs"][0] = list(activation["inputs"][0])
+
+
+def fold_batchnorm_signs(nodes, consumers, params):
+    """BatchNorms whose every consumer is the data of a packed convolution: the convolutions
+    read the BatchNorm's input and get a `<name>_sign_threshold` input (2, C) with
+    data_threshold=True. Returns the names of the folded BatchNorms; their parameters are
+    left for the caller to drop once nothing uses them."""
+    readers = {}
+    for index, node in enumerate(nodes):
+        if _packed_conv(node) and node.get("inputs"):
+            source = _edge(nodes, node["inputs"][0])
+            if source is not None and nodes[source]["op"] == "BatchNorm" and node["inputs"][0][1] == 0:
+                readers.setdefault(source, []).append(node)
+    folded = []
+    for index, convs in readers.items():
+        bn = nodes[index]
+        if consumers.get(index) != len(convs):
+            continue  # something else needs the normalized values
+        thresholds = _thresholds(nodes, bn, params)
+        if thresholds is None:
+            continue
+        variable = {"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": []}
+        params["arg:" + variable["name"]] = thresholds
+        for conv in convs:
+            conv["inputs"][0] = list(bn["inputs"][0])
+            conv["inputs"].append(variable)
+            attrs_of(conv)["data_threshold"] = "True"
+        folded.append(bn["name"])
+    return folded
+
+
+def _thresholds(nodes, bn, params):
+    """Sign thresholds of one BatchNorm node (axis 1, one output), or None."""
+    attrs = {k: v for k, v in attrs_of(bn).items() if not k.startswith("__")}
+    if int(attrs.get("axis", 1)) != 1 or is_true(attrs, "output_mean_var") or len(bn.get("inputs", [])) != 5:
+        return None
+    arrays = []
+    for entry in bn["inputs"][1:]:  # gamma, beta, moving mean, moving variance
+        source = _edge(nodes, entry)
+        if source is None or nodes[source]["op"] != "null":
+            return None
+        name = nodes[source]["name"]
+        key = next((k for k in ("arg:" + name, "aux:" + name, name) if k in params), None)
+        if key is None:
+            return None
+        arrays.append(mx.nd.array(params[key], dtype="float32"))
+    channels = arrays[0].shape[0]
+    if any(a.shape != (channels,) for a in arrays):
+        return None
+    return sign_thresholds(lambda x: mx.nd.BatchNorm(x, *arrays, **attrs), channels)
+
+
+def absorb_residual_adds(nodes, consumers):
+    """Packed convolutions whose output only feeds an elemwise add take the add's other
+    operand as their last input (residual=True). Returns {add index: conv index}: the
+    conv moves to the add's place, where both operands exist."""
+    absorbed = {}
+    for index, node in enumerate(nodes):
+        inputs = node.get("inputs", [])
+        if node["op"] not in ADD_OPS or len(inputs) != 2:
+            continue
+        for mine, other in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
+            source = _edge(nodes, mine)
+            if source is None or mine[1] != 0 or consumers.get(source) != 1:
+                continue
+            conv = nodes[source]
+            if _packed_conv(conv) and not is_true(attrs_of(conv), "residual"):
+                conv["inputs"].append(list(other))
+                attrs_of(conv)["residual"] = "True"
+                absorbed[index] = source
+                break
+    return absorbed
+
+
+def unused_params(graph, params, names):
+    """Keys of `params` for variables named in `names` that no node of graph uses."""
+    used = {n["name"] for n in graph["nodes"] if n["op"] == "null"}
+    return [k for k in params if k.split(":", 1)[-1] in names and k.split(":", 1)[-1] not in used]
+
+
+def batchnorm_variables(nodes, names):
+    """Names of the parameter variables of the BatchNorm nodes named in `names`."""
+    result = set()
+    for node in nodes:
+        if node["op"] == "BatchNorm" and node["name"] in names:
+            for entry in node["inputs"][1:]:
+                source = _edge(nodes, entry)
+                if source is not None and nodes[source]["op"] == "null":
+                    result.add(nodes[source]["name"])
+    return result
+

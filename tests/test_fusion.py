@@ -1,0 +1,81 @@
+"""BatchNorm + sign folded into per-channel thresholds, and the packed QConvolution inputs
+the converter's fusions use (data_threshold, residual)."""
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.base import MXNetError
+
+from bmxnet import packing
+from bmxnet.sign_thresholds import sign_thresholds
+
+
+def batchnorm(rng, channels, gamma=None, **attrs):
+    gamma = rng.normal(size=channels) if gamma is None else gamma
+    arrays = [mx.nd.array(a) for a in (gamma, rng.normal(size=channels), rng.normal(size=channels) * 3,
+                                       rng.uniform(1e-3, 4, size=channels))]
+    attrs.setdefault("fix_gamma", False)
+    return lambda x: mx.nd.BatchNorm(x, *arrays, **attrs)
+
+
+def sign_bits(values):
+    return ~(values >= 0)  # NaN and negative -> 1, as the packing
+
+
+@pytest.mark.parametrize("channels,attrs", [(1, {}), (37, {}), (70, dict(eps=1e-2)), (5, dict(fix_gamma=True))])
+def test_thresholds_reproduce_batchnorm_sign_for_every_value(channels, attrs, rng):
+    bn = batchnorm(rng, channels, **attrs)
+    direction, threshold = sign_thresholds(bn, channels)
+    assert set(np.unique(direction)) <= {-1.0, 1.0}
+    x = rng.normal(size=(3, channels, 13, 11)).astype(np.float32) * 4
+    flat = x.reshape(3, channels, -1)  # values on, just below and just above each threshold
+    at = (direction * threshold)[None, :]
+    flat[:, :, 0], flat[:, :, 1], flat[:, :, 2] = at, np.nextafter(at, -np.inf), np.nextafter(at, np.inf)
+    flat[:, :, 3], flat[:, :, 4], flat[:, :, 5] = np.inf, -np.inf, np.nan
+    expected = sign_bits(bn(mx.nd.array(x)).asnumpy())
+    rule = ~(direction[None, :, None, None] * x >= threshold[None, :, None, None])
+    np.testing.assert_array_equal(rule, expected)
+
+
+def test_a_zero_gamma_cannot_be_folded(rng):
+    gamma = rng.normal(size=4)
+    gamma[2] = 0
+    assert sign_thresholds(batchnorm(rng, 4, gamma=gamma), 4) is None
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_packed_conv_with_data_threshold_equals_batchnorm_then_sign(groups, rng):
+    channels = 66
+    bn = batchnorm(rng, channels)
+    thresholds = sign_thresholds(bn, channels)
+    x = mx.nd.array(rng.normal(size=(2, channels, 9, 7)) * 2)
+    w = rng.uniform(-1, 1, size=(6, channels // groups, 3, 3)).astype(np.float32)
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=6, num_group=groups, binarized_weights_only=True)
+    packed_w = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+    expected = mx.nd.QConvolution(bn(x), packed_w, **attrs).asnumpy()
+    fused = mx.nd.QConvolution(x, packed_w, mx.nd.array(thresholds), data_threshold=True, **attrs)
+    np.testing.assert_array_equal(fused.asnumpy(), expected)
+
+
+@pytest.mark.parametrize("threshold,attrs,message", [
+    (np.zeros((2, 5)), {}, "data threshold has shape (2, 5), expected (2, 70)"),
+    (np.zeros((2, 70)), {}, "data threshold directions (row 0) must be +1 or -1, got 0.000000 for channel 0"),
+    (np.ones((2, 70)), dict(binarized_weights_only=False), "invalid data_threshold='True': needs binarized_weights_only=True")])
+def test_data_threshold_input_is_checked(threshold, attrs, message):
+    packed = attrs.get("binarized_weights_only", True)
+    weight = mx.nd.zeros((4, 3, 3, 2), dtype="int64") if packed else mx.nd.zeros((4, 70, 3, 3))
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.QConvolution(mx.nd.ones((1, 70, 5, 5)), weight, mx.nd.array(threshold), kernel=(3, 3), num_filter=4,
+                           data_threshold=True, **dict(dict(binarized_weights_only=True), **attrs)).wait_to_read()
+
+
+def test_no_gradient_through_a_folded_batchnorm():
+    x = mx.nd.ones((1, 70, 5, 5))
+    x.attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.QConvolution(x, mx.nd.zeros((4, 3, 3, 2), dtype="int64"), mx.nd.ones((2, 70)), kernel=(3, 3),
+                                 num_filter=4, binarized_weights_only=True, data_threshold=True)
+    with pytest.raises(MXNetError, match="no gradient through data_threshold"):
+        out.backward()
+        x.grad.wait_to_read()
