@@ -14,26 +14,39 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-constexpr auto kStayAwake = std::chrono::milliseconds(2);
+constexpr auto kStayAwake = std::chrono::microseconds(300);  // longer stole time from MXNet's ops
+constexpr int64_t kChunksPerThread = 4;
 
+// Threads take chunks of tasks from a shared counter, so a worker the OS has not scheduled
+// yet delays nothing: the caller takes its chunks. Jobs are open until the caller has seen
+// the last chunk taken; a worker joins a job only while it is open (all atomics are
+// sequentially consistent, which the join/close handshake relies on).
 class ThreadPool {
  public:
-  void Run(int threads, const std::function<void(int)>& share) {
+  void Run(int threads, int64_t tasks, const std::function<void(int64_t, int64_t)>& body) {
     std::lock_guard<std::mutex> turn(run_mutex_);
     Prepare(threads - 1);
-    share_ = &share;
-    team_ = threads;
-    pending_.store(static_cast<int>(workers_->size()), std::memory_order_relaxed);
+    body_ = &body;
+    tasks_ = tasks;
+    chunk_ = std::max<int64_t>(1, tasks / (threads * kChunksPerThread));
+    next_ = 0;
+    open_ = true;
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      ++generation_;
     }
     wake_.notify_all();
-    share(0);
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    Help();
+    open_ = false;
+    while (active_ != 0) std::this_thread::yield();
   }
 
  private:
+  void Help() {
+    for (int64_t begin = next_.fetch_add(chunk_); begin < tasks_; begin = next_.fetch_add(chunk_))
+      (*body_)(begin, std::min(tasks_, begin + chunk_));
+  }
+
   // Workers are never stopped: the pool lives as long as the process. A forked child
   // has none of its parent's threads, so it starts a fresh set (the parent's handles are
   // left alone: joining or destroying them there would abort).
@@ -43,35 +56,37 @@ class ThreadPool {
       owner_ = getpid();
     }
     while (static_cast<int>(workers_->size()) < wanted) {
-      const int index = static_cast<int>(workers_->size()) + 1;
-      workers_->emplace_back([this, index, seen = generation_.load()] { Work(index, seen); });
+      workers_->emplace_back([this, seen = generation_.load()] { Work(seen); });
       workers_->back().detach();
     }
   }
 
-  void Work(int index, uint64_t seen) {
+  void Work(uint64_t seen) {
     for (;;) {
       const auto idle_since = std::chrono::steady_clock::now();
-      while (generation_.load(std::memory_order_acquire) == seen) {
+      while (generation_ == seen) {
         if (std::chrono::steady_clock::now() - idle_since > kStayAwake) {
           std::unique_lock<std::mutex> lock(wake_mutex_);
-          wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+          wake_.wait(lock, [&] { return generation_ != seen; });
           break;
         }
         std::this_thread::yield();
       }
-      seen = generation_.load(std::memory_order_acquire);
-      if (index < team_) (*share_)(index);
-      pending_.fetch_sub(1, std::memory_order_release);
+      seen = generation_;
+      ++active_;
+      if (open_) Help();
+      --active_;
     }
   }
 
   std::mutex run_mutex_, wake_mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
-  const std::function<void(int)>* share_ = nullptr;
-  int team_ = 1;
+  std::atomic<bool> open_{false};
+  std::atomic<int> active_{0};
+  std::atomic<int64_t> next_{0};
+  const std::function<void(int64_t, int64_t)>* body_ = nullptr;
+  int64_t tasks_ = 0, chunk_ = 1;
   std::vector<std::thread>* workers_ = nullptr;
   pid_t owner_ = -1;
 };
@@ -85,7 +100,7 @@ void ParallelFor(int64_t tasks, int threads, const std::function<void(int64_t, i
     return;
   }
   static ThreadPool* pool = new ThreadPool();  // never destroyed: see Prepare
-  pool->Run(threads, [&](int index) { body(tasks * index / threads, tasks * (index + 1) / threads); });
+  pool->Run(threads, tasks, body);
 }
 
 }  // namespace kernels

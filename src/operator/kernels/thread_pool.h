@@ -1,7 +1,7 @@
 // The threads of the packed (xnor + popcount) kernels. Those layers take tens of
 // microseconds, about what waking a sleeping OpenMP thread costs on a busy machine (and
 // MXNet's own thread teams keep libgomp from spinning: it throttles waiting threads once
-// more threads exist than cores). The pool's threads stay awake for a few milliseconds
+// more threads exist than cores). The pool's threads stay awake for 0.3 ms
 // after each job, yielding the core to any other runnable thread, so back-to-back layers
 // find them ready.
 #ifndef BMXNET_KERNELS_THREAD_POOL_H_
@@ -13,9 +13,10 @@
 namespace bmxnet {
 namespace kernels {
 
-// Runs body(begin, end) over [0, tasks) split into `threads` contiguous shares, one per
-// thread (the caller takes the first), and returns when all shares are done. A body
-// must not throw. Calls from several threads at once take turns.
+// Runs body(begin, end) over contiguous chunks that together cover [0, tasks) once, on
+// up to `threads` threads (the caller is one of them), and returns when all are done. A
+// thread may run several chunks; a body must not throw. Calls from several threads at
+// once take turns.
 void ParallelFor(int64_t tasks, int threads, const std::function<void(int64_t, int64_t)>& body);
 
 }  // namespace kernels
