@@ -70,7 +70,8 @@ def fold_batchnorm_signs(nodes, consumers, params):
         thresholds = _thresholds(nodes, bn, params)
         if thresholds is None:
             continue
-        variable = {"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": []}
+        variable = {"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": [],
+                    "attrs": {"__shape__": str(thresholds.shape), "__dtype__": "0"}}
         params["arg:" + variable["name"]] = thresholds
         for conv in convs:
             conv["inputs"][0] = list(bn["inputs"][0])

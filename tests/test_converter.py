@@ -134,6 +134,10 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     np.testing.assert_allclose(logits_packed, logits_float, rtol=1e-5, atol=1e-5 * np.abs(logits_float).max())
     np.testing.assert_array_equal(logits_packed.argmax(axis=1), logits_float.argmax(axis=1))
 
+    # the symbol alone infers every shape from the data shape (variables record their new ones)
+    arg_shapes, out_shapes, _ = mx.sym.load(symbol_out).infer_shape(data=x.shape)
+    assert out_shapes == [logits_packed.shape] and all(s for s in arg_shapes)
+
     imported = gluon.SymbolBlock.imports(symbol_out, ["data"], params_out)
     np.testing.assert_allclose(imported(mx.nd.array(x)).asnumpy(), logits_packed, rtol=1e-6, atol=1e-6)
 

@@ -255,7 +255,10 @@ QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
 template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {
   std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const bool unknown = static_cast<int64_t>(shape[i]) == 0xFFFFFFFFLL;  // lib_api's unknown dimension
+    text += (i ? ", " : "") + (unknown ? std::string("?") : std::to_string(shape[i]));
+  }
   return text + (shape.size() == 1 ? ",)" : ")");
 }
 
