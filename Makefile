@@ -29,6 +29,7 @@ pytest: build data
 ctest: $(DEPS_STAMP)
 	mkdir -p build
 	cmake -S . -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=$(abspath $(PY)) > $(CPP_BUILD).log
+	@grep -E "bmxnet: CUDA" $(CPP_BUILD).log || true
 	cmake --build $(CPP_BUILD) -j $(JOBS) >> $(CPP_BUILD).log
 	cd $(CPP_BUILD) && ctest --output-on-failure
 

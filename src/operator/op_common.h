@@ -93,6 +93,26 @@ inline T* AllocScratch(const OpResource& res, int64_t count) {
   return static_cast<T*>(memory);
 }
 
+#ifdef BMXNET_CUDA
+// Device scratch from MXNet's pool (gpu context), freed by MXNet after the call.
+template <typename T = float>
+inline T* AllocGpuScratch(const OpResource& res, int64_t count) {
+  if (count <= 0) return nullptr;
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
+  if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
+  void* memory = res.alloc_gpu(static_cast<int>(bytes));
+  if (memory == nullptr) throw ParamError("bmxnet: could not allocate GPU scratch memory");
+  return static_cast<T*>(memory);
+}
+
+// Only packed layers (model-converter's output) have GPU kernels for their forward pass.
+inline void RequirePackedOnGpu(const char* op, bool packed) {
+  if (!packed)
+    throw ParamError(std::string(op) + " on gpu: only packed layers (binarized_weights_only=True, as "
+                                       "model-converter writes them) run on the GPU; train on cpu");
+}
+#endif
+
 }  // namespace bmxnet
 
 #endif  // BMXNET_OPERATOR_OP_COMMON_H_

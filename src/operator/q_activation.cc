@@ -2,6 +2,9 @@
 // gradient estimator. Formulas: README, "Operators".
 #include "kernels/quantize.h"
 #include "op_common.h"
+#ifdef BMXNET_CUDA
+#include "cuda/binary_cuda.h"
+#endif
 
 namespace bmxnet {
 namespace {
@@ -43,12 +46,37 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
   });
 }
 
+#ifdef BMXNET_CUDA
+MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                         std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QActivationParams p = ParseQActivation(attrs);
+    kernels::ActivationSpec spec = p.spec;
+    if (p.backward_only) spec.bits = 32;
+    cuda::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size(), res.get_cuda_stream());
+  });
+}
+
+MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                          std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QActivationParams p = ParseQActivation(attrs);
+    cuda::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), (*inputs)[1].size(),
+                             res.get_cuda_stream());
+  });
+}
+#endif
+
 }  // namespace
 
 REGISTER_OP(QActivation)
     .setParseAttrs(ParseAttrs)
     .setInferType(InferType)
     .setInferShape(InferShape)
+#ifdef BMXNET_CUDA
+    .setForward(ForwardGpu, "gpu")
+    .setBackward(BackwardGpu, "gpu")
+#endif
     .setForward(Forward, "cpu")
     .setBackward(Backward, "cpu");
 

@@ -10,6 +10,9 @@
 #include "kernels/xnor_conv.h"
 #include "op_common.h"
 #include "op_quantize.h"
+#ifdef BMXNET_CUDA
+#include "cuda/binary_cuda.h"
+#endif
 
 namespace bmxnet {
 namespace {
@@ -180,12 +183,37 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
   });
 }
 
+#ifdef BMXNET_CUDA
+MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                         std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QConvolutionParams p = ParseQConvolution(attrs);
+    RequirePackedOnGpu(kOp, p.binarized_weights_only);
+    const InputLayout layout = LayoutOf(p);
+    const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
+    const cuda::PackedConv s{g.batch, g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h,
+                             g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w,
+                             g.groups, g.pad_value != 0.0f};
+    uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));
+    cuda::PackActivations(s, Data(inputs, 0), layout.threshold >= 0 ? Data(inputs, layout.threshold) : nullptr,
+                          packed, res.get_cuda_stream());
+    cuda::Convolve(s, packed, (*inputs)[1].data<uint64_t>(), layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
+                   layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr,
+                   layout.residual >= 0 ? Data(inputs, layout.residual) : nullptr, Data(outputs, 0),
+                   res.get_cuda_stream());
+  });
+}
+#endif
+
 }  // namespace
 
 REGISTER_OP(QConvolution)
     .setParseAttrs(ParseAttrs)
     .setInferType(InferType)
     .setInferShape(InferShape)
+#ifdef BMXNET_CUDA
+    .setForward(ForwardGpu, "gpu")
+#endif
     .setForward(Forward, "cpu")
     .setBackward(Backward, "cpu");
 

@@ -8,6 +8,9 @@
 #include "kernels/xnor_conv.h"
 #include "op_common.h"
 #include "op_quantize.h"
+#ifdef BMXNET_CUDA
+#include "cuda/binary_cuda.h"
+#endif
 
 namespace bmxnet {
 namespace {
@@ -133,12 +136,33 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
   });
 }
 
+#ifdef BMXNET_CUDA
+MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                         std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    RequirePackedOnGpu(kOp, p.binarized_weights_only);
+    const InputLayout layout = LayoutOf(p);
+    const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
+    const int64_t rows = rows_features.first, features = rows_features.second;
+    uint64_t* packed = AllocGpuScratch<uint64_t>(res, rows * kernels::WordsFor(features));
+    cuda::PackRows(Data(inputs, 0), rows, features, packed, res.get_cuda_stream());
+    cuda::Dense(packed, (*inputs)[1].data<uint64_t>(), layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
+                layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, rows, features, p.num_hidden,
+                Data(outputs, 0), res.get_cuda_stream());
+  });
+}
+#endif
+
 }  // namespace
 
 REGISTER_OP(QFullyConnected)
     .setParseAttrs(ParseAttrs)
     .setInferType(InferType)
     .setInferShape(InferShape)
+#ifdef BMXNET_CUDA
+    .setForward(ForwardGpu, "gpu")
+#endif
     .setForward(Forward, "cpu")
     .setBackward(Backward, "cpu");
 

@@ -5,22 +5,11 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "quantize_element.h"
 
 namespace bmxnet {
 namespace kernels {
 namespace {
-
-inline float Levels(int bits) { return static_cast<float>((1u << bits) - 1u); }
-
-// round-half-up of v in [0, levels], then back to [0, 1]
-inline float QuantizeUnit(float v, float levels) { return std::floor(v * levels + 0.5f) / levels; }
-
-inline float ClipUnit(float x) { return std::min(1.0f, std::max(0.0f, x)); }
-
-float SwishSignDerivative(float x, float beta) {
-  const float bx = beta * x;
-  return beta * (2.0f - bx * std::tanh(0.5f * bx)) / (1.0f + std::cosh(bx));
-}
 
 bool UseAvx2() { return ActiveIsa() != Isa::kPortable; }
 
@@ -58,8 +47,7 @@ void QuantizeActivation(const ActivationSpec& spec, const float* x, float* y, in
   if (spec.bits == 1) {
     if (UseAvx2()) avx2::SignActivation(x, y, n); else portable::SignActivation(x, y, n);
   } else if (spec.bits < 32) {
-    const float levels = Levels(spec.bits);
-    for (int64_t i = 0; i < n; ++i) y[i] = QuantizeUnit(ClipUnit(x[i]), levels);
+    for (int64_t i = 0; i < n; ++i) y[i] = QuantizeActivationValue(spec.bits, x[i]);
   } else if (x != y) {
     std::copy(x, x + n, y);
   }
@@ -71,25 +59,13 @@ void ActivationGradient(const ActivationSpec& spec, const float* x, const float*
     if (dy != dx) std::copy(dy, dy + n, dx);
     return;
   }
-  if (spec.bits > 1) {  // k bits: straight through inside the clipping range [0, 1]
-    for (int64_t i = 0; i < n; ++i) dx[i] = (x[i] >= 0.0f && x[i] <= 1.0f) ? dy[i] : 0.0f;
+  if (spec.bits == 1 && spec.method == Estimator::kSte) {
+    if (UseAvx2()) avx2::SteGradient(spec.clip, x, dy, dx, n);
+    else portable::SteGradient(spec.clip, x, dy, dx, n);
     return;
   }
-  switch (spec.method) {
-    case Estimator::kSte:
-      if (UseAvx2()) avx2::SteGradient(spec.clip, x, dy, dx, n);
-      else portable::SteGradient(spec.clip, x, dy, dx, n);
-      break;
-    case Estimator::kApproxSign:
-      for (int64_t i = 0; i < n; ++i) {
-        const float a = std::fabs(x[i]);
-        dx[i] = a <= 1.0f ? dy[i] * (2.0f - 2.0f * a) : 0.0f;
-      }
-      break;
-    case Estimator::kSwishSign:
-      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * SwishSignDerivative(x[i], spec.beta);
-      break;
-  }
+  for (int64_t i = 0; i < n; ++i)
+    dx[i] = ActivationGradientValue(spec.bits, spec.method, spec.clip, spec.beta, x[i], dy[i]);
 }
 
 void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int64_t num_out,
@@ -103,10 +79,7 @@ void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int
   } else if (bits < 32) {
     const float levels = Levels(bits);
     const float max_tanh = MaxAbsTanh(w, n);
-    for (int64_t i = 0; i < n; ++i) {
-      const float unit = max_tanh > 0.0f ? std::tanh(w[i]) / (2.0f * max_tanh) + 0.5f : 0.5f;
-      wq[i] = 2.0f * QuantizeUnit(unit, levels) - 1.0f;
-    }
+    for (int64_t i = 0; i < n; ++i) wq[i] = DoReFaWeight(w[i], levels, max_tanh);
   } else if (w != wq) {
     std::copy(w, w + n, wq);
   }
@@ -127,11 +100,7 @@ void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dw
     const float scale = xnor_scaling ? alpha[o] : 1.0f;
     for (int64_t i = 0; i < per_out; ++i) {
       const int64_t k = o * per_out + i;
-      float derivative = 1.0f;
-      if (bits > 1 && bits < 32) {
-        const float t = std::tanh(w[k]);
-        derivative = max_tanh > 0.0f ? (1.0f - t * t) / max_tanh : 0.0f;
-      }
+      const float derivative = (bits > 1 && bits < 32) ? DoReFaDerivative(w[k], max_tanh) : 1.0f;
       dw[k] = dwq[k] * derivative * scale;
     }
   }

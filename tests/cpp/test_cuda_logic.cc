@@ -1,0 +1,257 @@
+// Host harness of the CUDA kernels' logic: the per-thread functions of
+// src/operator/cuda/binary_logic.h run here over the grid/block decomposition the kernels
+// launch (loops over blockIdx and threadIdx, the weight tile staged as the kernel stages it
+// in shared memory) and are compared with the CPU kernels, which test_kernels checks
+// against float references. Runs without nvcc or a GPU.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/binary_logic.h"
+#include "kernels/bitpack.h"
+#include "kernels/conv_float.h"
+#include "kernels/quantize.h"
+#include "kernels/xnor_conv.h"
+
+using namespace bmxnet;
+using cuda::Dim3;
+using cuda::PackedConv;
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void Check(bool ok, const std::string& name) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAILED: %s\n", name.c_str());
+  }
+}
+
+std::vector<float> Random(size_t n, std::mt19937* rng, float scale = 1.5f) {
+  std::uniform_real_distribution<float> uniform(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = uniform(*rng);
+  return v;
+}
+
+template <typename Body>
+void ForEachBlock(const Dim3& grid, Body body) {
+  for (int64_t z = 0; z < grid.z; ++z)
+    for (int64_t y = 0; y < grid.y; ++y)
+      for (int64_t x = 0; x < grid.x; ++x) body(x, y, z);
+}
+
+kernels::ConvGeometry CpuGeometry(const PackedConv& s) {
+  kernels::ConvGeometry g;
+  g.batch = s.batch;
+  g.in_channels = s.channels;
+  g.in_height = s.height;
+  g.in_width = s.width;
+  g.out_channels = s.filters;
+  g.kernel_h = s.kernel_h;
+  g.kernel_w = s.kernel_w;
+  g.stride_h = s.stride_h;
+  g.stride_w = s.stride_w;
+  g.pad_h = s.pad_h;
+  g.pad_w = s.pad_w;
+  g.dilate_h = s.dilate_h;
+  g.dilate_w = s.dilate_w;
+  g.groups = s.groups;
+  g.pad_value = s.minus_one_padding ? -1.0f : 0.0f;
+  return g;
+}
+
+std::string Name(const PackedConv& s) {
+  char text[200];
+  std::snprintf(text, sizeof(text), "n%ld c%ld %ldx%ld o%ld k%ldx%ld s%ld p%ld d%ld g%ld pad%s",
+                long(s.batch), long(s.channels), long(s.height), long(s.width), long(s.filters),
+                long(s.kernel_h), long(s.kernel_w), long(s.stride_h), long(s.pad_h), long(s.dilate_h),
+                long(s.groups), s.minus_one_padding ? "-1" : "0");
+  return text;
+}
+
+// Packing, weight packing and the convolution of one shape, with scale, bias, residual
+// and (for the packing) per-channel thresholds.
+void TestConvolution(const PackedConv& s, std::mt19937* rng) {
+  const kernels::ConvGeometry g = CpuGeometry(s);
+  const std::string name = Name(s);
+  const auto x = Random(s.batch * s.channels * s.InSpatial(), rng);
+  const auto w = Random(s.filters * s.PerGroup() * s.Taps(), rng);
+  const auto scale = Random(s.filters, rng), bias = Random(s.filters, rng);
+  const int64_t out_size = s.batch * s.filters * s.OutSpatial();
+  const auto residual = Random(out_size, rng);
+
+  // activations: every thread of every block writes its word
+  const int64_t packed_words = s.batch * s.InSpatial() * s.groups * s.Words();
+  std::vector<uint64_t> expected_x(packed_words), packed_x(packed_words, 0xdeadbeef);
+  kernels::PackActivationsNCHW(x.data(), s.batch, s.channels, s.height, s.width, s.groups, expected_x.data(), 1,
+                               kernels::Isa::kPortable);
+  ForEachBlock(cuda::PackGrid(s), [&](int64_t bx, int64_t by, int64_t) {
+    for (int t = 0; t < cuda::kPackThreads; ++t)
+      cuda::PackActivationThread(s, x.data(), nullptr, nullptr, bx, by, t, packed_x.data());
+  });
+  Check(packed_x == expected_x, name + ": activation packing");
+
+  std::vector<float> thresholds(2 * s.channels);
+  for (int64_t c = 0; c < s.channels; ++c) {
+    thresholds[c] = c % 3 ? 1.0f : -1.0f;
+    thresholds[s.channels + c] = 0.1f * static_cast<float>(c % 7) - 0.3f;
+  }
+  std::vector<uint64_t> expected_t(packed_words), packed_t(packed_words);
+  kernels::PackActivationsNCHW(x.data(), s.batch, s.channels, s.height, s.width, s.groups, expected_t.data(), 1,
+                               kernels::Isa::kPortable, {thresholds.data(), thresholds.data() + s.channels});
+  ForEachBlock(cuda::PackGrid(s), [&](int64_t bx, int64_t by, int64_t) {
+    for (int t = 0; t < cuda::kPackThreads; ++t)
+      cuda::PackActivationThread(s, x.data(), thresholds.data(), thresholds.data() + s.channels, bx, by, t,
+                                 packed_t.data());
+  });
+  Check(packed_t == expected_t, name + ": packing against thresholds");
+
+  // weights: one thread per output word
+  std::vector<uint64_t> expected_w(s.filters * s.Depth()), packed_w(s.filters * s.Depth());
+  kernels::PackConvWeights(w.data(), s.filters, s.PerGroup(), s.kernel_h, s.kernel_w, expected_w.data());
+  for (int64_t i = 0; i < static_cast<int64_t>(packed_w.size()); ++i)
+    packed_w[i] = cuda::PackWeightWord(w.data(), s.PerGroup(), s.Taps(), s.Words(), i);
+  Check(packed_w == expected_w, name + ": weight packing");
+
+  // convolution: each block stages its weight tile, then every thread computes its pixel
+  std::vector<float> expected(out_size), y(out_size, -7.0f);
+  kernels::BinaryConvForward(g, expected_x.data(), expected_w.data(), scale.data(), bias.data(), residual.data(),
+                             expected.data(), 1, kernels::Isa::kPortable);
+  std::vector<uint64_t> shared_tile(cuda::kConvFilters * s.Depth());
+  ForEachBlock(cuda::ConvGrid(s), [&](int64_t bx, int64_t by, int64_t bz) {
+    const uint64_t* tile = expected_w.data() + cuda::ConvTileFirstFilter(s, by, bz) * s.Depth();
+    std::copy(tile, tile + cuda::ConvTileFilters(s, by) * s.Depth(), shared_tile.begin());
+    for (int t = 0; t < cuda::kConvThreads; ++t)
+      cuda::ConvThread(s, expected_x.data(), shared_tile.data(), scale.data(), bias.data(), residual.data(), bx,
+                       by, bz, t, y.data());
+  });
+  Check(y == expected, name + ": convolution");
+}
+
+void TestConvolutions() {
+  std::mt19937 rng(17);
+  // channel counts below, at and above word and warp sizes; spatial sizes leaving ragged
+  // pixel blocks; filter counts leaving ragged filter tiles
+  const PackedConv cases[] = {
+      {1, 1, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
+      {2, 37, 9, 7, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
+      {1, 64, 12, 13, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, false},
+      {1, 65, 8, 8, 33, 3, 3, 1, 1, 2, 2, 2, 2, 1, false},
+      {2, 96, 6, 11, 24, 3, 1, 1, 1, 1, 0, 1, 1, 3, false},
+      {1, 129, 15, 15, 20, 5, 5, 2, 1, 2, 2, 1, 1, 1, true},
+      {1, 200, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 4, true},
+      {1, 31, 12, 12, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1, false},
+      {1, 256, 14, 14, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
+  };
+  for (const PackedConv& s : cases) TestConvolution(s, &rng);
+  // random shapes
+  std::uniform_int_distribution<int> pick(0, 1000);
+  for (int i = 0; i < 12; ++i) {
+    const int64_t groups = 1 + pick(rng) % 3;
+    const int64_t k = 1 + 2 * (pick(rng) % 2);
+    PackedConv s{1 + pick(rng) % 2, groups * (1 + pick(rng) % 90), 3 + pick(rng) % 14, 3 + pick(rng) % 14,
+                 groups * (1 + pick(rng) % 40), k, k, 1 + pick(rng) % 2, 1 + pick(rng) % 2, pick(rng) % 2,
+                 pick(rng) % 2, 1 + pick(rng) % 2, 1, groups, pick(rng) % 2 == 0};
+    s.pad_w = s.pad_h;
+    s.dilate_w = s.dilate_h;
+    if (s.OutHeight() < 1 || s.OutWidth() < 1) continue;
+    TestConvolution(s, &rng);
+  }
+}
+
+void TestDense() {
+  std::mt19937 rng(23);
+  for (int64_t features : {1, 63, 64, 65, 300}) {
+    const int64_t rows = 19, outputs = 21;  // neither a multiple of the 16 x 16 tile
+    const auto x = Random(rows * features, &rng), w = Random(outputs * features, &rng);
+    const auto scale = Random(outputs, &rng), bias = Random(outputs, &rng);
+    const int64_t words = (features + 63) / 64;
+    std::vector<uint64_t> px(rows * words), pw(outputs * words), gx(rows * words, 7);
+    kernels::PackRows(x.data(), rows, features, px.data(), 1);
+    kernels::PackRows(w.data(), outputs, features, pw.data(), 1);
+    // rows packed as [N, C, 1, 1] images, as the CUDA PackRows launches them
+    const PackedConv rows_as_images{rows, features, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false};
+    ForEachBlock(cuda::PackGrid(rows_as_images), [&](int64_t bx, int64_t by, int64_t) {
+      for (int t = 0; t < cuda::kPackThreads; ++t)
+        cuda::PackActivationThread(rows_as_images, x.data(), nullptr, nullptr, bx, by, t, gx.data());
+    });
+    Check(gx == px, "dense row packing k=" + std::to_string(features));
+    std::vector<float> expected(rows * outputs), y(rows * outputs, -7.0f);
+    kernels::BinaryDenseForward(rows, features, outputs, px.data(), pw.data(), scale.data(), bias.data(),
+                                expected.data(), 1, kernels::Isa::kPortable);
+    ForEachBlock(cuda::DenseGrid(rows, outputs), [&](int64_t bx, int64_t by, int64_t) {
+      for (int ty = 0; ty < cuda::kDenseTile; ++ty)
+        for (int tx = 0; tx < cuda::kDenseTile; ++tx)
+          cuda::DenseThread(px.data(), pw.data(), scale.data(), bias.data(), rows, features, outputs, bx, by, tx, ty,
+                            y.data());
+    });
+    Check(y == expected, "dense k=" + std::to_string(features));
+  }
+}
+
+void TestActivations() {
+  std::mt19937 rng(29);
+  const auto x = Random(1001, &rng, 2.0f), dy = Random(1001, &rng);
+  for (int bits : {1, 2, 4, 32})
+    for (auto method : {kernels::Estimator::kSte, kernels::Estimator::kApproxSign, kernels::Estimator::kSwishSign}) {
+      const kernels::ActivationSpec spec{bits, method, 1.3f, 5.0f};
+      std::vector<float> ey(x.size()), edx(x.size()), y(x.size()), dx(x.size());
+      kernels::QuantizeActivation(spec, x.data(), ey.data(), x.size());
+      kernels::ActivationGradient(spec, x.data(), dy.data(), edx.data(), x.size());
+      for (size_t i = 0; i < x.size(); ++i) {  // one grid-stride thread per value
+        y[i] = kernels::QuantizeActivationValue(bits, x[i]);
+        dx[i] = kernels::ActivationGradientValue(bits, method, spec.clip, spec.beta, x[i], dy[i]);
+      }
+      const std::string name = "activation bits=" + std::to_string(bits) + " method=" + std::to_string(int(method));
+      Check(y == ey, name + " forward");
+      Check(dx == edx, name + " backward");
+    }
+}
+
+// The reductions as the kernels run them: grid-stride partials per thread, then per block.
+void TestWeightQuantizers() {
+  std::mt19937 rng(31);
+  const int64_t num_out = 13, per_out = 70, n = num_out * per_out;
+  const auto w = Random(n, &rng, 2.0f);
+  const int64_t blocks = cuda::CeilDiv(n, cuda::kReduceThreads), stride = blocks * cuda::kReduceThreads;
+  float max_tanh = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int t = 0; t < cuda::kReduceThreads; ++t)
+      max_tanh = std::max(max_tanh, cuda::MaxAbsTanhPartial(w.data(), n, b * cuda::kReduceThreads + t, stride));
+  std::vector<float> means(num_out);
+  for (int64_t row = 0; row < num_out; ++row) {
+    float sum = 0.0f;
+    for (int t = 0; t < cuda::kReduceThreads; ++t)
+      sum += cuda::RowAbsSumPartial(w.data(), per_out, row, t, cuda::kReduceThreads);
+    means[row] = sum / static_cast<float>(per_out);
+  }
+  for (int bits : {1, 2, 4, 32})
+    for (bool xnor : {false, true}) {
+      std::vector<float> expected(n), q(n);
+      kernels::QuantizeWeights(bits, xnor, w.data(), expected.data(), num_out, per_out);
+      for (int64_t i = 0; i < n; ++i)
+        q[i] = cuda::QuantizeWeightValue(bits, w[i], max_tanh, xnor ? means.data() : nullptr, i / per_out);
+      double diff = 0;  // the CPU sums |w| in double, the GPU in float
+      for (int64_t i = 0; i < n; ++i) diff = std::max(diff, std::fabs(double(q[i]) - expected[i]));
+      Check(xnor ? diff < 1e-5 : diff == 0.0,
+            "weight quantization bits=" + std::to_string(bits) + (xnor ? " xnor" : ""));
+    }
+}
+
+}  // namespace
+
+int main() {
+  TestConvolutions();
+  TestDense();
+  TestActivations();
+  TestWeightQuantizers();
+  std::printf("cuda logic on the host: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
