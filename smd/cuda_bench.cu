@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda/binary_cuda.h"
+#include "cuda/launchers.h"
 
 namespace {
 
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     std::printf("%-24s %10s %10s %10s %8s %8s\n", "layer", "sgemm ms", "binary ms", "xnor ms", "binary", "xnor");
     Cublas cublas;
     for (const Layer& l : kLayers) {
-      const PackedConv s{batch, l.channels, l.size, l.size, l.filters, l.kernel, l.kernel, l.stride, l.stride,
+      const ConvShape s{batch, l.channels, l.size, l.size, l.filters, l.kernel, l.kernel, l.stride, l.stride,
                          l.kernel / 2, l.kernel / 2, 1, 1, 1, false};
       const int64_t m = l.filters, n = batch * s.OutSpatial(), k = l.channels * s.Taps();
       float* a = DeviceArray<float>(m * k, 1);

@@ -105,12 +105,6 @@ inline T* AllocGpuScratch(const OpResource& res, int64_t count) {
   return static_cast<T*>(memory);
 }
 
-// Only packed layers (model-converter's output) have GPU kernels for their forward pass.
-inline void RequirePackedOnGpu(const char* op, bool packed) {
-  if (!packed)
-    throw ParamError(std::string(op) + " on gpu: only packed layers (binarized_weights_only=True, as "
-                                       "model-converter writes them) run on the GPU; train on cpu");
-}
 #endif
 
 }  // namespace bmxnet

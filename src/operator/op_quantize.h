@@ -6,6 +6,9 @@
 
 #include "kernels/quantize.h"
 #include "op_params.h"
+#ifdef BMXNET_CUDA
+#include "cuda/launchers.h"
+#endif
 
 namespace bmxnet {
 
@@ -38,6 +41,32 @@ inline QuantizedInputs QuantizeInputs(int act_bit, int weight_bit, Scaling scali
   }
   return q;
 }
+
+#ifdef BMXNET_CUDA
+// The same on the GPU; scratch (device) holds GpuQuantizeScratchSize floats.
+inline int64_t GpuQuantizeScratchSize(int64_t data_size, int64_t rows, int64_t per_row) {
+  return data_size + rows * per_row + rows + 1;
+}
+
+inline QuantizedInputs QuantizeInputsGpu(int act_bit, int weight_bit, Scaling scaling, const float* data,
+                                         int64_t data_size, const float* weight, int64_t rows, int64_t per_row,
+                                         float* scratch, void* stream) {
+  QuantizedInputs q{data, weight};
+  if (act_bit < 32) {
+    kernels::ActivationSpec spec;
+    spec.bits = act_bit;
+    cuda::QuantizeActivation(spec, data, scratch, data_size, stream);
+    q.data = scratch;
+  }
+  if (weight_bit < 32 || scaling == Scaling::kXnor) {
+    float* quantized = scratch + data_size;
+    cuda::QuantizeWeights(weight_bit, scaling == Scaling::kXnor, weight, quantized, rows, per_row,
+                          quantized + rows * per_row, stream);
+    q.weight = quantized;
+  }
+  return q;
+}
+#endif
 
 // weights[r, :] *= scale[r]: the xnor scale applied to unpacked +-1 weights.
 inline void ScaleRows(const float* scale, int64_t rows, int64_t per_row, float* weights) {

@@ -3,7 +3,7 @@
 #include "kernels/quantize.h"
 #include "op_common.h"
 #ifdef BMXNET_CUDA
-#include "cuda/binary_cuda.h"
+#include "cuda/launchers.h"
 #endif
 
 namespace bmxnet {

@@ -11,7 +11,7 @@
 #include "op_common.h"
 #include "op_quantize.h"
 #ifdef BMXNET_CUDA
-#include "cuda/binary_cuda.h"
+#include "cuda/launchers.h"
 #endif
 
 namespace bmxnet {
@@ -184,16 +184,55 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 }
 
 #ifdef BMXNET_CUDA
+cuda::ConvShape Shape(const kernels::ConvGeometry& g) {
+  return {g.batch,    g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h, g.kernel_w, g.stride_h,
+          g.stride_w, g.pad_h,       g.pad_w,     g.dilate_h, g.dilate_w,     g.groups,   g.pad_value != 0.0f};
+}
+
+int64_t GpuScratchFor(const kernels::ConvGeometry& g) {
+  return GpuQuantizeScratchSize(g.batch * g.in_channels * g.in_height * g.in_width, g.out_channels, g.PatchSize());
+}
+
+QuantizedInputs QuantizeGpu(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+                            std::vector<MXTensor>* tensors, size_t data_index, float* scratch, const OpResource& res) {
+  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+                           (*tensors)[data_index].size(), Data(tensors, data_index + 1), g.out_channels,
+                           g.PatchSize(), scratch, res.get_cuda_stream());
+}
+
+// Non-packed layers only: packed models are for inference.
+MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                          std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QConvolutionParams p = ParseQConvolution(attrs);
+    if (p.binarized_weights_only)
+      throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
+    const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
+    float* scratch = AllocGpuScratch(res, GpuScratchFor(g));
+    const QuantizedInputs q = QuantizeGpu(p, g, inputs, 1, scratch, res);
+    float* grad_weight = Data(outputs, 1);
+    cuda::FloatConvBackward(Shape(g), q.data, q.weight, Data(inputs, 0), Data(outputs, 0), grad_weight,
+                            p.no_bias ? nullptr : Data(outputs, 2), res.get_cuda_stream());
+    // the statistics go after the quantized copies, which are no longer needed
+    cuda::WeightGradient(p.weight_bit, p.scaling == Scaling::kXnor, Data(inputs, 2), grad_weight, grad_weight,
+                         g.out_channels, g.PatchSize(), scratch, res.get_cuda_stream());
+  });
+}
+
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
-    RequirePackedOnGpu(kOp, p.binarized_weights_only);
     const InputLayout layout = LayoutOf(p);
     const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
-    const cuda::PackedConv s{g.batch, g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h,
-                             g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w,
-                             g.groups, g.pad_value != 0.0f};
+    const cuda::ConvShape s = Shape(g);
+    if (!p.binarized_weights_only) {
+      float* scratch = AllocGpuScratch(res, GpuScratchFor(g));
+      const QuantizedInputs q = QuantizeGpu(p, g, inputs, 0, scratch, res);
+      cuda::FloatConvForward(s, q.data, q.weight, p.no_bias ? nullptr : Data(inputs, 2), Data(outputs, 0),
+                             res.get_cuda_stream());
+      return;
+    }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));
     cuda::PackActivations(s, Data(inputs, 0), layout.threshold >= 0 ? Data(inputs, layout.threshold) : nullptr,
                           packed, res.get_cuda_stream());
@@ -213,6 +252,7 @@ REGISTER_OP(QConvolution)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
     .setForward(ForwardGpu, "gpu")
+    .setBackward(BackwardGpu, "gpu")
 #endif
     .setForward(Forward, "cpu")
     .setBackward(Backward, "cpu");

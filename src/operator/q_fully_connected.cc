@@ -9,7 +9,7 @@
 #include "op_common.h"
 #include "op_quantize.h"
 #ifdef BMXNET_CUDA
-#include "cuda/binary_cuda.h"
+#include "cuda/launchers.h"
 #endif
 
 namespace bmxnet {
@@ -137,14 +137,46 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 }
 
 #ifdef BMXNET_CUDA
+QuantizedInputs QuantizeGpu(const QFullyConnectedParams& p, std::vector<MXTensor>* tensors, size_t data_index,
+                            int64_t features, float* scratch, const OpResource& res) {
+  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+                           (*tensors)[data_index].size(), Data(tensors, data_index + 1), p.num_hidden, features,
+                           scratch, res.get_cuda_stream());
+}
+
+// Non-packed layers only: packed models are for inference.
+MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
+                          std::vector<MXTensor>* outputs, const OpResource& res) {
+  return Guard([&] {
+    const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    if (p.binarized_weights_only)
+      throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
+    const auto rows_features = Flattened(p.flatten, (*inputs)[1].shape);
+    const int64_t rows = rows_features.first, features = rows_features.second;
+    float* scratch = AllocGpuScratch(res, GpuQuantizeScratchSize((*inputs)[1].size(), p.num_hidden, features));
+    const QuantizedInputs q = QuantizeGpu(p, inputs, 1, features, scratch, res);
+    float* grad_weight = Data(outputs, 1);
+    cuda::FloatDenseBackward(q.data, q.weight, Data(inputs, 0), rows, features, p.num_hidden, Data(outputs, 0),
+                             grad_weight, p.no_bias ? nullptr : Data(outputs, 2), res.get_cuda_stream());
+    cuda::WeightGradient(p.weight_bit, p.scaling == Scaling::kXnor, Data(inputs, 2), grad_weight, grad_weight,
+                         p.num_hidden, features, scratch, res.get_cuda_stream());
+  });
+}
+
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
-    RequirePackedOnGpu(kOp, p.binarized_weights_only);
     const InputLayout layout = LayoutOf(p);
     const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
     const int64_t rows = rows_features.first, features = rows_features.second;
+    if (!p.binarized_weights_only) {
+      float* scratch = AllocGpuScratch(res, GpuQuantizeScratchSize((*inputs)[0].size(), p.num_hidden, features));
+      const QuantizedInputs q = QuantizeGpu(p, inputs, 0, features, scratch, res);
+      cuda::FloatDenseForward(q.data, q.weight, p.no_bias ? nullptr : Data(inputs, 2), rows, features, p.num_hidden,
+                              Data(outputs, 0), res.get_cuda_stream());
+      return;
+    }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, rows * kernels::WordsFor(features));
     cuda::PackRows(Data(inputs, 0), rows, features, packed, res.get_cuda_stream());
     cuda::Dense(packed, (*inputs)[1].data<uint64_t>(), layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
@@ -162,6 +194,7 @@ REGISTER_OP(QFullyConnected)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
     .setForward(ForwardGpu, "gpu")
+    .setBackward(BackwardGpu, "gpu")
 #endif
     .setForward(Forward, "cpu")
     .setBackward(Backward, "cpu");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda/binary_logic.h"
+#include "cuda/float_logic.h"
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/quantize.h"
@@ -18,7 +19,7 @@
 
 using namespace bmxnet;
 using cuda::Dim3;
-using cuda::PackedConv;
+using cuda::ConvShape;
 
 namespace {
 
@@ -47,7 +48,7 @@ void ForEachBlock(const Dim3& grid, Body body) {
       for (int64_t x = 0; x < grid.x; ++x) body(x, y, z);
 }
 
-kernels::ConvGeometry CpuGeometry(const PackedConv& s) {
+kernels::ConvGeometry CpuGeometry(const ConvShape& s) {
   kernels::ConvGeometry g;
   g.batch = s.batch;
   g.in_channels = s.channels;
@@ -67,7 +68,7 @@ kernels::ConvGeometry CpuGeometry(const PackedConv& s) {
   return g;
 }
 
-std::string Name(const PackedConv& s) {
+std::string Name(const ConvShape& s) {
   char text[200];
   std::snprintf(text, sizeof(text), "n%ld c%ld %ldx%ld o%ld k%ldx%ld s%ld p%ld d%ld g%ld pad%s",
                 long(s.batch), long(s.channels), long(s.height), long(s.width), long(s.filters),
@@ -78,7 +79,7 @@ std::string Name(const PackedConv& s) {
 
 // Packing, weight packing and the convolution of one shape, with scale, bias, residual
 // and (for the packing) per-channel thresholds.
-void TestConvolution(const PackedConv& s, std::mt19937* rng) {
+void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   const kernels::ConvGeometry g = CpuGeometry(s);
   const std::string name = Name(s);
   const auto x = Random(s.batch * s.channels * s.InSpatial(), rng);
@@ -139,7 +140,7 @@ void TestConvolutions() {
   std::mt19937 rng(17);
   // channel counts below, at and above word and warp sizes; spatial sizes leaving ragged
   // pixel blocks; filter counts leaving ragged filter tiles
-  const PackedConv cases[] = {
+  const ConvShape cases[] = {
       {1, 1, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
       {2, 37, 9, 7, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
       {1, 64, 12, 13, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, false},
@@ -150,13 +151,13 @@ void TestConvolutions() {
       {1, 31, 12, 12, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1, false},
       {1, 256, 14, 14, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
   };
-  for (const PackedConv& s : cases) TestConvolution(s, &rng);
+  for (const ConvShape& s : cases) TestConvolution(s, &rng);
   // random shapes
   std::uniform_int_distribution<int> pick(0, 1000);
   for (int i = 0; i < 12; ++i) {
     const int64_t groups = 1 + pick(rng) % 3;
     const int64_t k = 1 + 2 * (pick(rng) % 2);
-    PackedConv s{1 + pick(rng) % 2, groups * (1 + pick(rng) % 90), 3 + pick(rng) % 14, 3 + pick(rng) % 14,
+    ConvShape s{1 + pick(rng) % 2, groups * (1 + pick(rng) % 90), 3 + pick(rng) % 14, 3 + pick(rng) % 14,
                  groups * (1 + pick(rng) % 40), k, k, 1 + pick(rng) % 2, 1 + pick(rng) % 2, pick(rng) % 2,
                  pick(rng) % 2, 1 + pick(rng) % 2, 1, groups, pick(rng) % 2 == 0};
     s.pad_w = s.pad_h;
@@ -177,7 +178,7 @@ void TestDense() {
     kernels::PackRows(x.data(), rows, features, px.data(), 1);
     kernels::PackRows(w.data(), outputs, features, pw.data(), 1);
     // rows packed as [N, C, 1, 1] images, as the CUDA PackRows launches them
-    const PackedConv rows_as_images{rows, features, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false};
+    const ConvShape rows_as_images{rows, features, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false};
     ForEachBlock(cuda::PackGrid(rows_as_images), [&](int64_t bx, int64_t by, int64_t) {
       for (int t = 0; t < cuda::kPackThreads; ++t)
         cuda::PackActivationThread(rows_as_images, x.data(), nullptr, nullptr, bx, by, t, gx.data());
@@ -215,6 +216,61 @@ void TestActivations() {
     }
 }
 
+double RelativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0, scale = 1e-6;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return a.size() == b.size() ? m / scale : 1e30;
+}
+
+// The float layers (non-packed Q layers on a GPU): one thread per value, summing directly,
+// against im2col + GEMM; the orders of summation differ, so within float rounding.
+void TestFloatLayers() {
+  std::mt19937 rng(37);
+  const ConvShape cases[] = {
+      {2, 5, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
+      {1, 6, 9, 9, 4, 3, 3, 2, 2, 1, 1, 2, 2, 2, true},
+      {2, 9, 5, 8, 6, 1, 3, 1, 2, 0, 1, 1, 1, 3, false},
+  };
+  for (const ConvShape& s : cases) {
+    const kernels::ConvGeometry g = CpuGeometry(s);
+    const std::string name = "float " + Name(s);
+    const auto x = Random(s.batch * s.channels * s.InSpatial(), &rng);
+    const auto w = Random(s.filters * s.PerGroup() * s.Taps(), &rng), bias = Random(s.filters, &rng);
+    const int64_t out_size = s.batch * s.filters * s.OutSpatial();
+    const auto dy = Random(out_size, &rng);
+    std::vector<float> scratch(g.ScratchSize()), ey(out_size), edx(x.size()), edw(w.size()), edb(s.filters);
+    kernels::ConvForward(g, x.data(), w.data(), bias.data(), ey.data(), scratch.data(), 1);
+    kernels::ConvBackward(g, x.data(), w.data(), dy.data(), edx.data(), edw.data(), edb.data(), scratch.data(), 1);
+    std::vector<float> y(out_size), dx(x.size()), dw(w.size()), db(s.filters);
+    for (int64_t i = 0; i < out_size; ++i) y[i] = cuda::ConvForwardValue(s, x.data(), w.data(), bias.data(), i);
+    for (size_t i = 0; i < dx.size(); ++i) dx[i] = cuda::ConvDataGradValue(s, w.data(), dy.data(), i);
+    for (size_t i = 0; i < dw.size(); ++i) dw[i] = cuda::ConvWeightGradValue(s, x.data(), dy.data(), i);
+    for (int64_t o = 0; o < s.filters; ++o) db[o] = cuda::ConvBiasGradValue(s, dy.data(), o);
+    Check(RelativeDiff(y, ey) < 1e-5, name + " forward");
+    Check(RelativeDiff(dx, edx) < 1e-5, name + " data gradient");
+    Check(RelativeDiff(dw, edw) < 1e-5, name + " weight gradient");
+    Check(RelativeDiff(db, edb) < 1e-5, name + " bias gradient");
+  }
+  const int64_t rows = 7, features = 70, outputs = 9;
+  const auto x = Random(rows * features, &rng), w = Random(outputs * features, &rng);
+  const auto bias = Random(outputs, &rng), dy = Random(rows * outputs, &rng);
+  std::vector<float> ey(rows * outputs), edx(x.size()), edw(w.size()), edb(outputs);
+  kernels::DenseForward(rows, features, outputs, x.data(), w.data(), bias.data(), ey.data(), 1);
+  kernels::DenseBackward(rows, features, outputs, x.data(), w.data(), dy.data(), edx.data(), edw.data(), edb.data(), 1);
+  std::vector<float> y(ey.size()), dx(x.size()), dw(w.size()), db(outputs);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = cuda::DenseForwardValue(x.data(), w.data(), bias.data(), features, outputs, i);
+  for (size_t i = 0; i < dx.size(); ++i) dx[i] = cuda::DenseDataGradValue(w.data(), dy.data(), features, outputs, i);
+  for (size_t i = 0; i < dw.size(); ++i)
+    dw[i] = cuda::DenseWeightGradValue(x.data(), dy.data(), rows, features, outputs, i);
+  for (int64_t o = 0; o < outputs; ++o) db[o] = cuda::DenseBiasGradValue(dy.data(), rows, outputs, o);
+  Check(RelativeDiff(y, ey) < 1e-5 && RelativeDiff(dx, edx) < 1e-5 && RelativeDiff(dw, edw) < 1e-5 &&
+            RelativeDiff(db, edb) < 1e-5,
+        "float dense forward and gradients");
+}
+
 // The reductions as the kernels run them: grid-stride partials per thread, then per block.
 void TestWeightQuantizers() {
   std::mt19937 rng(31);
@@ -242,6 +298,13 @@ void TestWeightQuantizers() {
       for (int64_t i = 0; i < n; ++i) diff = std::max(diff, std::fabs(double(q[i]) - expected[i]));
       Check(xnor ? diff < 1e-5 : diff == 0.0,
             "weight quantization bits=" + std::to_string(bits) + (xnor ? " xnor" : ""));
+      const auto dwq = Random(n, &rng);
+      std::vector<float> expected_dw(n), dw(n);
+      kernels::WeightGradient(bits, xnor, w.data(), dwq.data(), expected_dw.data(), num_out, per_out);
+      for (int64_t i = 0; i < n; ++i)
+        dw[i] = cuda::WeightGradValue(bits, w[i], dwq[i], max_tanh, xnor ? means.data() : nullptr, i / per_out);
+      Check(RelativeDiff(dw, expected_dw) < 1e-5,
+            "weight gradient bits=" + std::to_string(bits) + (xnor ? " xnor" : ""));
     }
 }
 
@@ -252,6 +315,7 @@ int main() {
   TestDense();
   TestActivations();
   TestWeightQuantizers();
+  TestFloatLayers();
   std::printf("cuda logic on the host: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

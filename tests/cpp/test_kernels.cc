@@ -215,7 +215,7 @@ void TestWeightQuantizers() {
 }
 
 // Packed xnor convolution == float convolution of the signs, exactly, on each ISA build.
-void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
+void TestConvShapeolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
   const auto x = Random(g.batch * g.in_channels * g.in_height * g.in_width, rng, true);
   const auto w = Random(g.out_channels * g.PatchSize(), rng, true);
   const auto scale = Random(g.out_channels, rng, false), bias = Random(g.out_channels, rng, false);
@@ -255,7 +255,7 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
   }
 }
 
-void TestPackedConvolutions() {
+void TestConvShapeolutions() {
   std::mt19937 rng(5);
   int cases = 0;
   for (int64_t channels : {1, 3, 63, 64, 65, 129, 200}) {
@@ -275,7 +275,7 @@ void TestPackedConvolutions() {
         g.out_channels *= g.groups;
         g.pad_value = (cases % 4 < 2) ? 0.0f : -1.0f;
         if (g.OutHeight() < 1 || g.OutWidth() < 1) continue;
-        TestPackedConvolution(g, &rng, "packed conv c=" + std::to_string(channels) + " k=" +
+        TestConvShapeolution(g, &rng, "packed conv c=" + std::to_string(channels) + " k=" +
                                            std::to_string(kernel) + " s=" + std::to_string(stride) +
                                            " d=" + std::to_string(g.dilate_h) + " g=" +
                                            std::to_string(g.groups) + " pad_value=" +
@@ -289,7 +289,7 @@ void TestPackedConvolutions() {
   for (const Case& c : {Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}, Case{512, 72, 7, 3, 1, 1, 1, 1, 0.0f},
                         Case{96, 66, 9, 3, 2, 1, 1, 3, -1.0f}, Case{256, 9, 5, 1, 1, 0, 1, 1, 0.0f},
                         Case{130, 17, 6, 5, 1, 2, 1, 1, 0.0f}})
-    TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
+    TestConvShapeolution(c.Geometry(), &rng, "packed conv " + c.Name());
 }
 
 void TestPackedDense() {
@@ -412,7 +412,7 @@ int main() {
   TestVectorQuantizersMatchPortable();
   TestWeightQuantizers();
   TestPackingLayout();
-  TestPackedConvolutions();
+  TestConvShapeolutions();
   TestPackedDense();
   TestThreadPool();
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -34,11 +34,12 @@ BMX_HD inline uint64_t TailMask(int64_t bits, int64_t word) {
   return valid >= 64 ? ~uint64_t(0) : (uint64_t(1) << valid) - 1;
 }
 
-// A packed convolution: activations [N, H, W, groups, words], weights [O, KH, KW, words].
-struct PackedConv {
+// A convolution's shape. Packed: activations [N, H, W, groups, words], weights
+// [O, KH, KW, words]; float: NCHW data, [O, C/groups, KH, KW] weights.
+struct ConvShape {
   int64_t batch, channels, height, width, filters, kernel_h, kernel_w;
   int64_t stride_h, stride_w, pad_h, pad_w, dilate_h, dilate_w, groups;
-  bool minus_one_padding;  // pad_value -1: padded taps are all-ones words that count
+  bool minus_one_padding;  // pad_value -1 (packed: all-ones words that count), else 0
 
   BMX_HD int64_t PerGroup() const { return channels / groups; }
   BMX_HD int64_t Words() const { return (PerGroup() + 63) / 64; }
@@ -53,13 +54,13 @@ struct PackedConv {
 
 // ---------------------------------------------------------------- packing
 // Grid: x = pixel blocks of kPackThreads, y = images * groups * words.
-inline Dim3 PackGrid(const PackedConv& s) {
+inline Dim3 PackGrid(const ConvShape& s) {
   return {CeilDiv(s.InSpatial(), kPackThreads), s.batch * s.groups * s.Words(), 1};
 }
 
 // Word `word` of group g at one pixel of image n: bit c set when channel first + c is
 // negative (or NaN), or, with thresholds, when !(direction * x >= threshold).
-BMX_HD inline uint64_t PackActivationWord(const PackedConv& s, const float* x, const float* direction,
+BMX_HD inline uint64_t PackActivationWord(const ConvShape& s, const float* x, const float* direction,
                                           const float* threshold, int64_t n, int64_t g, int64_t word,
                                           int64_t pixel) {
   const int64_t first = g * s.PerGroup() + word * 64;
@@ -75,7 +76,7 @@ BMX_HD inline uint64_t PackActivationWord(const PackedConv& s, const float* x, c
 }
 
 // The thread (block, thread) of the packing grid: which word it writes, or false past the end.
-BMX_HD inline bool PackActivationThread(const PackedConv& s, const float* x, const float* direction,
+BMX_HD inline bool PackActivationThread(const ConvShape& s, const float* x, const float* direction,
                                         const float* threshold, int64_t block_x, int64_t block_y,
                                         int64_t thread, uint64_t* packed) {
   const int64_t pixel = block_x * kPackThreads + thread;
@@ -103,23 +104,23 @@ BMX_HD inline uint64_t PackWeightWord(const float* w, int64_t per_group, int64_t
 // group, z = images * groups. Every thread owns one output pixel and keeps kConvFilters
 // counters: each activation word it loads meets kConvFilters weight words (which the
 // block stages in shared memory, so all threads read the same address: a broadcast).
-inline Dim3 ConvGrid(const PackedConv& s) {
+inline Dim3 ConvGrid(const ConvShape& s) {
   return {CeilDiv(s.OutSpatial(), kConvThreads), CeilDiv(s.FiltersPerGroup(), kConvFilters), s.batch * s.groups};
 }
 
 // The block's weight tile: up to kConvFilters filters' [depth] words, first filter first.
-BMX_HD inline int64_t ConvTileFirstFilter(const PackedConv& s, int64_t block_y, int64_t block_z) {
+BMX_HD inline int64_t ConvTileFirstFilter(const ConvShape& s, int64_t block_y, int64_t block_z) {
   return (block_z % s.groups) * s.FiltersPerGroup() + block_y * kConvFilters;
 }
 
-BMX_HD inline int ConvTileFilters(const PackedConv& s, int64_t block_y) {
+BMX_HD inline int ConvTileFilters(const ConvShape& s, int64_t block_y) {
   const int64_t left = s.FiltersPerGroup() - block_y * kConvFilters;
   return static_cast<int>(left < kConvFilters ? left : kConvFilters);
 }
 
 // Output values (bits counted - 2 * mismatches; zero-padded taps count for nothing) of the
 // tile's filters at one output pixel. tile: filter f's word k at tile[f * depth + k].
-BMX_HD inline void ConvPixelValues(const PackedConv& s, const uint64_t* x, const uint64_t* tile, int filters,
+BMX_HD inline void ConvPixelValues(const ConvShape& s, const uint64_t* x, const uint64_t* tile, int filters,
                                    int64_t n, int64_t g, int64_t pixel, int32_t* values) {
   int32_t mismatches[kConvFilters];
   for (int f = 0; f < kConvFilters; ++f) mismatches[f] = 0;
@@ -156,7 +157,7 @@ BMX_HD inline float FinishValue(int32_t value, const float* scale, const float* 
 }
 
 // The thread (block, thread) of the convolution grid, with the block's weight tile.
-BMX_HD inline void ConvThread(const PackedConv& s, const uint64_t* x, const uint64_t* tile, const float* scale,
+BMX_HD inline void ConvThread(const ConvShape& s, const uint64_t* x, const uint64_t* tile, const float* scale,
                               const float* bias, const float* residual, int64_t block_x, int64_t block_y,
                               int64_t block_z, int64_t thread, float* y) {
   const int64_t pixel = block_x * kConvThreads + thread;
@@ -214,6 +215,14 @@ BMX_HD inline float RowAbsSumPartial(const float* w, int64_t per_out, int64_t ro
 BMX_HD inline float QuantizeWeightValue(int bits, float w, float max_tanh, const float* row_scale, int64_t row) {
   float q = bits == 1 ? kernels::SignValue(w) : (bits < 32 ? kernels::DoReFaWeight(w, kernels::Levels(bits), max_tanh) : w);
   return row_scale ? q * row_scale[row] : q;
+}
+
+// dw = dwq * d(wq)/dw: straight through the rounding, DoReFa's tanh derivative for k bits,
+// times the row's xnor scale when given.
+BMX_HD inline float WeightGradValue(int bits, float w, float dwq, float max_tanh, const float* row_scale,
+                                    int64_t row) {
+  const float derivative = (bits > 1 && bits < 32) ? kernels::DoReFaDerivative(w, max_tanh) : 1.0f;
+  return dwq * derivative * (row_scale ? row_scale[row] : 1.0f);
 }
 
 }  // namespace cuda

@@ -1,0 +1,79 @@
+// CUDA kernels of the float layers that non-packed Q layers run on quantized values: one
+// thread per output value (float_logic.h), forward and gradients.
+#include "float_logic.h"
+#include "launch_util.cuh"
+#include "launchers.h"
+
+namespace bmxnet {
+namespace cuda {
+namespace {
+
+__global__ void ConvForwardKernel(ConvShape s, const float* x, const float* w, const float* bias, float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = ConvForwardValue(s, x, w, bias, i);
+}
+
+__global__ void ConvDataGradKernel(ConvShape s, const float* w, const float* dy, float* dx, int64_t n) {
+  BMX_GRID_STRIDE(i, n) dx[i] = ConvDataGradValue(s, w, dy, i);
+}
+
+__global__ void ConvWeightGradKernel(ConvShape s, const float* x, const float* dy, float* dw, int64_t n) {
+  BMX_GRID_STRIDE(i, n) dw[i] = ConvWeightGradValue(s, x, dy, i);
+}
+
+__global__ void ConvBiasGradKernel(ConvShape s, const float* dy, float* dbias) {
+  BMX_GRID_STRIDE(o, s.filters) dbias[o] = ConvBiasGradValue(s, dy, o);
+}
+
+__global__ void DenseForwardKernel(const float* x, const float* w, const float* bias, int64_t features,
+                                   int64_t outputs, float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = DenseForwardValue(x, w, bias, features, outputs, i);
+}
+
+__global__ void DenseGradKernel(const float* x, const float* w, const float* dy, int64_t rows, int64_t features,
+                                int64_t outputs, float* dx, float* dw, float* dbias) {
+  const int64_t data = rows * features, weights = outputs * features;
+  BMX_GRID_STRIDE(i, data + weights + (dbias ? outputs : 0)) {
+    if (i < data) dx[i] = DenseDataGradValue(w, dy, features, outputs, i);
+    else if (i < data + weights) dw[i - data] = DenseWeightGradValue(x, dy, rows, features, outputs, i - data);
+    else dbias[i - data - weights] = DenseBiasGradValue(dy, rows, outputs, i - data - weights);
+  }
+}
+
+}  // namespace
+
+void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, void* stream) {
+  const int64_t n = s.batch * s.filters * s.OutSpatial();
+  if (n == 0) return;
+  ConvForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(s, x, w, bias, y, n);
+  Check("float convolution");
+}
+
+void FloatConvBackward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       float* dbias, void* stream) {
+  const int64_t data = s.batch * s.channels * s.InSpatial(), weights = s.filters * s.PerGroup() * s.Taps();
+  if (dx && data) ConvDataGradKernel<<<StrideBlocks(data), kElementThreads, 0, Stream(stream)>>>(s, w, dy, dx, data);
+  if (dw && weights)
+    ConvWeightGradKernel<<<StrideBlocks(weights), kElementThreads, 0, Stream(stream)>>>(s, x, dy, dw, weights);
+  if (dbias) ConvBiasGradKernel<<<StrideBlocks(s.filters), kElementThreads, 0, Stream(stream)>>>(s, dy, dbias);
+  Check("float convolution gradients");
+}
+
+void FloatDenseForward(const float* x, const float* w, const float* bias, int64_t rows, int64_t features,
+                       int64_t outputs, float* y, void* stream) {
+  const int64_t n = rows * outputs;
+  if (n == 0) return;
+  DenseForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(x, w, bias, features, outputs, y, n);
+  Check("float dense");
+}
+
+void FloatDenseBackward(const float* x, const float* w, const float* dy, int64_t rows, int64_t features,
+                        int64_t outputs, float* dx, float* dw, float* dbias, void* stream) {
+  const int64_t n = rows * features + outputs * features + (dbias ? outputs : 0);
+  if (n == 0) return;
+  DenseGradKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(x, w, dy, rows, features, outputs, dx, dw,
+                                                                          dbias);
+  Check("float dense gradients");
+}
+
+}  // namespace cuda
+}  // namespace bmxnet
