@@ -82,30 +82,23 @@ inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
   return (*tensors)[index].data<float>();
 }
 
-// Scratch memory from MXNet's pool, freed by MXNet after the call.
+// Scratch memory from MXNet's pool (host, or device with gpu=true), freed by MXNet after
+// the call.
 template <typename T = float>
-inline T* AllocScratch(const OpResource& res, int64_t count) {
+inline T* AllocScratch(const OpResource& res, int64_t count, bool gpu = false) {
   if (count <= 0) return nullptr;
   const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
   if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
-  void* memory = res.alloc_cpu(static_cast<int>(bytes));
-  if (memory == nullptr) throw ParamError("bmxnet: could not allocate scratch memory");
+  void* memory = gpu ? res.alloc_gpu(static_cast<int>(bytes)) : res.alloc_cpu(static_cast<int>(bytes));
+  if (memory == nullptr) throw ParamError(std::string("bmxnet: could not allocate ") + (gpu ? "GPU " : "") +
+                                          "scratch memory");
   return static_cast<T*>(memory);
 }
 
-#ifdef BMXNET_CUDA
-// Device scratch from MXNet's pool (gpu context), freed by MXNet after the call.
 template <typename T = float>
 inline T* AllocGpuScratch(const OpResource& res, int64_t count) {
-  if (count <= 0) return nullptr;
-  const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
-  if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
-  void* memory = res.alloc_gpu(static_cast<int>(bytes));
-  if (memory == nullptr) throw ParamError("bmxnet: could not allocate GPU scratch memory");
-  return static_cast<T*>(memory);
+  return AllocScratch<T>(res, count, true);
 }
-
-#endif
 
 }  // namespace bmxnet
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "cuda/binary_logic.h"
 #include "cuda/float_logic.h"
 #include "kernels/bitpack.h"
@@ -22,24 +23,6 @@ using cuda::Dim3;
 using cuda::ConvShape;
 
 namespace {
-
-int passed = 0, failed = 0;
-
-void Check(bool ok, const std::string& name) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAILED: %s\n", name.c_str());
-  }
-}
-
-std::vector<float> Random(size_t n, std::mt19937* rng, float scale = 1.5f) {
-  std::uniform_real_distribution<float> uniform(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = uniform(*rng);
-  return v;
-}
 
 template <typename Body>
 void ForEachBlock(const Dim3& grid, Body body) {
@@ -199,7 +182,7 @@ void TestDense() {
 
 void TestActivations() {
   std::mt19937 rng(29);
-  const auto x = Random(1001, &rng, 2.0f), dy = Random(1001, &rng);
+  const auto x = Random(1001, &rng, false, 2.0f), dy = Random(1001, &rng);
   for (int bits : {1, 2, 4, 32})
     for (auto method : {kernels::Estimator::kSte, kernels::Estimator::kApproxSign, kernels::Estimator::kSwishSign}) {
       const kernels::ActivationSpec spec{bits, method, 1.3f, 5.0f};
@@ -275,7 +258,7 @@ void TestFloatLayers() {
 void TestWeightQuantizers() {
   std::mt19937 rng(31);
   const int64_t num_out = 13, per_out = 70, n = num_out * per_out;
-  const auto w = Random(n, &rng, 2.0f);
+  const auto w = Random(n, &rng, false, 2.0f);
   const int64_t blocks = cuda::CeilDiv(n, cuda::kReduceThreads), stride = blocks * cuda::kReduceThreads;
   float max_tanh = 0.0f;
   for (int64_t b = 0; b < blocks; ++b)

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "check.h"
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
@@ -25,30 +26,12 @@ using namespace bmxnet::kernels;
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void Check(bool ok, const std::string& name) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAILED: %s\n", name.c_str());
-  }
-}
-
 // Every instruction set this CPU can run (BMXNET_ISA lowers the top one).
 std::vector<Isa> AvailableIsas() {
   std::vector<Isa> isas;
   for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
     if (static_cast<int>(isa) <= static_cast<int>(ActiveIsa())) isas.push_back(isa);
   return isas;
-}
-
-std::vector<float> Random(size_t n, std::mt19937* rng, bool binary) {
-  std::uniform_real_distribution<float> uniform(-1.5f, 1.5f);
-  std::vector<float> v(n);
-  for (float& x : v) x = binary ? (uniform(*rng) >= 0 ? 1.0f : -1.0f) : uniform(*rng);
-  return v;
 }
 
 double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
