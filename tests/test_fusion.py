@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from mxnet.base import MXNetError
 
+from bmxnet import nn as bnn
 from bmxnet import packing
+from bmxnet.converter import convert_block
 from bmxnet.sign_thresholds import sign_thresholds
 
 
@@ -79,3 +81,39 @@ def test_no_gradient_through_a_folded_batchnorm():
     with pytest.raises(MXNetError, match="no gradient through data_threshold"):
         out.backward()
         x.grad.wait_to_read()
+
+
+class BatchNormThenBinaryConv(mx.gluon.HybridBlock):
+    """BN -> binary conv; optionally the BN output also feeds a float path."""
+
+    def __init__(self, shared):
+        super().__init__()
+        self.shared = shared
+        with self.name_scope():
+            self.bn = mx.gluon.nn.BatchNorm()
+            self.conv = bnn.QConv2D(6, 3, padding=1, in_channels=5)
+
+    def hybrid_forward(self, F, x):
+        y = self.bn(x)
+        out = self.conv(y)
+        return F.broadcast_add(out, F.mean(y, axis=1, keepdims=True)) if self.shared else out
+
+
+@pytest.mark.parametrize("shared,zero_gamma,folded", [(False, False, 1), (True, False, 0), (False, True, 0)])
+def test_converter_folds_only_batchnorms_it_can_fold_exactly(shared, zero_gamma, folded, rng):
+    net = BatchNormThenBinaryConv(shared)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.array(rng.normal(size=(2, 5, 6, 6)))
+    net(x)
+    params = net.bn.params
+    params.get("running_mean").set_data(mx.nd.array(rng.normal(size=5)))
+    params.get("running_var").set_data(mx.nd.array(rng.uniform(0.5, 2, size=5)))
+    gamma = rng.normal(size=5)
+    if zero_gamma:
+        gamma[3] = 0
+    params.get("gamma").set_data(mx.nd.array(gamma))
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert len(report.folded) == folded
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
