@@ -84,7 +84,8 @@ def fold_batchnorm_signs(nodes, consumers, params):
 def _thresholds(nodes, bn, params):
     """Sign thresholds of one BatchNorm node (axis 1, one output), or None."""
     attrs = {k: v for k, v in attrs_of(bn).items() if not k.startswith("__")}
-    if int(attrs.get("axis", 1)) != 1 or is_true(attrs, "output_mean_var") or len(bn.get("inputs", [])) != 5:
+    if str(attrs.get("axis", "1")).strip() != "1" or is_true(attrs, "output_mean_var") \
+            or len(bn.get("inputs", [])) != 5:
         return None
     arrays = []
     for entry in bn["inputs"][1:]:  # gamma, beta, moving mean, moving variance
@@ -99,7 +100,10 @@ def _thresholds(nodes, bn, params):
     channels = arrays[0].shape[0]
     if any(a.shape != (channels,) for a in arrays):
         return None
-    return sign_thresholds(lambda x: mx.nd.BatchNorm(x, *arrays, **attrs), channels)
+    try:
+        return sign_thresholds(lambda x: mx.nd.BatchNorm(x, *arrays, **attrs), channels)
+    except mx.base.MXNetError:  # attributes MXNet's BatchNorm does not take: leave it alone
+        return None
 
 
 def absorb_residual_adds(nodes, consumers):
