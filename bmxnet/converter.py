@@ -17,8 +17,8 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
-from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, fold_batchnorm_signs,
-                     is_true, skip_sign_activation, unused_params)
+from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, describe_variable,
+                     fold_batchnorm_signs, is_true, skip_sign_activation, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -148,13 +148,13 @@ def convert_graph(graph, params, where="model"):
         pack = packing.pack_conv_weight if node["op"] == "QConvolution" else packing.pack_dense_weight
         packed = pack(weight)
         params[key] = packed
-        _describe(nodes[inputs[1][0]], packed)
+        describe_variable(nodes[inputs[1][0]], packed)
         attrs["binarized_weights_only"] = "True"
         if str(attrs.get("scaling", "none")).lower() == "xnor":
             scale_name = weight_name + "_scale"
             params["arg:" + scale_name] = packing.xnor_scale(weight)
-            node["inputs"].insert(2, _describe({"op": "null", "name": scale_name, "inputs": []},
-                                               params["arg:" + scale_name]))
+            node["inputs"].insert(2, describe_variable({"op": "null", "name": scale_name, "inputs": []},
+                                                       params["arg:" + scale_name]))
         skip_sign_activation(nodes, node, consumers)
         report.layers.append((node["name"], node["op"], _shape_text(weight.shape),
                               _shape_text(packed.shape), weight.nbytes, packed.nbytes))
@@ -173,18 +173,6 @@ def convert_graph(graph, params, where="model"):
         del params[key]
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return graph, params, report
-
-
-MX_DTYPE_CODES = {np.dtype(np.float32): "0", np.dtype(np.int64): "6"}
-
-
-def _describe(variable, value):
-    """Sets a variable node's recorded shape and dtype (which symbol-level shape inference
-    reads) to those of its new value; returns the node."""
-    attrs = attrs_of(variable)
-    attrs["__shape__"] = str(tuple(int(d) for d in value.shape))
-    attrs["__dtype__"] = MX_DTYPE_CODES[value.dtype]
-    return variable
 
 
 def _consumer_counts(graph):

@@ -12,6 +12,7 @@ The graph is parsed symbol JSON; new variables are placed as dicts in a node's i
 list, where the converter's rebuild turns them into nodes.
 """
 import mxnet as mx
+import numpy as np
 
 from .sign_thresholds import sign_thresholds
 
@@ -25,6 +26,18 @@ def attrs_of(node):
 
 def is_true(attrs, key):
     return str(attrs.get(key, "false")).lower() in TRUE
+
+
+MX_DTYPE_CODES = {np.dtype(np.float32): "0", np.dtype(np.int64): "6"}
+
+
+def describe_variable(variable, value):
+    """Sets a variable node's recorded shape and dtype (which symbol-level shape inference
+    reads) to those of its new value; returns the node."""
+    attrs = attrs_of(variable)
+    attrs["__shape__"] = str(tuple(int(d) for d in value.shape))
+    attrs["__dtype__"] = MX_DTYPE_CODES[value.dtype]
+    return variable
 
 
 def _edge(nodes, entry):
@@ -70,8 +83,8 @@ def fold_batchnorm_signs(nodes, consumers, params):
         thresholds = _thresholds(nodes, bn, params)
         if thresholds is None:
             continue
-        variable = {"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": [],
-                    "attrs": {"__shape__": str(thresholds.shape), "__dtype__": "0"}}
+        variable = describe_variable({"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": []},
+                                     thresholds)
         params["arg:" + variable["name"]] = thresholds
         for conv in convs:
             conv["inputs"][0] = list(bn["inputs"][0])
