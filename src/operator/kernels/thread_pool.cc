@@ -47,17 +47,10 @@ class ThreadPool {
       (*body_)(begin, std::min(tasks_, begin + chunk_));
   }
 
-  // Workers are never stopped: the pool lives as long as the process. A forked child
-  // has none of its parent's threads, so it starts a fresh set (the parent's handles are
-  // left alone: joining or destroying them there would abort).
   void Prepare(int wanted) {
-    if (owner_ != getpid()) {
-      workers_ = new std::vector<std::thread>();
-      owner_ = getpid();
-    }
-    while (static_cast<int>(workers_->size()) < wanted) {
-      workers_->emplace_back([this, seen = generation_.load()] { Work(seen); });
-      workers_->back().detach();
+    while (static_cast<int>(workers_.size()) < wanted) {
+      workers_.emplace_back([this, seen = generation_.load()] { Work(seen); });
+      workers_.back().detach();
     }
   }
 
@@ -87,9 +80,24 @@ class ThreadPool {
   std::atomic<int64_t> next_{0};
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
   int64_t tasks_ = 0, chunk_ = 1;
-  std::vector<std::thread>* workers_ = nullptr;
-  pid_t owner_ = -1;
+  std::vector<std::thread> workers_;  // detached: they never stop
 };
+
+// The process's pool. A forked child (a DataLoader worker, say) has none of its parent's
+// threads and may have copied a mutex some other thread held, so it gets a fresh pool;
+// the parent's copy is left alone (destroying it would touch threads that do not exist).
+ThreadPool& Pool() {
+  static std::mutex creation;
+  static ThreadPool* pool = nullptr;
+  static pid_t owner = -1;
+  const pid_t self = getpid();
+  std::lock_guard<std::mutex> lock(creation);
+  if (owner != self) {
+    pool = new ThreadPool();
+    owner = self;
+  }
+  return *pool;
+}
 
 }  // namespace
 
@@ -99,8 +107,7 @@ void ParallelFor(int64_t tasks, int threads, const std::function<void(int64_t, i
     if (tasks > 0) body(0, tasks);
     return;
   }
-  static ThreadPool* pool = new ThreadPool();  // never destroyed: see Prepare
-  pool->Run(threads, tasks, body);
+  Pool().Run(threads, tasks, body);
 }
 
 }  // namespace kernels
