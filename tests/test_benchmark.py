@@ -29,3 +29,11 @@ def test_layer_section_writes_a_row_per_shape(tmp_path):
 def test_unknown_section_is_one_line_error():
     result = run("--sections", "layers,nonsense")
     assert result.returncode != 0 and "unknown section(s) nonsense" in result.stderr
+
+
+def test_lce_compare_says_what_it_needs_without_larq():
+    """smd/lce_compare.py runs in a TensorFlow + LCE environment; here it must say so."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "smd", "lce_compare.py"), "--repeat", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "needs tensorflow, larq and larq-compute-engine" in result.stderr
