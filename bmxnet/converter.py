@@ -18,7 +18,8 @@ import numpy as np
 
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, describe_variable,
-                     fold_batchnorm_signs, is_true, skip_sign_activation, unused_params)
+                     fold_batchnorm_signs, is_true, replace_channel_concats, skip_sign_activation,
+                     unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -37,6 +38,7 @@ class ConversionReport:
         self.kept = []    # names of Q layers left in float (more than 1 bit)
         self.folded = []  # BatchNorms folded into the packed layers' sign thresholds
         self.residual_adds = 0  # elemwise adds absorbed by packed convolutions
+        self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
         self.bytes_before = self.bytes_after = 0
         self.values = 0
 
@@ -46,9 +48,9 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
-        if self.folded or self.residual_adds:
-            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds"
-                         % (len(self.folded), self.residual_adds))
+        if self.folded or self.residual_adds or self.channel_concats:
+            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats"
+                         % (len(self.folded), self.residual_adds, self.channel_concats))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -166,6 +168,7 @@ def convert_graph(graph, params, where="model"):
     report.folded = fold_batchnorm_signs(nodes, consumers, params)
     absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
     report.residual_adds = len(absorbed)
+    report.channel_concats = replace_channel_concats(nodes)
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])

@@ -1,5 +1,5 @@
-"""BatchNorm + sign folded into per-channel thresholds, and the packed QConvolution inputs
-the converter's fusions use (data_threshold, residual)."""
+"""The converter's fusions: BatchNorm + sign folded into per-channel thresholds, the packed
+QConvolution inputs they use (data_threshold, residual), and ChannelConcat."""
 import re
 
 import mxnet as mx
@@ -10,6 +10,7 @@ from mxnet.base import MXNetError
 from bmxnet import nn as bnn
 from bmxnet import packing
 from bmxnet.converter import convert_block
+from bmxnet.model_zoo import get_model
 from bmxnet.sign_thresholds import sign_thresholds
 
 
@@ -116,4 +117,40 @@ def test_converter_folds_only_batchnorms_it_can_fold_exactly(shared, zero_gamma,
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
     assert len(report.folded) == folded
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+@pytest.mark.parametrize("shapes", [[(2, 5, 3, 4), (2, 7, 3, 4)], [(3, 4), (3, 1), (3, 6)], [(1, 64, 5, 5)]])
+def test_channel_concat_equals_concat_forward_and_backward(shapes, rng):
+    inputs = [mx.nd.array(rng.normal(size=s)) for s in shapes]
+    for x in inputs:
+        x.attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.ChannelConcat(*inputs, num_args=len(inputs))
+    np.testing.assert_array_equal(out.asnumpy(), np.concatenate([x.asnumpy() for x in inputs], axis=1))
+    dy = rng.normal(size=out.shape).astype(np.float32)
+    out.backward(mx.nd.array(dy))
+    edges = np.cumsum([0] + [s[1] for s in shapes])
+    for x, begin, end in zip(inputs, edges[:-1], edges[1:]):
+        np.testing.assert_array_equal(x.grad.asnumpy(), dy[:, begin:end])
+
+
+@pytest.mark.parametrize("shapes,attrs,message", [
+    ([(2, 5, 3, 4), (2, 7, 3, 5)], dict(num_args=2), "input 1 has shape (2, 7, 3, 5), which differs from input 0 (2, 5, 3, 4) outside dimension 1"),
+    ([(4,)], dict(num_args=1), "inputs need at least 2 dimensions, got (4,)"),
+    ([(2, 3)], dict(num_args="x"), "invalid num_args='x': expected an integer"),
+    ([(2, 3)], dict(num_args=1, dim=2), "unknown parameter 'dim' (known: num_args)")])
+def test_channel_concat_names_bad_input(shapes, attrs, message):
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.ChannelConcat(*[mx.nd.ones(s) for s in shapes], **attrs).wait_to_read()
+
+
+def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
+    net = get_model("meliusnet22", classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize()
+    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 32, 32)))
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)

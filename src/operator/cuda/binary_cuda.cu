@@ -44,6 +44,14 @@ __global__ void DenseKernel(const uint64_t* x, const uint64_t* w, const float* s
 
 }  // namespace
 
+void CopyRows(const void* source, int64_t source_pitch, void* destination, int64_t destination_pitch,
+              int64_t bytes, int64_t images, void* stream) {
+  if (bytes == 0 || images == 0) return;
+  const cudaError_t error = cudaMemcpy2DAsync(destination, destination_pitch, source, source_pitch, bytes, images,
+                                              cudaMemcpyDeviceToDevice, Stream(stream));
+  if (error != cudaSuccess) throw std::runtime_error(std::string("bmxnet CUDA channel copy: ") + cudaGetErrorString(error));
+}
+
 void PackActivations(const ConvShape& s, const float* x, const float* thresholds, uint64_t* packed, void* stream) {
   if (s.batch * s.InSpatial() == 0) return;
   PackActivationsKernel<<<ToDim3(PackGrid(s), "packing"), kPackThreads, 0, Stream(stream)>>>(

@@ -31,6 +31,10 @@ void Convolve(const ConvShape& s, const uint64_t* x, const uint64_t* w, const fl
 void Dense(const uint64_t* x, const uint64_t* w, const float* scale, const float* bias, int64_t rows,
            int64_t features, int64_t outputs, float* y, void* stream);
 
+// Copies `images` rows of `bytes` bytes between pitched buffers (ChannelConcat's pieces).
+void CopyRows(const void* source, int64_t source_pitch, void* destination, int64_t destination_pitch,
+              int64_t bytes, int64_t images, void* stream);
+
 void QuantizeActivation(const kernels::ActivationSpec& spec, const float* x, float* y, int64_t n,
                         void* stream);
 void ActivationGradient(const kernels::ActivationSpec& spec, const float* x, const float* dy, float* dx,
