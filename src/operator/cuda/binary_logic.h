@@ -13,7 +13,11 @@
 namespace bmxnet {
 namespace cuda {
 
+using kernels::BelowThresholdBit;
+using kernels::FinishValue;
+using kernels::NegativeBit;
 using kernels::Popcount64;
+using kernels::TailMask;
 
 // Launch geometry, shared by the kernels and the host harness.
 constexpr int kElementThreads = 256;   // element-wise kernels: threads per block
@@ -28,11 +32,6 @@ struct Dim3 {
 };
 
 BMX_HD inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-BMX_HD inline uint64_t TailMask(int64_t bits, int64_t word) {
-  const int64_t valid = bits - word * 64;
-  return valid >= 64 ? ~uint64_t(0) : (uint64_t(1) << valid) - 1;
-}
 
 // A convolution's shape. Packed: activations [N, H, W, groups, words], weights
 // [O, KH, KW, words]; float: NCHW data, [O, C/groups, KH, KW] weights.
@@ -69,8 +68,7 @@ BMX_HD inline uint64_t PackActivationWord(const ConvShape& s, const float* x, co
   uint64_t bits = 0;
   for (int64_t c = 0; c < count; ++c) {
     const float v = plane[c * s.InSpatial()];
-    const bool negative = direction ? !(direction[first + c] * v >= threshold[first + c]) : !(v >= 0.0f);
-    bits |= static_cast<uint64_t>(negative) << c;
+    bits |= (direction ? BelowThresholdBit(v, direction[first + c], threshold[first + c]) : NegativeBit(v)) << c;
   }
   return bits;
 }
@@ -95,7 +93,7 @@ BMX_HD inline uint64_t PackWeightWord(const float* w, int64_t per_group, int64_t
   const int64_t first = word * 64, count = per_group - first < 64 ? per_group - first : 64;
   uint64_t bits = 0;
   for (int64_t c = 0; c < count; ++c)
-    bits |= static_cast<uint64_t>(!(w[(o * per_group + first + c) * taps + t] >= 0.0f)) << c;
+    bits |= NegativeBit(w[(o * per_group + first + c) * taps + t]) << c;
   return bits;
 }
 
@@ -143,17 +141,6 @@ BMX_HD inline void ConvPixelValues(const ConvShape& s, const uint64_t* x, const 
     }
   }
   for (int f = 0; f < filters; ++f) values[f] = counted - 2 * mismatches[f];
-}
-
-// value, times scale, plus bias, plus residual: each when given, as separate float
-// operations (the float-simulated model's order).
-BMX_HD inline float FinishValue(int32_t value, const float* scale, const float* bias, const float* residual,
-                                int64_t o, int64_t index) {
-  float v = static_cast<float>(value);
-  if (scale) v = v * scale[o];
-  if (bias) v = v + bias[o];
-  if (residual) v = v + residual[index];
-  return v;
 }
 
 // The thread (block, thread) of the convolution grid, with the block's weight tile.

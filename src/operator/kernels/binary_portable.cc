@@ -50,7 +50,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
       const float* plane = x + c * plane_stride + s0;
       if (thresholds.direction != nullptr) {
         const float direction = thresholds.direction[c], threshold = thresholds.threshold[c];
-        for (int64_t p = 0; p < n; ++p) bits[p] |= uint64_t(!(direction * plane[p] >= threshold)) << c;
+        for (int64_t p = 0; p < n; ++p) bits[p] |= BelowThresholdBit(plane[p], direction, threshold) << c;
       } else {
         for (int64_t p = 0; p < n; ++p) bits[p] |= NegativeBit(plane[p]) << c;
       }

@@ -8,20 +8,13 @@
 
 #include "binary_kernels.h"
 #include "cpu_features.h"
+#include "host_device.h"  // NegativeBit, TailMask
 
 namespace bmxnet {
 namespace kernels {
 
 inline int64_t WordsFor(int64_t bits) { return (bits + 63) / 64; }
 
-// The packed bit of a value: 1 for -1 (v < 0, or NaN, as sign() maps it), 0 for +1.
-inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }
-
-// Mask of the valid bits of word `word` of a row of `bits` bits.
-inline uint64_t TailMask(int64_t bits, int64_t word) {
-  const int64_t valid = bits - word * 64;
-  return valid >= 64 ? ~uint64_t(0) : (uint64_t(1) << valid) - 1;
-}
 
 // Conv weights [O, C/groups, KH, KW] (float) -> [O, KH, KW, WordsFor(C/groups)].
 void PackConvWeights(const float* w, int64_t filters, int64_t channels_per_group, int64_t kh,

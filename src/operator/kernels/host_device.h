@@ -50,6 +50,32 @@ BMX_HD inline float Floor(float x) {
 
 BMX_HD inline float Abs(float x) { return x < 0.0f ? -x : x; }
 
+// The packed bit of a value: 1 for -1 (v < 0, or NaN, as sign() maps it), 0 for +1.
+BMX_HD inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }
+
+// The same against a folded BatchNorm's threshold: 1 unless direction * v >= threshold
+// (direction is +1 or -1, so the product is exact).
+BMX_HD inline uint64_t BelowThresholdBit(float v, float direction, float threshold) {
+  return direction * v >= threshold ? 0 : 1;
+}
+
+// Mask of the valid bits of word `word` of a row of `bits` bits.
+BMX_HD inline uint64_t TailMask(int64_t bits, int64_t word) {
+  const int64_t valid = bits - word * 64;
+  return valid >= 64 ? ~uint64_t(0) : (uint64_t(1) << valid) - 1;
+}
+
+// A binary layer's output value: value, times scale[o], plus bias[o], plus residual[index],
+// each when given, as separate float operations (the float-simulated model's order).
+BMX_HD inline float FinishValue(int32_t value, const float* scale, const float* bias, const float* residual,
+                                int64_t o, int64_t index) {
+  float v = static_cast<float>(value);
+  if (scale) v = v * scale[o];
+  if (bias) v = v + bias[o];
+  if (residual) v = v + residual[index];
+  return v;
+}
+
 }  // namespace kernels
 }  // namespace bmxnet
 

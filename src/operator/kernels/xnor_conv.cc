@@ -151,17 +151,13 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-}  // namespace
-
-void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, const float* residual, float* y,
-                       int threads, Isa isa) {
+// Tasks are (image, group, tile, chunk of filters); each thread takes contiguous runs.
+void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* w, const float* scale,
+              const float* bias, const float* residual, float* y, int team) {
+  const ConvGeometry& g = plan.g;
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const ConvPlan plan(g);
   const std::vector<uint64_t> pad_word = PadWord(plan);
-  // Tasks are (image, group, tile, chunk of filters); each thread takes a contiguous run.
-  ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, TeamSize(plan, isa, threads),
-              [&](int64_t begin, int64_t end) {
+  ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, team, [&](int64_t begin, int64_t end) {
     TileBuffers buffers(plan);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
@@ -178,14 +174,24 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   });
 }
 
+}  // namespace
+
+void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
+                       const float* scale, const float* bias, const float* residual, float* y,
+                       int threads, Isa isa) {
+  const ConvPlan plan(g);
+  Convolve(plan, isa, x, w, scale, bias, residual, y, TeamSize(plan, isa, threads));
+}
+
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const float* residual, float* y,
                      int threads, Isa isa) {
-  const int team = TeamSize(ConvPlan(g), isa, threads);
+  const ConvPlan plan(g);
+  const int team = TeamSize(plan, isa, threads);
   PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa,
                       thresholds);
-  BinaryConvForward(g, packed, w, scale, bias, residual, y, team, isa);
+  Convolve(plan, isa, packed, w, scale, bias, residual, y, team);
 }
 
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
@@ -197,10 +203,8 @@ void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, c
   ParallelFor(batch * out_features, small ? 1 : threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t n = i / out_features, o = i % out_features;
-      float value = static_cast<float>(features - 2 * kernels.xor_popcount(x + n * words, w + o * words, words));
-      if (scale != nullptr) value *= scale[o];
-      if (bias != nullptr) value += bias[o];
-      y[i] = value;
+      const int64_t mismatches = kernels.xor_popcount(x + n * words, w + o * words, words);
+      y[i] = FinishValue(static_cast<int32_t>(features - 2 * mismatches), scale, bias, nullptr, o, i);
     }
   });
 }
