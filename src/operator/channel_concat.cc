@@ -2,7 +2,6 @@
 // model-converter puts it in place of Concat(dim=1) in packed models: the same values,
 // while MXNet 1.9's oneDNN Concat took 5-10x longer (MeliusNet's dense blocks concatenate
 // the growing feature map once per layer).
-#include <algorithm>
 #include <cstring>
 
 #include "op_common.h"
@@ -15,27 +14,9 @@ namespace {
 
 constexpr const char* kOp = "ChannelConcat";
 
-int ParseArgs(const Attributes& attrs) {
-  auto it = attrs.find("num_args");
-  if (it == attrs.end()) throw ParamError(std::string(kOp) + ": missing required parameter 'num_args'");
-  int count = 0;
-  try {
-    size_t used = 0;
-    count = std::stoi(it->second, &used);
-    if (used != it->second.size()) throw std::invalid_argument(it->second);
-  } catch (const std::exception&) {
-    throw ParamError(std::string(kOp) + ": invalid num_args='" + it->second + "': expected an integer");
-  }
-  if (count < 1) throw ParamError(std::string(kOp) + ": invalid num_args='" + it->second + "': must be >= 1");
-  for (const auto& entry : attrs)
-    if (entry.first != "num_args" && entry.first.rfind("__", 0) != 0)
-      throw ParamError(std::string(kOp) + ": unknown parameter '" + entry.first + "' (known: num_args)");
-  return count;
-}
-
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = ParseArgs(attrs);
+    *num_in = ParseChannelConcat(attrs);
     *num_out = 1;
   });
 }

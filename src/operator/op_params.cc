@@ -201,6 +201,14 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   return p;
 }
 
+int ReadChannelConcat(const Attributes& attrs) {
+  AttributeReader reader("ChannelConcat", attrs);
+  if (!reader.Has("num_args")) throw ParamError("ChannelConcat: missing required parameter 'num_args'");
+  const int count = static_cast<int>(reader.Int("num_args", 1, 1, 1 << 16));
+  reader.RejectUnknown();
+  return count;
+}
+
 QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   AttributeReader reader("QFullyConnected", attrs);
   QFullyConnectedParams p;
@@ -251,6 +259,7 @@ QConvolutionParams ParseQConvolution(const Attributes& attrs) { return Cached(at
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
   return Cached(attrs, ReadQFullyConnected);
 }
+int ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
 
 template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {

@@ -70,6 +70,8 @@ InputLayout LayoutOf(const Params& p) {
 }
 
 QActivationParams ParseQActivation(const Attributes& attrs);
+// ChannelConcat's one parameter: how many inputs.
+int ParseChannelConcat(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);
 
