@@ -82,6 +82,11 @@ inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
   return (*tensors)[index].data<float>();
 }
 
+// An optional input's data (InputLayout gives -1 when it is absent), or nullptr.
+inline float* OptionalData(std::vector<MXTensor>* tensors, int index) {
+  return index >= 0 ? Data(tensors, static_cast<size_t>(index)) : nullptr;
+}
+
 // Scratch memory from MXNet's pool (host, or device with gpu=true), freed by MXNet after
 // the call.
 template <typename T = float>

@@ -121,10 +121,8 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                          std::to_string(thresholds.direction[c]) + " for channel " + std::to_string(c));
   }
   kernels::PackAndConvolve(g, Data(inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
-                           layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                           layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr,
-                           layout.residual >= 0 ? Data(inputs, layout.residual) : nullptr, out,
-                           kernels::NumThreads());
+                           OptionalData(inputs, layout.scale), OptionalData(inputs, layout.bias),
+                           OptionalData(inputs, layout.residual), out, kernels::NumThreads());
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
@@ -158,7 +156,7 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
     std::fill_n(Data(outputs, layout.scale), g.out_channels, 0.0f);
   }
   kernels::ConvBackward(g, nullptr, weights, Data(inputs, 0), Data(outputs, 0), nullptr,
-                        layout.bias >= 0 ? Data(outputs, layout.bias) : nullptr,
+                        OptionalData(outputs, layout.bias),
                         weights + g.out_channels * g.PatchSize(), kernels::NumThreads());
   std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
   if (layout.residual >= 0)
@@ -234,11 +232,10 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
       return;
     }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));
-    cuda::PackActivations(s, Data(inputs, 0), layout.threshold >= 0 ? Data(inputs, layout.threshold) : nullptr,
+    cuda::PackActivations(s, Data(inputs, 0), OptionalData(inputs, layout.threshold),
                           packed, res.get_cuda_stream());
-    cuda::Convolve(s, packed, (*inputs)[1].data<uint64_t>(), layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                   layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr,
-                   layout.residual >= 0 ? Data(inputs, layout.residual) : nullptr, Data(outputs, 0),
+    cuda::Convolve(s, packed, (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),
+                   OptionalData(inputs, layout.bias), OptionalData(inputs, layout.residual), Data(outputs, 0),
                    res.get_cuda_stream());
   });
 }

@@ -79,8 +79,8 @@ void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t feature
   uint64_t* packed = AllocScratch<uint64_t>(res, rows * kernels::WordsFor(features));
   kernels::PackRows(Data(inputs, 0), rows, features, packed, threads);
   kernels::BinaryDenseForward(rows, features, p.num_hidden, packed, (*inputs)[1].data<uint64_t>(),
-                              layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                              layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, out, threads);
+                              OptionalData(inputs, layout.scale),
+                              OptionalData(inputs, layout.bias), out, threads);
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
@@ -112,7 +112,7 @@ void PackedBackward(const QFullyConnectedParams& p, int64_t rows, int64_t featur
   }
   kernels::DenseBackward(rows, features, p.num_hidden, nullptr, weights, Data(inputs, 0),
                          Data(outputs, 0), nullptr,
-                         layout.bias >= 0 ? Data(outputs, layout.bias) : nullptr,
+                         OptionalData(outputs, layout.bias),
                          kernels::NumThreads());
   std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
 }
@@ -179,8 +179,8 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
     }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, rows * kernels::WordsFor(features));
     cuda::PackRows(Data(inputs, 0), rows, features, packed, res.get_cuda_stream());
-    cuda::Dense(packed, (*inputs)[1].data<uint64_t>(), layout.scale >= 0 ? Data(inputs, layout.scale) : nullptr,
-                layout.bias >= 0 ? Data(inputs, layout.bias) : nullptr, rows, features, p.num_hidden,
+    cuda::Dense(packed, (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),
+                OptionalData(inputs, layout.bias), rows, features, p.num_hidden,
                 Data(outputs, 0), res.get_cuda_stream());
   });
 }
