@@ -110,7 +110,7 @@ int64_t PackedDataWords(const kernels::ConvGeometry& g) {
 void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                    std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
   const InputLayout layout = LayoutOf(p);
-  uint64_t* packed = AllocScratch<uint64_t>(res, PackedDataWords(g));
+  uint64_t* packed = AllocScratch<uint64_t>(res, kernels::PackedInputWords(g));
   kernels::ChannelThresholds thresholds;
   if (layout.threshold >= 0) {
     thresholds.direction = Data(inputs, layout.threshold);

@@ -198,7 +198,7 @@ void TestWeightQuantizers() {
 }
 
 // Packed xnor convolution == float convolution of the signs, exactly, on each ISA build.
-void TestConvShapeolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
+void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
   const auto x = Random(g.batch * g.in_channels * g.in_height * g.in_width, rng, true);
   const auto w = Random(g.out_channels * g.PatchSize(), rng, true);
   const auto scale = Random(g.out_channels, rng, false), bias = Random(g.out_channels, rng, false);
@@ -231,14 +231,14 @@ void TestConvShapeolution(const ConvGeometry& g, std::mt19937* rng, const std::s
                       y.data(), 2, isa);
     Check(y == expected, name + " packed " + IsaName(isa));
     std::vector<float> fused(out_size, -7.0f);
-    std::vector<uint64_t> scratch_bits(packed_x.size());
+    std::vector<uint64_t> scratch_bits(PackedInputWords(g));
     PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
                     residual.data(), fused.data(), 3, isa);
     Check(fused == with_residual, name + " pack, convolve and add " + IsaName(isa));
   }
 }
 
-void TestConvShapeolutions() {
+void TestPackedConvolutions() {
   std::mt19937 rng(5);
   int cases = 0;
   for (int64_t channels : {1, 3, 63, 64, 65, 129, 200}) {
@@ -258,7 +258,7 @@ void TestConvShapeolutions() {
         g.out_channels *= g.groups;
         g.pad_value = (cases % 4 < 2) ? 0.0f : -1.0f;
         if (g.OutHeight() < 1 || g.OutWidth() < 1) continue;
-        TestConvShapeolution(g, &rng, "packed conv c=" + std::to_string(channels) + " k=" +
+        TestPackedConvolution(g, &rng, "packed conv c=" + std::to_string(channels) + " k=" +
                                            std::to_string(kernel) + " s=" + std::to_string(stride) +
                                            " d=" + std::to_string(g.dilate_h) + " g=" +
                                            std::to_string(g.groups) + " pad_value=" +
@@ -272,7 +272,7 @@ void TestConvShapeolutions() {
   for (const Case& c : {Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}, Case{512, 72, 7, 3, 1, 1, 1, 1, 0.0f},
                         Case{96, 66, 9, 3, 2, 1, 1, 3, -1.0f}, Case{256, 9, 5, 1, 1, 0, 1, 1, 0.0f},
                         Case{130, 17, 6, 5, 1, 2, 1, 1, 0.0f}})
-    TestConvShapeolution(c.Geometry(), &rng, "packed conv " + c.Name());
+    TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
 }
 
 void TestPackedDense() {
@@ -395,7 +395,7 @@ int main() {
   TestVectorQuantizersMatchPortable();
   TestWeightQuantizers();
   TestPackingLayout();
-  TestConvShapeolutions();
+  TestPackedConvolutions();
   TestPackedDense();
   TestThreadPool();
   std::printf("%d passed, %d failed\n", passed, failed);

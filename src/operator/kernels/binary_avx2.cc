@@ -31,8 +31,8 @@ constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
 // `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
 // mismatching bits are ANDed with the panel's valid bits.
 template <int Filters, bool kMasked>
-void MismatchHalf(const uint64_t* bits, const uint64_t* valid, const uint64_t* weights, int64_t depth,
-                  int32_t* counts) {
+void MismatchHalf(const TilePanel& panel, int half, const uint64_t* weights, int64_t depth, int32_t* counts) {
+  const int first = half * 8;
   const NibblePopcount popcount;
   __m256i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
@@ -42,11 +42,11 @@ void MismatchHalf(const uint64_t* bits, const uint64_t* valid, const uint64_t* w
     __m256i bytes[Filters][2];
     for (int f = 0; f < Filters; ++f) bytes[f][0] = bytes[f][1] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k_end; ++k) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + k * kTilePixels));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + k * kTilePixels + 4));
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first + 4));
       if (kMasked) {
-        mask[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + k * kTilePixels));
-        mask[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(valid + k * kTilePixels + 4));
+        mask[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.valid[k] + first));
+        mask[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.valid[k] + first + 4));
       }
       for (int f = 0; f < Filters; ++f) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
@@ -67,7 +67,7 @@ void MismatchHalf(const uint64_t* bits, const uint64_t* valid, const uint64_t* w
   for (int f = 0; f < Filters; ++f) {
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), total[f][0]);
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), total[f][1]);
-    for (int p = 0; p < 8; ++p) counts[f * kTilePixels + p] = static_cast<int32_t>(lanes[p]);
+    for (int p = 0; p < 8; ++p) counts[f * kTilePixels + first + p] = static_cast<int32_t>(lanes[p]);
   }
 }
 
@@ -75,13 +75,10 @@ template <bool kMasked>
 void CountBlock(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
                 int32_t* counts) {
   for (int half = 0; half < 2; ++half) {
-    const uint64_t* bits = panel.bits + half * 8;
-    const uint64_t* valid = kMasked ? panel.valid + half * 8 : nullptr;
     int64_t f = 0;
     for (; f + 2 <= filters; f += 2)
-      MismatchHalf<2, kMasked>(bits, valid, weights + f * depth, depth, counts + f * kTilePixels + half * 8);
-    if (f < filters)
-      MismatchHalf<1, kMasked>(bits, valid, weights + f * depth, depth, counts + f * kTilePixels + half * 8);
+      MismatchHalf<2, kMasked>(panel, half, weights + f * depth, depth, counts + f * kTilePixels);
+    if (f < filters) MismatchHalf<1, kMasked>(panel, half, weights + f * depth, depth, counts + f * kTilePixels);
   }
 }
 

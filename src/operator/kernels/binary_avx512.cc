@@ -20,12 +20,12 @@ void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, co
   __m512i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm512_setzero_si512();
   for (int64_t k = 0; k < depth; ++k) {
-    const __m512i left = _mm512_loadu_si512(panel.bits + k * kTilePixels);
-    const __m512i right = _mm512_loadu_si512(panel.bits + k * kTilePixels + 8);
+    const __m512i left = _mm512_loadu_si512(panel.rows[k]);
+    const __m512i right = _mm512_loadu_si512(panel.rows[k] + 8);
     __m512i left_valid = left, right_valid = right;
     if (kMasked) {
-      left_valid = _mm512_loadu_si512(panel.valid + k * kTilePixels);
-      right_valid = _mm512_loadu_si512(panel.valid + k * kTilePixels + 8);
+      left_valid = _mm512_loadu_si512(panel.valid[k]);
+      right_valid = _mm512_loadu_si512(panel.valid[k] + 8);
     }
     for (int f = 0; f < Filters; ++f) {
       const __m512i w = _mm512_set1_epi64(static_cast<long long>(weights[f * depth + k]));

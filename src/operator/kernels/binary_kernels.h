@@ -15,13 +15,13 @@ namespace kernels {
 // Output pixels per tile of the binary convolution: two AVX-512 vectors of 64-bit words.
 constexpr int kTilePixels = 16;
 
-// The receptive fields of a tile's pixels, gathered and packed: word k of pixel p is
-// bits[k * kTilePixels + p].
+// The receptive fields of a tile's pixels: word k of pixel p is rows[k][p], 16 words in a
+// row, read in place from the padded input (padded_input.h) or from a copy.
 struct TilePanel {
-  const uint64_t* bits;
+  const uint64_t* const* rows;
   // Same layout: all ones where the word lies inside the image, zero where it is zero
   // padding (such bits count neither as matches nor as mismatches). nullptr: no padding.
-  const uint64_t* valid;
+  const uint64_t* const* valid;
   // Bits that count towards each pixel's value: channels times the taps inside the image
   // (or times all taps when the padding is -1, which is a value like any other).
   const int32_t* counted;

@@ -14,8 +14,8 @@ template <bool kMasked>
 void CountFilter(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t* mismatches) {
   std::fill_n(mismatches, kTilePixels, 0);
   for (int64_t k = 0; k < depth; ++k) {
-    const uint64_t* bits = panel.bits + k * kTilePixels;
-    const uint64_t* valid = kMasked ? panel.valid + k * kTilePixels : nullptr;
+    const uint64_t* bits = panel.rows[k];
+    const uint64_t* valid = kMasked ? panel.valid[k] : nullptr;
     for (int p = 0; p < kTilePixels; ++p)
       mismatches[p] += __builtin_popcountll(kMasked ? (bits[p] ^ weights[k]) & valid[p] : bits[p] ^ weights[k]);
   }

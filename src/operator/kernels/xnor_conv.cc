@@ -1,7 +1,7 @@
 // Binary convolution as a blocked popcount GEMM without a float im2col: for a tile of 16
-// output pixels the receptive fields' packed words are gathered into a small panel
-// (one row of 16 words per (tap, word)), and the instruction-set kernel counts the
-// mismatching bits of every filter against it. The pool's threads (thread_pool.h) split
+// output pixels the kernels read one row of 16 words per (tap, word) of the receptive
+// fields, in place in the padded input (padded_input.h) or from a small copy, and count
+// the mismatching bits of every filter against it. The pool's threads (thread_pool.h) split
 // the (image, group, tile, filter chunk) tasks.
 #include "xnor_conv.h"
 
@@ -10,6 +10,7 @@
 
 #include "binary_kernels.h"
 #include "bitpack.h"
+#include "padded_input.h"
 #include "thread_pool.h"
 
 namespace bmxnet {
@@ -20,13 +21,14 @@ constexpr int64_t kFilterChunk = 64;  // filters per task: the counts tile stays
 
 struct ConvPlan {
   const ConvGeometry& g;
-  int64_t per_group, words, filters, taps, depth, out_w, spatial, tiles, chunks;
-  bool minus_one_padding;
-  std::vector<int64_t> tap_offset;  // word offset of each tap from its pixel's top-left tap
+  PaddedInput in;
+  int64_t per_group, words, filters, taps, depth, out_w, spatial, tiles, chunks, reach_h, reach_w;
+  bool zero_padding;
+  std::vector<int64_t> row_offset;  // where word k of a pixel's field lies from its top-left tap
 
-  explicit ConvPlan(const ConvGeometry& geometry) : g(geometry) {
+  explicit ConvPlan(const ConvGeometry& geometry) : g(geometry), in(geometry) {
     per_group = g.in_channels / g.groups;
-    words = WordsFor(per_group);
+    words = in.words;
     filters = g.out_channels / g.groups;
     taps = g.kernel_h * g.kernel_w;
     depth = taps * words;
@@ -34,112 +36,103 @@ struct ConvPlan {
     spatial = g.OutHeight() * out_w;
     tiles = (spatial + kTilePixels - 1) / kTilePixels;
     chunks = (filters + kFilterChunk - 1) / kFilterChunk;
-    minus_one_padding = g.pad_value != 0.0f;
+    reach_h = (g.kernel_h - 1) * g.dilate_h;
+    reach_w = (g.kernel_w - 1) * g.dilate_w;
+    zero_padding = g.pad_value == 0.0f && (in.height > g.in_height || in.width > g.in_width);
     for (int64_t i = 0; i < g.kernel_h; ++i)
       for (int64_t j = 0; j < g.kernel_w; ++j)
-        tap_offset.push_back((i * g.dilate_h * g.in_width + j * g.dilate_w) * g.groups * words);
+        for (int64_t c = 0; c < words; ++c)
+          row_offset.push_back(i * g.dilate_h * in.row + c * in.width + j * g.dilate_w);
   }
 };
 
-// One thread's buffers for a tile: the gathered receptive fields and, for tiles that
-// touch zero padding, which of their words lie inside the image.
+// One thread's buffers for a tile: the rows the kernels read, a copy of the receptive
+// fields for tiles that cannot be read in place, and the valid words of the taps of
+// tiles that touch zero padding (the same for every word of a tap).
 struct TileBuffers {
-  std::vector<uint64_t> bits, valid;
+  std::vector<const uint64_t*> rows, valid_rows;
+  std::vector<uint64_t> copy, valid, row_inside, column_inside;
   int32_t counted[kTilePixels];
 
   explicit TileBuffers(const ConvPlan& plan)
-      : bits(plan.depth * kTilePixels), valid(plan.depth * kTilePixels) {}
+      : rows(plan.depth), valid_rows(plan.depth), copy(plan.depth * kTilePixels), valid(plan.taps * kTilePixels),
+        row_inside(plan.g.kernel_h * kTilePixels), column_inside(plan.g.kernel_w * kTilePixels) {
+    for (int64_t k = 0; k < plan.depth; ++k) valid_rows[k] = valid.data() + k / plan.words * kTilePixels;
+  }
 };
 
-// Word c of tap t for `count` pixels whose top-left taps are corner, corner + step, ...
-void CopyTaps(const ConvPlan& plan, const uint64_t* corner, int64_t step, int count, uint64_t* bits) {
-  for (int64_t t = 0; t < plan.taps; ++t)
-    for (int64_t c = 0; c < plan.words; ++c, bits += kTilePixels) {
-      const uint64_t* source = corner + plan.tap_offset[t] + c;
-      if (step == 1) {
-        std::copy_n(source, count, bits);
-      } else {
-        for (int p = 0; p < count; ++p) bits[p] = source[p * step];
-      }
-    }
-}
-
-// Fills bits[(t * words + c) * 16 + p] with word c of tap t of tile pixel p. A padded tap
-// reads pad_word: zeros for zero padding, whose valid words are then zero too so that
-// they count for nothing, or -1 bits for -1 padding. Pixels past the end of the image
-// read zeros and are never stored. Returns the panel the kernels read.
-TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, const uint64_t* pad_word, int64_t n,
-                      int64_t group, int64_t tile, TileBuffers* buffers) {
+// Points rows[k] at word k of the tile's pixels. A tile inside one output row of a
+// stride-1 convolution reads in place; others are copied run by run (a run: the tile's
+// pixels in one output row). Pixels past the end of the image are never stored.
+void PointRows(const ConvPlan& plan, const uint64_t* image, int64_t first, int pixels, TileBuffers* buffers) {
   const ConvGeometry& g = plan.g;
-  const int64_t pixel_stride = g.groups * plan.words;
-  const int64_t reach_h = (g.kernel_h - 1) * g.dilate_h, reach_w = (g.kernel_w - 1) * g.dilate_w;
-  const uint64_t* image = x + (n * g.in_height * g.in_width) * pixel_stride + group * plan.words;
-  const int32_t full = static_cast<int32_t>(plan.taps * plan.per_group);
-  const int pixels = static_cast<int>(std::min<int64_t>(kTilePixels, plan.spatial - tile * kTilePixels));
-  uint64_t* bits = buffers->bits.data();
-  uint64_t* valid = buffers->valid.data();
-  // Where each pixel's receptive field starts, or nullptr when it reaches the border.
-  const uint64_t* corner[kTilePixels];
-  int64_t oh = tile * kTilePixels / plan.out_w, ow = tile * kTilePixels % plan.out_w;
-  int interior = 0;
-  bool one_row = true;
-  for (int p = 0; p < pixels; ++p, ++ow) {
-    if (ow == plan.out_w) {
-      ow = 0;
-      ++oh;
-      one_row = false;
-    }
-    const int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-    const bool inside = h0 >= 0 && w0 >= 0 && h0 + reach_h < g.in_height && w0 + reach_w < g.in_width;
-    corner[p] = inside ? image + (h0 * g.in_width + w0) * pixel_stride : nullptr;
-    interior += inside;
-    buffers->counted[p] = full;
+  const int64_t oh0 = first / plan.out_w, ow0 = first % plan.out_w;
+  if (ow0 + pixels <= plan.out_w && g.stride_w == 1) {
+    const uint64_t* corner = image + oh0 * g.stride_h * plan.in.row + ow0;
+    for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = corner + plan.row_offset[k];
+    return;
   }
-  std::fill(buffers->counted + pixels, buffers->counted + kTilePixels, full);
-  if (interior == kTilePixels && one_row) {  // the common case: one strided copy per word
-    CopyTaps(plan, corner[0], g.stride_w * pixel_stride, kTilePixels, bits);
-    return {bits, nullptr, buffers->counted, pixels};
-  }
-  const bool zero_padding = interior < pixels && !plan.minus_one_padding;
-  for (int p = 0; p < kTilePixels; ++p) {
-    uint64_t* column = bits + p;
-    uint64_t* valid_column = valid + p;
-    if (p >= pixels || corner[p] != nullptr) {
-      if (p < pixels) {
-        CopyTaps(plan, corner[p], 1, 1, column);
-      } else {
-        for (int64_t k = 0; k < plan.depth; ++k) column[k * kTilePixels] = 0;
-      }
-      if (zero_padding)
-        for (int64_t k = 0; k < plan.depth; ++k) valid_column[k * kTilePixels] = ~uint64_t(0);
-      continue;
-    }
-    const int64_t q = tile * kTilePixels + p;
-    const int64_t h0 = (q / plan.out_w) * g.stride_h - g.pad_h;
-    const int64_t w0 = (q % plan.out_w) * g.stride_w - g.pad_w;
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t h = h0 + i * g.dilate_h;
-      const bool row_inside = h >= 0 && h < g.in_height;
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t w = w0 + j * g.dilate_w;
-        const bool inside = row_inside && w >= 0 && w < g.in_width;
-        const uint64_t* source = inside ? image + (h * g.in_width + w) * pixel_stride : pad_word;
-        const uint64_t valid_word = inside || plan.minus_one_padding ? ~uint64_t(0) : 0;
-        if (valid_word == 0) buffers->counted[p] -= static_cast<int32_t>(plan.per_group);
-        for (int64_t c = 0; c < plan.words; ++c, column += kTilePixels, valid_column += kTilePixels) {
-          *column = source[c];
-          *valid_column = valid_word;
-        }
-      }
+  for (int p = 0, run; p < pixels; p += run) {
+    const int64_t oh = (first + p) / plan.out_w, ow = (first + p) % plan.out_w;
+    run = static_cast<int>(std::min<int64_t>(pixels - p, plan.out_w - ow));
+    const uint64_t* corner = image + oh * g.stride_h * plan.in.row + ow * g.stride_w;
+    for (int64_t k = 0; k < plan.depth; ++k) {
+      const uint64_t* source = corner + plan.row_offset[k];
+      uint64_t* target = buffers->copy.data() + k * kTilePixels + p;
+      for (int q = 0; q < run; ++q) target[q] = source[q * g.stride_w];
     }
   }
-  return {bits, zero_padding ? valid : nullptr, buffers->counted, pixels};
+  for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = buffers->copy.data() + k * kTilePixels;
 }
 
-std::vector<uint64_t> PadWord(const ConvPlan& plan) {
-  std::vector<uint64_t> word(plan.words);
-  for (int64_t c = 0; c < plan.words; ++c) word[c] = plan.minus_one_padding ? TailMask(plan.per_group, c) : 0;
-  return word;
+// Fills counted and, when a pixel of the tile has taps in zero padding, the valid words:
+// a tap is inside the image when both its row and its column are. Returns the valid
+// rows, or nullptr when every tap is inside. The loops over the 16 pixels vectorize.
+const uint64_t* const* MaskPadding(const ConvPlan& plan, int64_t first, int pixels, TileBuffers* buffers) {
+  const ConvGeometry& g = plan.g;
+  std::fill_n(buffers->counted, kTilePixels, static_cast<int32_t>(plan.taps * plan.per_group));
+  if (!plan.zero_padding) return nullptr;
+  int64_t h0[kTilePixels], w0[kTilePixels];  // top-left taps in image coordinates
+  bool padded = false;
+  for (int64_t p = 0, oh = first / plan.out_w, ow = first % plan.out_w; p < kTilePixels; ++p, ++ow) {
+    if (ow == plan.out_w) ow = 0, ++oh;
+    h0[p] = oh * g.stride_h - g.pad_h;
+    w0[p] = ow * g.stride_w - g.pad_w;
+    padded |= p < pixels && (h0[p] < 0 || w0[p] < 0 || h0[p] + plan.reach_h >= g.in_height ||
+                             w0[p] + plan.reach_w >= g.in_width);
+  }
+  if (!padded) return nullptr;
+  uint64_t* row_inside = buffers->row_inside.data();        // [kernel_h][16]
+  uint64_t* column_inside = buffers->column_inside.data();  // [kernel_w][16]
+  int32_t rows[kTilePixels] = {0}, columns[kTilePixels] = {0};
+  for (int64_t i = 0; i < g.kernel_h; ++i)
+    for (int p = 0; p < kTilePixels; ++p) {
+      const int64_t h = h0[p] + i * g.dilate_h;
+      const bool inside = h >= 0 && h < g.in_height;
+      row_inside[i * kTilePixels + p] = inside ? ~uint64_t(0) : 0;
+      rows[p] += inside;
+    }
+  for (int64_t j = 0; j < g.kernel_w; ++j)
+    for (int p = 0; p < kTilePixels; ++p) {
+      const int64_t w = w0[p] + j * g.dilate_w;
+      const bool inside = w >= 0 && w < g.in_width;
+      column_inside[j * kTilePixels + p] = inside ? ~uint64_t(0) : 0;
+      columns[p] += inside;
+    }
+  for (int64_t i = 0, t = 0; i < g.kernel_h; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j, ++t)
+      for (int p = 0; p < kTilePixels; ++p)
+        buffers->valid[t * kTilePixels + p] = row_inside[i * kTilePixels + p] & column_inside[j * kTilePixels + p];
+  for (int p = 0; p < kTilePixels; ++p) buffers->counted[p] = rows[p] * columns[p] * static_cast<int32_t>(plan.per_group);
+  return buffers->valid_rows.data();
+}
+
+TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, int64_t n, int64_t group, int64_t tile,
+                      TileBuffers* buffers) {
+  const int64_t first = tile * kTilePixels;
+  const int pixels = static_cast<int>(std::min<int64_t>(kTilePixels, plan.spatial - first));
+  PointRows(plan, x + plan.in.Offset(n, 0, group, 0, 0), first, pixels, buffers);
+  return {buffers->rows.data(), MaskPadding(plan, first, pixels, buffers), buffers->counted, pixels};
 }
 
 // A thread wakes up in microseconds but not in nothing; layers that one thread finishes
@@ -151,19 +144,20 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-// Tasks are (image, group, tile, chunk of filters); each thread takes contiguous runs.
+// Tasks are (image, group, tile, chunk of filters); each thread takes contiguous runs and
+// gathers a tile once for all its chunks.
 void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* w, const float* scale,
               const float* bias, const float* residual, float* y, int team) {
   const ConvGeometry& g = plan.g;
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const std::vector<uint64_t> pad_word = PadWord(plan);
   ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, team, [&](int64_t begin, int64_t end) {
     TileBuffers buffers(plan);
+    TilePanel panel{};
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
       const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
       const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-      const TilePanel panel = GatherPanel(plan, x, pad_word.data(), n, group, tile, &buffers);
+      if (task == begin || chunk == 0) panel = GatherPanel(plan, x, n, group, tile, &buffers);
       const int64_t first = group * plan.filters + chunk * kFilterChunk;
       const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
       const int64_t offset = (n * g.out_channels + first) * plan.spatial + tile * kTilePixels;
@@ -176,11 +170,15 @@ void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* 
 
 }  // namespace
 
+int64_t PackedInputWords(const ConvGeometry& g) { return PaddedInput(g).Size(g.batch); }
+
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
                        const float* scale, const float* bias, const float* residual, float* y,
                        int threads, Isa isa) {
   const ConvPlan plan(g);
-  Convolve(plan, isa, x, w, scale, bias, residual, y, TeamSize(plan, isa, threads));
+  std::vector<uint64_t> padded(PackedInputWords(g));
+  PadPackedInput(g, x, padded.data());
+  Convolve(plan, isa, padded.data(), w, scale, bias, residual, y, TeamSize(plan, isa, threads));
 }
 
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
@@ -189,8 +187,7 @@ void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresho
                      int threads, Isa isa) {
   const ConvPlan plan(g);
   const int team = TeamSize(plan, isa, threads);
-  PackActivationsNCHW(x, g.batch, g.in_channels, g.in_height, g.in_width, g.groups, packed, team, isa,
-                      thresholds);
+  PackPaddedInput(g, x, thresholds, packed, team, isa);
   Convolve(plan, isa, packed, w, scale, bias, residual, y, team);
 }
 

@@ -21,8 +21,11 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
                        const float* scale, const float* bias, const float* residual, float* y,
                        int threads, Isa isa = ActiveIsa());
 
+// Words of `packed` that PackAndConvolve needs.
+int64_t PackedInputWords(const ConvGeometry& g);
+
 // The same from float activations x [N, C, H, W]: packs them (against the thresholds when
-// given) into `packed` as PackActivationsNCHW does, then convolves.
+// given) into `packed` (padded_input.h), then convolves.
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const float* residual, float* y,

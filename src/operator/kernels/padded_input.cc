@@ -1,0 +1,76 @@
+#include "padded_input.h"
+
+#include <algorithm>
+
+#include "bitpack.h"
+#include "thread_pool.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace {
+
+uint64_t BorderWord(const ConvGeometry& g, int64_t c) {
+  return g.pad_value != 0.0f ? TailMask(g.in_channels / g.groups, c) : 0;
+}
+
+}  // namespace
+
+// The border is pad_h rows / pad_w columns wide, wider at the bottom and right where the
+// last receptive field reaches further (a kernel larger than the padded input).
+PaddedInput::PaddedInput(const ConvGeometry& g)
+    : height(std::max(g.in_height + 2 * g.pad_h, (g.OutHeight() - 1) * g.stride_h + (g.kernel_h - 1) * g.dilate_h + 1)),
+      width(std::max(g.in_width + 2 * g.pad_w, (g.OutWidth() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilate_w + 1)),
+      groups(g.groups),
+      words(WordsFor(g.in_channels / g.groups)),
+      row(g.groups * words * width),
+      image(height * row) {}
+
+void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+                     uint64_t* out, int threads, Isa isa) {
+  const PaddedInput layout(g);
+  const BinaryKernels& kernels = BinaryKernelsFor(isa);
+  const int64_t per_group = g.in_channels / g.groups, spatial = g.in_height * g.in_width;
+  const int64_t runs = layout.groups * layout.words;
+  // One task per (image, padded row, group, word): it writes one run of the row, border
+  // included, and reads up to 64 channel rows.
+  ParallelFor(g.batch * layout.height * runs, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t run = task % runs, h = task / runs % layout.height, n = task / (runs * layout.height);
+      const int64_t group = run / layout.words, c = run % layout.words;
+      uint64_t* row = out + layout.Offset(n, h, group, c, 0);
+      const uint64_t border = BorderWord(g, c);
+      const int64_t image_row = h - g.pad_h;
+      if (image_row < 0 || image_row >= g.in_height) {
+        std::fill_n(row, layout.width, border);
+        continue;
+      }
+      std::fill_n(row, g.pad_w, border);
+      std::fill(row + g.pad_w + g.in_width, row + layout.width, border);
+      const int64_t first = group * per_group + c * 64;
+      kernels.pack_planes(x + (n * g.in_channels + first) * spatial + image_row * g.in_width,
+                          std::min<int64_t>(64, per_group - c * 64), spatial, g.in_width,
+                          thresholds.From(first), row + g.pad_w, 1);
+    }
+  });
+  std::fill_n(out + g.batch * layout.image, kTilePixels, uint64_t(0));
+}
+
+void PadPackedInput(const ConvGeometry& g, const uint64_t* packed, uint64_t* out) {
+  const PaddedInput layout(g);
+  const int64_t pixel_words = layout.groups * layout.words;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t h = 0; h < layout.height; ++h)
+      for (int64_t group = 0; group < g.groups; ++group)
+        for (int64_t c = 0; c < layout.words; ++c)
+          for (int64_t w = 0; w < layout.width; ++w) {
+            const int64_t ih = h - g.pad_h, iw = w - g.pad_w;
+            const bool inside = ih >= 0 && ih < g.in_height && iw >= 0 && iw < g.in_width;
+            out[layout.Offset(n, h, group, c, w)] =
+                inside ? packed[((n * g.in_height + ih) * g.in_width + iw) * pixel_words + group * layout.words + c]
+                       : BorderWord(g, c);
+          }
+  std::fill_n(out + g.batch * layout.image, kTilePixels, uint64_t(0));
+}
+
+}  // namespace kernels
+}  // namespace bmxnet
