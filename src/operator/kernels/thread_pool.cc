@@ -15,46 +15,63 @@ namespace kernels {
 namespace {
 
 constexpr auto kStayAwake = std::chrono::microseconds(300);  // longer stole time from MXNet's ops
-constexpr int64_t kChunksPerThread = 4;
+constexpr int kMaxThreads = 256;
+constexpr int64_t kChunksPerShare = 8;
 
-// Threads take chunks of tasks from a shared counter, so a worker the OS has not scheduled
-// yet delays nothing: the caller takes its chunks. Jobs are open until the caller has seen
-// the last chunk taken; a worker joins a job only while it is open (all atomics are
-// sequentially consistent, which the join/close handshake relies on).
+// Thread i of a job owns the i-th contiguous share of its tasks and takes them in order,
+// a chunk at a time: the same thread then handles the same part of every layer's image
+// (packing and convolving), which stays in its core's cache. A thread whose share is done
+// takes chunks from the others' shares, so a worker the OS has not scheduled yet delays
+// nothing. Jobs are open until the caller has seen every share taken; a worker joins a job
+// only while it is open (all atomics are sequentially consistent, which the join/close
+// handshake relies on).
 class ThreadPool {
  public:
   void Run(int threads, int64_t tasks, const std::function<void(int64_t, int64_t)>& body) {
     std::lock_guard<std::mutex> turn(run_mutex_);
+    threads = std::min(threads, kMaxThreads);
     Prepare(threads - 1);
     body_ = &body;
-    tasks_ = tasks;
-    chunk_ = std::max<int64_t>(1, tasks / (threads * kChunksPerThread));
-    next_ = 0;
+    shares_ = threads;
+    for (int i = 0; i < threads; ++i) {
+      share_[i].next = tasks * i / threads;
+      share_[i].end = tasks * (i + 1) / threads;
+    }
+    chunk_ = std::max<int64_t>(1, tasks / (threads * kChunksPerShare));
     open_ = true;
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
       ++generation_;
     }
     wake_.notify_all();
-    Help();
+    Help(0);
     open_ = false;
     while (active_ != 0) std::this_thread::yield();
   }
 
  private:
-  void Help() {
-    for (int64_t begin = next_.fetch_add(chunk_); begin < tasks_; begin = next_.fetch_add(chunk_))
-      (*body_)(begin, std::min(tasks_, begin + chunk_));
+  struct alignas(64) Share {  // one cache line each: threads take chunks without contention
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+
+  void Help(int self) {
+    for (int i = 0; i < shares_; ++i) {
+      Share& share = share_[(self + i) % shares_];
+      for (int64_t begin = share.next.fetch_add(chunk_); begin < share.end; begin = share.next.fetch_add(chunk_))
+        (*body_)(begin, std::min(share.end, begin + chunk_));
+    }
   }
 
   void Prepare(int wanted) {
     while (static_cast<int>(workers_.size()) < wanted) {
-      workers_.emplace_back([this, seen = generation_.load()] { Work(seen); });
+      const int self = static_cast<int>(workers_.size()) + 1;
+      workers_.emplace_back([this, self, seen = generation_.load()] { Work(self, seen); });
       workers_.back().detach();
     }
   }
 
-  void Work(uint64_t seen) {
+  void Work(int self, uint64_t seen) {
     for (;;) {
       const auto idle_since = std::chrono::steady_clock::now();
       while (generation_ == seen) {
@@ -67,7 +84,7 @@ class ThreadPool {
       }
       seen = generation_;
       ++active_;
-      if (open_) Help();
+      if (open_ && self < shares_) Help(self);
       --active_;
     }
   }
@@ -77,9 +94,10 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> open_{false};
   std::atomic<int> active_{0};
-  std::atomic<int64_t> next_{0};
+  Share share_[kMaxThreads];
+  int shares_ = 0;
+  int64_t chunk_ = 1;
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
-  int64_t tasks_ = 0, chunk_ = 1;
   std::vector<std::thread> workers_;  // detached: they never stop
 };
 

@@ -46,17 +46,21 @@ struct ConvPlan {
   }
 };
 
-// One thread's buffers for a tile: the rows the kernels read, a copy of the receptive
-// fields for tiles that cannot be read in place, and the valid words of the taps of
-// tiles that touch zero padding (the same for every word of a tap).
+// A thread's buffers for a tile (kept from call to call): the rows the kernels read, a
+// copy of the receptive fields for tiles that cannot be read in place, and the valid
+// words of the taps of tiles that touch zero padding (the same for every word of a tap).
 struct TileBuffers {
   std::vector<const uint64_t*> rows, valid_rows;
   std::vector<uint64_t> copy, valid, row_inside, column_inside;
   int32_t counted[kTilePixels];
 
-  explicit TileBuffers(const ConvPlan& plan)
-      : rows(plan.depth), valid_rows(plan.depth), copy(plan.depth * kTilePixels), valid(plan.taps * kTilePixels),
-        row_inside(plan.g.kernel_h * kTilePixels), column_inside(plan.g.kernel_w * kTilePixels) {
+  void Fit(const ConvPlan& plan) {
+    rows.resize(plan.depth);
+    valid_rows.resize(plan.depth);
+    copy.resize(plan.depth * kTilePixels);
+    valid.resize(plan.taps * kTilePixels);
+    row_inside.resize(plan.g.kernel_h * kTilePixels);
+    column_inside.resize(plan.g.kernel_w * kTilePixels);
     for (int64_t k = 0; k < plan.depth; ++k) valid_rows[k] = valid.data() + k / plan.words * kTilePixels;
   }
 };
@@ -151,7 +155,8 @@ void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* 
   const ConvGeometry& g = plan.g;
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, team, [&](int64_t begin, int64_t end) {
-    TileBuffers buffers(plan);
+    thread_local TileBuffers buffers;
+    buffers.Fit(plan);
     TilePanel panel{};
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
