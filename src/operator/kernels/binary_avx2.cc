@@ -28,6 +28,17 @@ struct NibblePopcount {
 
 constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
 
+// Lane masks of 4 pixels: entry m has all ones in lane i when bit i of m is set.
+struct LaneMasks {
+  alignas(32) uint64_t lanes[16][4];
+  LaneMasks() {
+    for (int m = 0; m < 16; ++m)
+      for (int i = 0; i < 4; ++i) lanes[m][i] = (m >> i & 1) ? ~uint64_t(0) : 0;
+  }
+  __m256i operator()(unsigned m) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[m & 15])); }
+};
+const LaneMasks kLaneMasks;
+
 // `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
 // mismatching bits are ANDed with the panel's valid bits.
 template <int Filters, bool kMasked>
@@ -45,8 +56,8 @@ void MismatchHalf(const TilePanel& panel, int half, const uint64_t* weights, int
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first));
       const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first + 4));
       if (kMasked) {
-        mask[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.valid[k] + first));
-        mask[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.valid[k] + first + 4));
+        mask[0] = kLaneMasks(panel.valid[k] >> first);
+        mask[1] = kLaneMasks(panel.valid[k] >> (first + 4));
       }
       for (int f = 0; f < Filters; ++f) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));

@@ -22,17 +22,14 @@ void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, co
   for (int64_t k = 0; k < depth; ++k) {
     const __m512i left = _mm512_loadu_si512(panel.rows[k]);
     const __m512i right = _mm512_loadu_si512(panel.rows[k] + 8);
-    __m512i left_valid = left, right_valid = right;
-    if (kMasked) {
-      left_valid = _mm512_loadu_si512(panel.valid[k]);
-      right_valid = _mm512_loadu_si512(panel.valid[k] + 8);
-    }
+    const __mmask8 left_valid = kMasked ? static_cast<__mmask8>(panel.valid[k]) : 0xff;
+    const __mmask8 right_valid = kMasked ? static_cast<__mmask8>(panel.valid[k] >> 8) : 0xff;
     for (int f = 0; f < Filters; ++f) {
       const __m512i w = _mm512_set1_epi64(static_cast<long long>(weights[f * depth + k]));
       __m512i l, r;
-      if (kMasked) {  // (bits xor w) and valid in one instruction
-        l = _mm512_ternarylogic_epi64(left, w, left_valid, 0x28);
-        r = _mm512_ternarylogic_epi64(right, w, right_valid, 0x28);
+      if (kMasked) {  // padded words become zero, whose popcount is 0
+        l = _mm512_maskz_xor_epi64(left_valid, left, w);
+        r = _mm512_maskz_xor_epi64(right_valid, right, w);
       } else {
         l = _mm512_xor_si512(left, w);
         r = _mm512_xor_si512(right, w);
@@ -94,34 +91,61 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
   return _mm512_reduce_add_epi64(total);
 }
 
-// 16 pixels at a time: one compare per channel gives a 16-bit mask of negative pixels,
-// whose two halves set bit c in the 8 + 8 pixel words through masked ORs.
+// Lanes of 16 pixels with bit `bit` set where channel c (at x) is -1.
+template <bool kThresholds>
+__mmask16 NegativeLanes(const float* x, __mmask16 valid, const ChannelThresholds& thresholds, int64_t c) {
+  __m512 v = _mm512_maskz_loadu_ps(valid, x);
+  __m512 threshold = _mm512_setzero_ps();
+  if (kThresholds) {
+    v = _mm512_mul_ps(v, _mm512_set1_ps(thresholds.direction[c]));
+    threshold = _mm512_set1_ps(thresholds.threshold[c]);
+  }
+  return _mm512_mask_cmp_ps_mask(valid, v, threshold, _CMP_NGE_UQ);
+}
+
+// Bits of channels first, first + 1, ... (at most 32) of 16 pixels: lane p of the result
+// holds bit c - first of channel c. One compare and one masked OR per channel, even and
+// odd channels into separate accumulators so that the ORs do not wait for each other.
+template <bool kThresholds>
+__m512i PackLanes(const float* x, int64_t first, int64_t last, int64_t plane_stride, __mmask16 valid,
+                  const ChannelThresholds& thresholds) {
+  __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+  __m512i bit = _mm512_set1_epi32(1);
+  const __m512i four = _mm512_set1_epi32(4);
+  int64_t c = first;
+  for (; c + 1 < last; c += 2, bit = _mm512_mullo_epi32(bit, four)) {
+    even = _mm512_mask_or_epi32(even, NegativeLanes<kThresholds>(x + c * plane_stride, valid, thresholds, c),
+                                even, bit);
+    odd = _mm512_mask_or_epi32(odd, NegativeLanes<kThresholds>(x + (c + 1) * plane_stride, valid, thresholds, c + 1),
+                               odd, _mm512_add_epi32(bit, bit));
+  }
+  if (c < last)
+    even = _mm512_mask_or_epi32(even, NegativeLanes<kThresholds>(x + c * plane_stride, valid, thresholds, c), even, bit);
+  return _mm512_or_si512(even, odd);
+}
+
+// 16 pixels at a time: the bits of channels 0-31 and 32-63 in 32-bit lanes, interleaved
+// into the pixels' 64-bit words at the end.
 void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
                 const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
+  const __m512i first_eight = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i last_eight = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   alignas(64) uint64_t words[16];
   for (int64_t s0 = 0; s0 < pixels; s0 += 16) {
     const int64_t n = std::min<int64_t>(16, pixels - s0);
     const __mmask16 valid = static_cast<__mmask16>((1u << n) - 1);
-    __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
-    for (int64_t c = 0; c < channels; ++c) {
-      __m512 v = _mm512_maskz_loadu_ps(valid, x + c * plane_stride + s0);
-      __m512 threshold = _mm512_setzero_ps();
-      if (thresholds.direction != nullptr) {
-        v = _mm512_mul_ps(v, _mm512_set1_ps(thresholds.direction[c]));
-        threshold = _mm512_set1_ps(thresholds.threshold[c]);
-      }
-      const __mmask16 negative = _mm512_mask_cmp_ps_mask(valid, v, threshold, _CMP_NGE_UQ);
-      const __m512i bit = _mm512_set1_epi64(static_cast<long long>(uint64_t(1) << c));
-      low = _mm512_mask_or_epi64(low, static_cast<__mmask8>(negative), low, bit);
-      high = _mm512_mask_or_epi64(high, static_cast<__mmask8>(negative >> 8), high, bit);
-    }
+    const auto pack = thresholds.direction != nullptr ? PackLanes<true> : PackLanes<false>;
+    const __m512i low = pack(x + s0, 0, std::min<int64_t>(32, channels), plane_stride, valid, thresholds);
+    const __m512i high = pack(x + s0, 32, channels, plane_stride, valid, thresholds);
+    const __m512i left = _mm512_permutex2var_epi32(low, first_eight, high);
+    const __m512i right = _mm512_permutex2var_epi32(low, last_eight, high);
     if (out_stride == 1 && n == 16) {
-      _mm512_storeu_si512(out + s0, low);
-      _mm512_storeu_si512(out + s0 + 8, high);
+      _mm512_storeu_si512(out + s0, left);
+      _mm512_storeu_si512(out + s0 + 8, right);
       continue;
     }
-    _mm512_store_si512(words, low);
-    _mm512_store_si512(words + 8, high);
+    _mm512_store_si512(words, left);
+    _mm512_store_si512(words + 8, right);
     for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = words[p];
   }
 }

@@ -19,11 +19,12 @@ constexpr int kTilePixels = 16;
 // row, read in place from the padded input (padded_input.h) or from a copy.
 struct TilePanel {
   const uint64_t* const* rows;
-  // Same layout: all ones where the word lies inside the image, zero where it is zero
-  // padding (such bits count neither as matches nor as mismatches). nullptr: no padding.
-  const uint64_t* const* valid;
+  // Zero padding: bit p of valid[k] is set when word k of pixel p lies inside the image;
+  // the bits of a padded word count neither as matches nor as mismatches. nullptr: every
+  // word lies inside (or the padding is -1, a value like any other).
+  const uint16_t* valid;
   // Bits that count towards each pixel's value: channels times the taps inside the image
-  // (or times all taps when the padding is -1, which is a value like any other).
+  // (or times all taps when the padding is -1).
   const int32_t* counted;
   int pixels;  // pixels of the tile that exist; the others are not stored
 };
@@ -53,7 +54,7 @@ struct ChannelThresholds {
 
 struct BinaryKernels {
   // Values of `filters` filters (weights[f * depth + k]) for the pixels of a tile:
-  // mismatches = sum over k < depth of popcount((bits xor weight) and valid).
+  // mismatches = sum over k < depth of popcount(bits xor weight) over the valid words.
   void (*conv_tile)(const TilePanel& panel, const uint64_t* weights, int64_t depth,
                     int64_t filters, const TileOutput& output);
   // popcount(a xor b) over `words` words.

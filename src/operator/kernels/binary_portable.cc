@@ -15,9 +15,10 @@ void CountFilter(const TilePanel& panel, const uint64_t* weights, int64_t depth,
   std::fill_n(mismatches, kTilePixels, 0);
   for (int64_t k = 0; k < depth; ++k) {
     const uint64_t* bits = panel.rows[k];
-    const uint64_t* valid = kMasked ? panel.valid[k] : nullptr;
-    for (int p = 0; p < kTilePixels; ++p)
-      mismatches[p] += __builtin_popcountll(kMasked ? (bits[p] ^ weights[k]) & valid[p] : bits[p] ^ weights[k]);
+    for (int p = 0; p < kTilePixels; ++p) {
+      const uint64_t valid = kMasked ? uint64_t(0) - ((panel.valid[k] >> p) & 1) : ~uint64_t(0);
+      mismatches[p] += __builtin_popcountll((bits[p] ^ weights[k]) & valid);
+    }
   }
 }
 

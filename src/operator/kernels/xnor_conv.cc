@@ -48,20 +48,19 @@ struct ConvPlan {
 
 // A thread's buffers for a tile (kept from call to call): the rows the kernels read, a
 // copy of the receptive fields for tiles that cannot be read in place, and the valid
-// words of the taps of tiles that touch zero padding (the same for every word of a tap).
+// masks of tiles that touch zero padding.
 struct TileBuffers {
-  std::vector<const uint64_t*> rows, valid_rows;
-  std::vector<uint64_t> copy, valid, row_inside, column_inside;
+  std::vector<const uint64_t*> rows;
+  std::vector<uint64_t> copy;
+  std::vector<uint16_t> valid, row_inside, column_inside;
   int32_t counted[kTilePixels];
 
   void Fit(const ConvPlan& plan) {
     rows.resize(plan.depth);
-    valid_rows.resize(plan.depth);
     copy.resize(plan.depth * kTilePixels);
-    valid.resize(plan.taps * kTilePixels);
-    row_inside.resize(plan.g.kernel_h * kTilePixels);
-    column_inside.resize(plan.g.kernel_w * kTilePixels);
-    for (int64_t k = 0; k < plan.depth; ++k) valid_rows[k] = valid.data() + k / plan.words * kTilePixels;
+    valid.resize(plan.depth);
+    row_inside.resize(plan.g.kernel_h);
+    column_inside.resize(plan.g.kernel_w);
   }
 };
 
@@ -89,10 +88,10 @@ void PointRows(const ConvPlan& plan, const uint64_t* image, int64_t first, int p
   for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = buffers->copy.data() + k * kTilePixels;
 }
 
-// Fills counted and, when a pixel of the tile has taps in zero padding, the valid words:
-// a tap is inside the image when both its row and its column are. Returns the valid
-// rows, or nullptr when every tap is inside. The loops over the 16 pixels vectorize.
-const uint64_t* const* MaskPadding(const ConvPlan& plan, int64_t first, int pixels, TileBuffers* buffers) {
+// Fills counted and, when a pixel of the tile has taps in zero padding, the valid masks:
+// a tap is inside the image when both its row and its column are. Returns the masks, or
+// nullptr when every tap is inside.
+const uint16_t* MaskPadding(const ConvPlan& plan, int64_t first, int pixels, TileBuffers* buffers) {
   const ConvGeometry& g = plan.g;
   std::fill_n(buffers->counted, kTilePixels, static_cast<int32_t>(plan.taps * plan.per_group));
   if (!plan.zero_padding) return nullptr;
@@ -106,29 +105,36 @@ const uint64_t* const* MaskPadding(const ConvPlan& plan, int64_t first, int pixe
                              w0[p] + plan.reach_w >= g.in_width);
   }
   if (!padded) return nullptr;
-  uint64_t* row_inside = buffers->row_inside.data();        // [kernel_h][16]
-  uint64_t* column_inside = buffers->column_inside.data();  // [kernel_w][16]
+  // Bit p of row_inside[i] (column_inside[j]): row i (column j) of pixel p's field is inside.
+  uint16_t* row_inside = buffers->row_inside.data();
+  uint16_t* column_inside = buffers->column_inside.data();
   int32_t rows[kTilePixels] = {0}, columns[kTilePixels] = {0};
-  for (int64_t i = 0; i < g.kernel_h; ++i)
+  for (int64_t i = 0; i < g.kernel_h; ++i) {
+    unsigned mask = 0;
     for (int p = 0; p < kTilePixels; ++p) {
       const int64_t h = h0[p] + i * g.dilate_h;
       const bool inside = h >= 0 && h < g.in_height;
-      row_inside[i * kTilePixels + p] = inside ? ~uint64_t(0) : 0;
+      mask |= unsigned(inside) << p;
       rows[p] += inside;
     }
-  for (int64_t j = 0; j < g.kernel_w; ++j)
+    row_inside[i] = static_cast<uint16_t>(mask);
+  }
+  for (int64_t j = 0; j < g.kernel_w; ++j) {
+    unsigned mask = 0;
     for (int p = 0; p < kTilePixels; ++p) {
       const int64_t w = w0[p] + j * g.dilate_w;
       const bool inside = w >= 0 && w < g.in_width;
-      column_inside[j * kTilePixels + p] = inside ? ~uint64_t(0) : 0;
+      mask |= unsigned(inside) << p;
       columns[p] += inside;
     }
-  for (int64_t i = 0, t = 0; i < g.kernel_h; ++i)
-    for (int64_t j = 0; j < g.kernel_w; ++j, ++t)
-      for (int p = 0; p < kTilePixels; ++p)
-        buffers->valid[t * kTilePixels + p] = row_inside[i * kTilePixels + p] & column_inside[j * kTilePixels + p];
+    column_inside[j] = static_cast<uint16_t>(mask);
+  }
+  uint16_t* valid = buffers->valid.data();
+  for (int64_t i = 0; i < g.kernel_h; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j, valid += plan.words)
+      std::fill_n(valid, plan.words, static_cast<uint16_t>(row_inside[i] & column_inside[j]));
   for (int p = 0; p < kTilePixels; ++p) buffers->counted[p] = rows[p] * columns[p] * static_cast<int32_t>(plan.per_group);
-  return buffers->valid_rows.data();
+  return buffers->valid.data();
 }
 
 TilePanel GatherPanel(const ConvPlan& plan, const uint64_t* x, int64_t n, int64_t group, int64_t tile,
