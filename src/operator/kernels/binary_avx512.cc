@@ -18,12 +18,14 @@ namespace {
 template <int Filters, bool kMasked>
 void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, const TileOutput& output) {
   __m512i total[Filters][2];
+#pragma GCC unroll 16
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm512_setzero_si512();
   for (int64_t k = 0; k < depth; ++k) {
     const __m512i left = _mm512_loadu_si512(panel.rows[k]);
     const __m512i right = _mm512_loadu_si512(panel.rows[k] + 8);
     const __mmask8 left_valid = kMasked ? static_cast<__mmask8>(panel.valid[k]) : 0xff;
     const __mmask8 right_valid = kMasked ? static_cast<__mmask8>(panel.valid[k] >> 8) : 0xff;
+#pragma GCC unroll 16
     for (int f = 0; f < Filters; ++f) {
       const __m512i w = _mm512_set1_epi64(static_cast<long long>(weights[f * depth + k]));
       __m512i l, r;
@@ -38,12 +40,20 @@ void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, co
       total[f][1] = _mm512_add_epi64(total[f][1], _mm512_popcnt_epi64(r));
     }
   }
+  // counted - 2 * mismatches in 16 int32 lanes (the counts fit: the even halves of the
+  // 64-bit lanes of both vectors), then the float finish, each filter in registers.
+  const __m512i even_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i counted = _mm512_loadu_si512(panel.counted);
-  const __mmask16 existing = static_cast<__mmask16>((1u << panel.pixels) - 1);
+  __m512 values[Filters];
+#pragma GCC unroll 16
   for (int f = 0; f < Filters; ++f) {
-    const __m512i mismatches = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(total[f][0])),
-                                                  _mm512_cvtepi64_epi32(total[f][1]), 1);
-    __m512 value = _mm512_cvtepi32_ps(_mm512_sub_epi32(counted, _mm512_slli_epi32(mismatches, 1)));
+    const __m512i mismatches = _mm512_permutex2var_epi32(total[f][0], even_halves, total[f][1]);
+    values[f] = _mm512_cvtepi32_ps(_mm512_sub_epi32(counted, _mm512_add_epi32(mismatches, mismatches)));
+  }
+  const __mmask16 existing = static_cast<__mmask16>((1u << panel.pixels) - 1);
+#pragma GCC unroll 16
+  for (int f = 0; f < Filters; ++f) {
+    __m512 value = values[f];
     if (output.scale != nullptr) value = _mm512_mul_ps(value, _mm512_set1_ps(output.scale[f]));
     if (output.bias != nullptr) value = _mm512_add_ps(value, _mm512_set1_ps(output.bias[f]));
     if (output.residual != nullptr)

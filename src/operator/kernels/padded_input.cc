@@ -22,34 +22,47 @@ PaddedInput::PaddedInput(const ConvGeometry& g)
       width(std::max(g.in_width + 2 * g.pad_w, (g.OutWidth() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilate_w + 1)),
       groups(g.groups),
       words(WordsFor(g.in_channels / g.groups)),
-      row(g.groups * words * width),
-      image(height * row) {}
+      plane(height * width),
+      image(g.groups * words * plane) {}
 
 void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* out, int threads, Isa isa) {
   const PaddedInput layout(g);
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
   const int64_t per_group = g.in_channels / g.groups, spatial = g.in_height * g.in_width;
-  const int64_t runs = layout.groups * layout.words;
-  // One task per (image, padded row, group, word): it writes one run of the row, border
-  // included, and reads up to 64 channel rows.
-  ParallelFor(g.batch * layout.height * runs, threads, [&](int64_t begin, int64_t end) {
+  const int64_t planes = layout.groups * layout.words;
+  // Without a left or right border the image rows of a plane follow each other, and one
+  // call packs a band of them (short rows would leave most of each vector empty).
+  const bool rows_continue = layout.width == g.in_width;
+  const int64_t band = rows_continue ? std::max<int64_t>(1, 256 / g.in_width) : 1;
+  const int64_t bands = (layout.height + band - 1) / band;
+  // One task per (image, band of padded rows, plane): it writes those rows of the plane,
+  // border included, and reads up to 64 channel rows.
+  ParallelFor(g.batch * bands * planes, threads, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t run = task % runs, h = task / runs % layout.height, n = task / (runs * layout.height);
-      const int64_t group = run / layout.words, c = run % layout.words;
-      uint64_t* row = out + layout.Offset(n, h, group, c, 0);
+      const int64_t plane = task % planes, n = task / (planes * bands);
+      const int64_t group = plane / layout.words, c = plane % layout.words;
+      const int64_t first_row = task / planes % bands * band;
+      const int64_t last_row = std::min(layout.height, first_row + band);
       const uint64_t border = BorderWord(g, c);
-      const int64_t image_row = h - g.pad_h;
-      if (image_row < 0 || image_row >= g.in_height) {
-        std::fill_n(row, layout.width, border);
-        continue;
+      const int64_t channel = group * per_group + c * 64;
+      const float* image = x + (n * g.in_channels + channel) * spatial;
+      for (int64_t h = first_row; h < last_row;) {
+        uint64_t* row = out + layout.Offset(n, h, group, c, 0);
+        const int64_t image_row = h - g.pad_h;
+        if (image_row < 0 || image_row >= g.in_height) {
+          std::fill_n(row, layout.width, border);
+          ++h;
+          continue;
+        }
+        // image rows h .. h + rows - 1, one call
+        const int64_t rows = rows_continue ? std::min(last_row - h, g.in_height - image_row) : 1;
+        std::fill_n(row, g.pad_w, border);
+        std::fill(row + g.pad_w + g.in_width, row + layout.width, border);
+        kernels.pack_planes(image + image_row * g.in_width, std::min<int64_t>(64, per_group - c * 64), spatial,
+                            rows * g.in_width, thresholds.From(channel), row + g.pad_w, 1);
+        h += rows;
       }
-      std::fill_n(row, g.pad_w, border);
-      std::fill(row + g.pad_w + g.in_width, row + layout.width, border);
-      const int64_t first = group * per_group + c * 64;
-      kernels.pack_planes(x + (n * g.in_channels + first) * spatial + image_row * g.in_width,
-                          std::min<int64_t>(64, per_group - c * 64), spatial, g.in_width,
-                          thresholds.From(first), row + g.pad_w, 1);
     }
   });
   std::fill_n(out + g.batch * layout.image, kTilePixels, uint64_t(0));

@@ -17,13 +17,14 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-constexpr int64_t kFilterChunk = 64;  // filters per task: the counts tile stays in L1
+constexpr int64_t kMinBlockFilters = 64;  // filters of a thread's block, unless a group has fewer
 
 struct ConvPlan {
   const ConvGeometry& g;
   PaddedInput in;
-  int64_t per_group, words, filters, taps, depth, out_w, spatial, tiles, chunks, reach_h, reach_w;
+  int64_t per_group, words, filters, taps, depth, out_w, spatial, tiles, reach_h, reach_w;
   bool zero_padding;
+  bool rows_continue;  // one output row's words continue into the next one's (no border)
   std::vector<int64_t> row_offset;  // where word k of a pixel's field lies from its top-left tap
 
   explicit ConvPlan(const ConvGeometry& geometry) : g(geometry), in(geometry) {
@@ -35,14 +36,14 @@ struct ConvPlan {
     out_w = g.OutWidth();
     spatial = g.OutHeight() * out_w;
     tiles = (spatial + kTilePixels - 1) / kTilePixels;
-    chunks = (filters + kFilterChunk - 1) / kFilterChunk;
     reach_h = (g.kernel_h - 1) * g.dilate_h;
     reach_w = (g.kernel_w - 1) * g.dilate_w;
     zero_padding = g.pad_value == 0.0f && (in.height > g.in_height || in.width > g.in_width);
+    rows_continue = g.stride_h == 1 && out_w == in.width;
     for (int64_t i = 0; i < g.kernel_h; ++i)
       for (int64_t j = 0; j < g.kernel_w; ++j)
         for (int64_t c = 0; c < words; ++c)
-          row_offset.push_back(i * g.dilate_h * in.row + c * in.width + j * g.dilate_w);
+          row_offset.push_back(c * in.plane + i * g.dilate_h * in.width + j * g.dilate_w);
   }
 };
 
@@ -64,21 +65,21 @@ struct TileBuffers {
   }
 };
 
-// Points rows[k] at word k of the tile's pixels. A tile inside one output row of a
-// stride-1 convolution reads in place; others are copied run by run (a run: the tile's
-// pixels in one output row). Pixels past the end of the image are never stored.
+// Points rows[k] at word k of the tile's pixels. A tile of a stride-1 convolution reads in
+// place when it lies in one output row or the rows continue; others are copied run by run
+// (a run: the tile's pixels in one output row). Pixels past the end are never stored.
 void PointRows(const ConvPlan& plan, const uint64_t* image, int64_t first, int pixels, TileBuffers* buffers) {
   const ConvGeometry& g = plan.g;
   const int64_t oh0 = first / plan.out_w, ow0 = first % plan.out_w;
-  if (ow0 + pixels <= plan.out_w && g.stride_w == 1) {
-    const uint64_t* corner = image + oh0 * g.stride_h * plan.in.row + ow0;
+  if (g.stride_w == 1 && (ow0 + pixels <= plan.out_w || plan.rows_continue)) {
+    const uint64_t* corner = image + oh0 * g.stride_h * plan.in.width + ow0;
     for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = corner + plan.row_offset[k];
     return;
   }
   for (int p = 0, run; p < pixels; p += run) {
     const int64_t oh = (first + p) / plan.out_w, ow = (first + p) % plan.out_w;
     run = static_cast<int>(std::min<int64_t>(pixels - p, plan.out_w - ow));
-    const uint64_t* corner = image + oh * g.stride_h * plan.in.row + ow * g.stride_w;
+    const uint64_t* corner = image + oh * g.stride_h * plan.in.width + ow * g.stride_w;
     for (int64_t k = 0; k < plan.depth; ++k) {
       const uint64_t* source = corner + plan.row_offset[k];
       uint64_t* target = buffers->copy.data() + k * kTilePixels + p;
@@ -154,27 +155,31 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-// Tasks are (image, group, tile, chunk of filters); each thread takes contiguous runs and
-// gathers a tile once for all its chunks.
+// Tasks are (image, group, block of filters, tile), tile fastest. The filters are split
+// into as many blocks as there are threads (each of 64 filters or more), so that thread i's
+// share of the tasks is block i against every tile: the output rows it writes are its
+// own (rows of small images are not whole cache lines, and a line two threads write
+// moves between their cores), and it reads only its block's weights.
 void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* w, const float* scale,
               const float* bias, const float* residual, float* y, int team) {
   const ConvGeometry& g = plan.g;
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  ParallelFor(g.batch * g.groups * plan.tiles * plan.chunks, team, [&](int64_t begin, int64_t end) {
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(team, plan.filters / kMinBlockFilters));
+  ParallelFor(g.batch * g.groups * blocks * plan.tiles, team, [&](int64_t begin, int64_t end) {
     thread_local TileBuffers buffers;
     buffers.Fit(plan);
-    TilePanel panel{};
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t chunk = task % plan.chunks, tile = task / plan.chunks % plan.tiles;
-      const int64_t group = task / (plan.chunks * plan.tiles) % g.groups;
-      const int64_t n = task / (plan.chunks * plan.tiles * g.groups);
-      if (task == begin || chunk == 0) panel = GatherPanel(plan, x, n, group, tile, &buffers);
-      const int64_t first = group * plan.filters + chunk * kFilterChunk;
-      const int64_t count = std::min(kFilterChunk, plan.filters - chunk * kFilterChunk);
+      const int64_t tile = task % plan.tiles, block = task / plan.tiles % blocks;
+      const int64_t group = task / (blocks * plan.tiles) % g.groups;
+      const int64_t n = task / (blocks * plan.tiles * g.groups);
+      const TilePanel panel = GatherPanel(plan, x, n, group, tile, &buffers);
+      const int64_t block_first = plan.filters * block / blocks;
+      const int64_t first = group * plan.filters + block_first;
       const int64_t offset = (n * g.out_channels + first) * plan.spatial + tile * kTilePixels;
       const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
                                  residual ? residual + offset : nullptr, y + offset, plan.spatial};
-      kernels.conv_tile(panel, w + first * plan.depth, plan.depth, count, output);
+      kernels.conv_tile(panel, w + first * plan.depth, plan.depth,
+                        plan.filters * (block + 1) / blocks - block_first, output);
     }
   });
 }
