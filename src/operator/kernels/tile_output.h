@@ -3,6 +3,8 @@
 #ifndef BMXNET_KERNELS_TILE_OUTPUT_H_
 #define BMXNET_KERNELS_TILE_OUTPUT_H_
 
+#include <cstring>
+
 #include "binary_kernels.h"
 
 namespace bmxnet {
@@ -31,6 +33,8 @@ inline void StoreTile(const int32_t* mismatches, int64_t filters, const TilePane
     if (output.residual != nullptr) {
       const float* residual = output.residual + f * output.stride;
       for (int p = 0; p < panel.pixels; ++p) out[p] = values[p] + residual[p];
+    } else if (panel.pixels == kTilePixels) {
+      std::memcpy(out, values, sizeof(values));  // a fixed size: inlined, not a call
     } else {
       for (int p = 0; p < panel.pixels; ++p) out[p] = values[p];
     }

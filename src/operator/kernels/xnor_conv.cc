@@ -6,6 +6,7 @@
 #include "xnor_conv.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "binary_kernels.h"
@@ -17,7 +18,10 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-constexpr int64_t kMinBlockFilters = 64;  // filters of a thread's block, unless a group has fewer
+constexpr int64_t kMinBlockFilters = 64;
+constexpr int64_t kCopyRow = 2 * kTilePixels;  // filters of a thread's block, unless a group has fewer
+
+int64_t FloorDivide(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 struct ConvPlan {
   const ConvGeometry& g;
@@ -25,6 +29,8 @@ struct ConvPlan {
   int64_t per_group, words, filters, taps, depth, out_w, spatial, tiles, reach_h, reach_w;
   bool zero_padding;
   bool rows_continue;  // one output row's words continue into the next one's (no border)
+  // First and last output row (column) whose receptive fields lie inside the image.
+  int64_t inner_rows[2], inner_columns[2];
   std::vector<int64_t> row_offset;  // where word k of a pixel's field lies from its top-left tap
 
   explicit ConvPlan(const ConvGeometry& geometry) : g(geometry), in(geometry) {
@@ -40,6 +46,10 @@ struct ConvPlan {
     reach_w = (g.kernel_w - 1) * g.dilate_w;
     zero_padding = g.pad_value == 0.0f && (in.height > g.in_height || in.width > g.in_width);
     rows_continue = g.stride_h == 1 && out_w == in.width;
+    inner_rows[0] = (g.pad_h + g.stride_h - 1) / g.stride_h;
+    inner_rows[1] = FloorDivide(g.in_height - 1 - reach_h + g.pad_h, g.stride_h);
+    inner_columns[0] = (g.pad_w + g.stride_w - 1) / g.stride_w;
+    inner_columns[1] = FloorDivide(g.in_width - 1 - reach_w + g.pad_w, g.stride_w);
     for (int64_t i = 0; i < g.kernel_h; ++i)
       for (int64_t j = 0; j < g.kernel_w; ++j)
         for (int64_t c = 0; c < words; ++c)
@@ -58,7 +68,7 @@ struct TileBuffers {
 
   void Fit(const ConvPlan& plan) {
     rows.resize(plan.depth);
-    copy.resize(plan.depth * kTilePixels);
+    copy.resize(plan.depth * kCopyRow);
     valid.resize(plan.depth);
     row_inside.resize(plan.g.kernel_h);
     column_inside.resize(plan.g.kernel_w);
@@ -76,17 +86,25 @@ void PointRows(const ConvPlan& plan, const uint64_t* image, int64_t first, int p
     for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = corner + plan.row_offset[k];
     return;
   }
+  // Copy rows are kCopyRow words: a run of stride-1 pixels copies a whole 16 words (one
+  // fixed-size copy, no call), whose tail the next run overwrites.
   for (int p = 0, run; p < pixels; p += run) {
     const int64_t oh = (first + p) / plan.out_w, ow = (first + p) % plan.out_w;
     run = static_cast<int>(std::min<int64_t>(pixels - p, plan.out_w - ow));
     const uint64_t* corner = image + oh * g.stride_h * plan.in.width + ow * g.stride_w;
     for (int64_t k = 0; k < plan.depth; ++k) {
       const uint64_t* source = corner + plan.row_offset[k];
-      uint64_t* target = buffers->copy.data() + k * kTilePixels + p;
-      for (int q = 0; q < run; ++q) target[q] = source[q * g.stride_w];
+      uint64_t* target = buffers->copy.data() + k * kCopyRow + p;
+      if (g.stride_w == 1) {
+        uint64_t words[kTilePixels];
+        std::memcpy(words, source, sizeof(words));
+        std::memcpy(target, words, sizeof(words));
+      } else {
+        for (int q = 0; q < run; ++q) target[q] = source[q * g.stride_w];
+      }
     }
   }
-  for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = buffers->copy.data() + k * kTilePixels;
+  for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = buffers->copy.data() + k * kCopyRow;
 }
 
 // Fills counted and, when a pixel of the tile has taps in zero padding, the valid masks:
@@ -96,16 +114,20 @@ const uint16_t* MaskPadding(const ConvPlan& plan, int64_t first, int pixels, Til
   const ConvGeometry& g = plan.g;
   std::fill_n(buffers->counted, kTilePixels, static_cast<int32_t>(plan.taps * plan.per_group));
   if (!plan.zero_padding) return nullptr;
+  // The tile's pixels run from (oh0, ow0) to (oh1, ow1); a tile over several rows covers
+  // the last column of the first and the first column of the next.
+  const int64_t oh0 = first / plan.out_w, ow0 = first % plan.out_w;
+  const int64_t oh1 = (first + pixels - 1) / plan.out_w, ow1 = (first + pixels - 1) % plan.out_w;
+  const bool rows_inside = oh0 >= plan.inner_rows[0] && oh1 <= plan.inner_rows[1];
+  const bool columns_inside = oh0 == oh1 ? ow0 >= plan.inner_columns[0] && ow1 <= plan.inner_columns[1]
+                                         : plan.inner_columns[0] == 0 && plan.inner_columns[1] == plan.out_w - 1;
+  if (rows_inside && columns_inside) return nullptr;
   int64_t h0[kTilePixels], w0[kTilePixels];  // top-left taps in image coordinates
-  bool padded = false;
-  for (int64_t p = 0, oh = first / plan.out_w, ow = first % plan.out_w; p < kTilePixels; ++p, ++ow) {
+  for (int64_t p = 0, oh = oh0, ow = ow0; p < kTilePixels; ++p, ++ow) {
     if (ow == plan.out_w) ow = 0, ++oh;
     h0[p] = oh * g.stride_h - g.pad_h;
     w0[p] = ow * g.stride_w - g.pad_w;
-    padded |= p < pixels && (h0[p] < 0 || w0[p] < 0 || h0[p] + plan.reach_h >= g.in_height ||
-                             w0[p] + plan.reach_w >= g.in_width);
   }
-  if (!padded) return nullptr;
   // Bit p of row_inside[i] (column_inside[j]): row i (column j) of pixel p's field is inside.
   uint16_t* row_inside = buffers->row_inside.data();
   uint16_t* column_inside = buffers->column_inside.data();
