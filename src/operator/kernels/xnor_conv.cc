@@ -2,7 +2,7 @@
 // output pixels the kernels read one row of 16 words per (tap, word) of the receptive
 // fields, in place in the padded input (padded_input.h) or from a small copy, and count
 // the mismatching bits of every filter against it. The pool's threads (thread_pool.h) split
-// the (image, group, tile, filter chunk) tasks.
+// the (image, group, filter block, tile) tasks.
 #include "xnor_conv.h"
 
 #include <algorithm>
@@ -177,16 +177,19 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-// Tasks are (image, group, block of filters, tile), tile fastest. The filters are split
-// into as many blocks as there are threads (each of 64 filters or more), so that thread i's
-// share of the tasks is block i against every tile: the output rows it writes are its
-// own (rows of small images are not whole cache lines, and a line two threads write
-// moves between their cores), and it reads only its block's weights.
+// Tasks are (image, group, block of filters, tile), tile fastest; thread i takes the i-th
+// contiguous share. When an output row is not a whole number of cache lines (14x14 and
+// 7x7 maps), the filters are split into as many blocks as there are threads (each of 64
+// filters or more), so that thread i's share is block i against every tile and the rows
+// it writes are its own: a line two threads write moves between their cores. Otherwise
+// one block: thread i takes the i-th band of the image, which it also packed.
 void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* w, const float* scale,
               const float* bias, const float* residual, float* y, int team) {
   const ConvGeometry& g = plan.g;
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(team, plan.filters / kMinBlockFilters));
+  const bool whole_lines = plan.spatial * sizeof(float) % 64 == 0;
+  const int64_t blocks =
+      whole_lines ? 1 : std::max<int64_t>(1, std::min<int64_t>(team, plan.filters / kMinBlockFilters));
   ParallelFor(g.batch * g.groups * blocks * plan.tiles, team, [&](int64_t begin, int64_t end) {
     thread_local TileBuffers buffers;
     buffers.Fit(plan);
