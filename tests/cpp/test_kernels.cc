@@ -273,6 +273,19 @@ void TestPackedConvolutions() {
                         Case{96, 66, 9, 3, 2, 1, 1, 3, -1.0f}, Case{256, 9, 5, 1, 1, 0, 1, 1, 0.0f},
                         Case{130, 17, 6, 5, 1, 2, 1, 1, 0.0f}})
     TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
+  // Kernels of one column: no left or right border, so the packed rows of a plane follow
+  // each other and tiles across rows read in place, with and without rows of padding.
+  for (int64_t pad_h : {0, 1}) {
+    ConvGeometry g;
+    g.batch = 2;
+    g.in_channels = 70;
+    g.out_channels = 9;
+    g.in_height = 6;
+    g.in_width = 5;
+    g.kernel_h = 3;
+    g.pad_h = pad_h;
+    TestPackedConvolution(g, &rng, "packed conv 3x1 pad_h=" + std::to_string(pad_h));
+  }
 }
 
 void TestPackedDense() {
