@@ -18,8 +18,8 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-constexpr int64_t kMinBlockFilters = 64;
-constexpr int64_t kCopyRow = 2 * kTilePixels;  // filters of a thread's block, unless a group has fewer
+constexpr int64_t kMinBlockFilters = 64;  // filters of a thread's block, unless a group has fewer
+constexpr int64_t kCopyRow = 2 * kTilePixels;  // words per row of a tile's copy (see PointRows)
 
 int64_t FloorDivide(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
