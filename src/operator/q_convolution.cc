@@ -103,6 +103,8 @@ int64_t ScratchFor(const kernels::ConvGeometry& g) {
                              g.out_channels * g.PatchSize());
 }
 
+// Words of packed activations in the pixel-major layout the CUDA kernels read (the CPU
+// kernels read the padded one: kernels::PackedInputWords).
 int64_t PackedDataWords(const kernels::ConvGeometry& g) {
   return g.batch * g.in_height * g.in_width * g.groups * WordsFor(g.in_channels / g.groups);
 }

@@ -107,6 +107,19 @@ void PointRows(const ConvPlan& plan, const uint64_t* image, int64_t first, int p
   for (int64_t k = 0; k < plan.depth; ++k) buffers->rows[k] = buffers->copy.data() + k * kCopyRow;
 }
 
+// Bit p set when 0 <= start[p] + offset < limit (a row or column of pixel p's field lies
+// inside the image); counts those pixels in inside[p].
+uint16_t InsideMask(const int64_t* start, int64_t offset, int64_t limit, int32_t* inside) {
+  unsigned mask = 0;
+  for (int p = 0; p < kTilePixels; ++p) {
+    const int64_t at = start[p] + offset;
+    const bool is_inside = at >= 0 && at < limit;
+    mask |= unsigned(is_inside) << p;
+    inside[p] += is_inside;
+  }
+  return static_cast<uint16_t>(mask);
+}
+
 // Fills counted and, when a pixel of the tile has taps in zero padding, the valid masks:
 // a tap is inside the image when both its row and its column are. Returns the masks, or
 // nullptr when every tap is inside.
@@ -132,26 +145,8 @@ const uint16_t* MaskPadding(const ConvPlan& plan, int64_t first, int pixels, Til
   uint16_t* row_inside = buffers->row_inside.data();
   uint16_t* column_inside = buffers->column_inside.data();
   int32_t rows[kTilePixels] = {0}, columns[kTilePixels] = {0};
-  for (int64_t i = 0; i < g.kernel_h; ++i) {
-    unsigned mask = 0;
-    for (int p = 0; p < kTilePixels; ++p) {
-      const int64_t h = h0[p] + i * g.dilate_h;
-      const bool inside = h >= 0 && h < g.in_height;
-      mask |= unsigned(inside) << p;
-      rows[p] += inside;
-    }
-    row_inside[i] = static_cast<uint16_t>(mask);
-  }
-  for (int64_t j = 0; j < g.kernel_w; ++j) {
-    unsigned mask = 0;
-    for (int p = 0; p < kTilePixels; ++p) {
-      const int64_t w = w0[p] + j * g.dilate_w;
-      const bool inside = w >= 0 && w < g.in_width;
-      mask |= unsigned(inside) << p;
-      columns[p] += inside;
-    }
-    column_inside[j] = static_cast<uint16_t>(mask);
-  }
+  for (int64_t i = 0; i < g.kernel_h; ++i) row_inside[i] = InsideMask(h0, i * g.dilate_h, g.in_height, rows);
+  for (int64_t j = 0; j < g.kernel_w; ++j) column_inside[j] = InsideMask(w0, j * g.dilate_w, g.in_width, columns);
   uint16_t* valid = buffers->valid.data();
   for (int64_t i = 0; i < g.kernel_h; ++i)
     for (int64_t j = 0; j < g.kernel_w; ++j, valid += plan.words)
