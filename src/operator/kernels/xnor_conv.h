@@ -13,10 +13,12 @@
 namespace bmxnet {
 namespace kernels {
 
-// x: [N, H, W, groups, words] packed activations; w: [O, KH, KW, words] packed weights.
-// scale and bias (per output channel) and residual (added to y, same shape) may be null. Zero padding is exact: the words of
-// padded taps are masked out of the count, so they contribute 0, not +-1. `isa` picks the inner loops (tests run
-// every instruction set the CPU has).
+// x: [N, H, W, groups, words] packed activations (PackActivationsNCHW's layout, which the
+// CUDA kernels read; copied here into the padded layout of padded_input.h, so this entry is
+// for tests and reference use); w: [O, KH, KW, words] packed weights. scale and bias (per
+// output channel) and residual (added to y, same shape) may be null. Zero padding is
+// exact: the words of padded taps are masked out of the count, so they contribute 0, not
+// +-1. `isa` picks the inner loops (tests run every instruction set the CPU has).
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
                        const float* scale, const float* bias, const float* residual, float* y,
                        int threads, Isa isa = ActiveIsa());
