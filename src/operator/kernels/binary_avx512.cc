@@ -101,7 +101,7 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
   return _mm512_reduce_add_epi64(total);
 }
 
-// Lanes of 16 pixels with bit `bit` set where channel c (at x) is -1.
+// The mask of the 16 pixels at x whose channel-c value packs as -1.
 template <bool kThresholds>
 __mmask16 NegativeLanes(const float* x, __mmask16 valid, const ChannelThresholds& thresholds, int64_t c) {
   __m512 v = _mm512_maskz_loadu_ps(valid, x);
@@ -121,9 +121,8 @@ __m512i PackLanes(const float* x, int64_t first, int64_t last, int64_t plane_str
                   const ChannelThresholds& thresholds) {
   __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
   __m512i bit = _mm512_set1_epi32(1);
-  const __m512i four = _mm512_set1_epi32(4);
   int64_t c = first;
-  for (; c + 1 < last; c += 2, bit = _mm512_mullo_epi32(bit, four)) {
+  for (; c + 1 < last; c += 2, bit = _mm512_slli_epi32(bit, 2)) {
     even = _mm512_mask_or_epi32(even, NegativeLanes<kThresholds>(x + c * plane_stride, valid, thresholds, c),
                                 even, bit);
     odd = _mm512_mask_or_epi32(odd, NegativeLanes<kThresholds>(x + (c + 1) * plane_stride, valid, thresholds, c + 1),

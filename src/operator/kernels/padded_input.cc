@@ -33,8 +33,8 @@ void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresho
   const int64_t planes = layout.groups * layout.words;
   // Without a left or right border the image rows of a plane follow each other, and one
   // call packs a band of them (short rows would leave most of each vector empty).
-  const bool rows_continue = layout.width == g.in_width;
-  const int64_t band = rows_continue ? std::max<int64_t>(1, 256 / g.in_width) : 1;
+  const bool no_side_border = layout.width == g.in_width;
+  const int64_t band = no_side_border ? std::max<int64_t>(1, 256 / g.in_width) : 1;
   const int64_t bands = (layout.height + band - 1) / band;
   // One task per (image, band of padded rows, plane): it writes those rows of the plane,
   // border included, and reads up to 64 channel rows.
@@ -56,7 +56,7 @@ void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresho
           continue;
         }
         // image rows h .. h + rows - 1, one call
-        const int64_t rows = rows_continue ? std::min(last_row - h, g.in_height - image_row) : 1;
+        const int64_t rows = no_side_border ? std::min(last_row - h, g.in_height - image_row) : 1;
         std::fill_n(row, g.pad_w, border);
         std::fill(row + g.pad_w + g.in_width, row + layout.width, border);
         kernels.pack_planes(image + image_row * g.in_width, std::min<int64_t>(64, per_group - c * 64), spatial,
