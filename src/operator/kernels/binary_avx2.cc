@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "binary_kernels.h"
 #include "tile_output.h"
@@ -42,7 +43,8 @@ const LaneMasks kLaneMasks;
 // `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
 // mismatching bits are ANDed with the panel's valid bits.
 template <int Filters, bool kMasked>
-void MismatchHalf(const TilePanel& panel, int half, const uint64_t* weights, int64_t depth, int32_t* counts) {
+void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
+                  int32_t* counts) {
   const int first = half * 8;
   const NibblePopcount popcount;
   __m256i total[Filters][2];
@@ -56,8 +58,8 @@ void MismatchHalf(const TilePanel& panel, int half, const uint64_t* weights, int
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first));
       const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first + 4));
       if (kMasked) {
-        mask[0] = kLaneMasks(panel.valid[k] >> first);
-        mask[1] = kLaneMasks(panel.valid[k] >> (first + 4));
+        mask[0] = masks[k * 4 + half * 2];
+        mask[1] = masks[k * 4 + half * 2 + 1];
       }
       for (int f = 0; f < Filters; ++f) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
@@ -82,14 +84,85 @@ void MismatchHalf(const TilePanel& panel, int half, const uint64_t* weights, int
   }
 }
 
+// One carry-save adder, bitwise: a + b + c = 2 * carry + sum.
+inline void CarrySave(__m256i a, __m256i b, __m256i c, __m256i* carry, __m256i* sum) {
+  const __m256i u = _mm256_xor_si256(a, b);
+  *carry = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+  *sum = _mm256_xor_si256(u, c);
+}
+
+// One filter against 4 pixels of a tile (one vector) with Harley-Seal counting (as in
+// Muła, Kurz and Lemire's AVX2 popcount): the mismatching bits go into bit-sliced
+// counters (ones, twos, fours) through 7 carry-save adders per 8 words, and only the
+// resulting eights are popcounted. Adders are plain and/or/xor, which more of the CPU's
+// vector units execute than shuffles and shifts (all four on Zen 1). Words past the
+// last whole group are popcounted one by one. Returns the 4 pixels' mismatches.
 template <bool kMasked>
-void CountBlock(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+__m256i SlicedMismatches(const TilePanel& panel, const __m256i* masks, int vector, const uint64_t* weights,
+                         int64_t depth) {
+  const NibblePopcount popcount;
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i ones = zero, twos = zero, fours = zero, eights = zero, total = zero;
+  const auto word = [&](int64_t k) {
+    const __m256i x = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * vector)),
+                                       _mm256_set1_epi64x(static_cast<long long>(weights[k])));
+    return kMasked ? _mm256_and_si256(x, masks[k * 4 + vector]) : x;
+  };
+  int64_t k = 0;
+  for (int groups = 0; k + 8 <= depth; k += 8) {
+    __m256i twos_a, twos_b, fours_a, fours_b, eight;
+    CarrySave(ones, word(k), word(k + 1), &twos_a, &ones);
+    CarrySave(ones, word(k + 2), word(k + 3), &twos_b, &ones);
+    CarrySave(twos, twos_a, twos_b, &fours_a, &twos);
+    CarrySave(ones, word(k + 4), word(k + 5), &twos_a, &ones);
+    CarrySave(ones, word(k + 6), word(k + 7), &twos_b, &ones);
+    CarrySave(twos, twos_a, twos_b, &fours_b, &twos);
+    CarrySave(fours, fours_a, fours_b, &eight, &fours);
+    eights = _mm256_add_epi8(eights, popcount.Bytes(eight));
+    if (++groups == kByteSteps) {  // byte counts of eights grow by up to 8 per group
+      total = _mm256_add_epi64(total, _mm256_sad_epu8(eights, zero));
+      eights = zero;
+      groups = 0;
+    }
+  }
+  total = _mm256_slli_epi64(_mm256_add_epi64(total, _mm256_sad_epu8(eights, zero)), 3);
+  // The rest in byte counts <= 7 * 8 + 8 + 2 * 8 + 4 * 8 = 112 (fours' counts <= 8, so
+  // the 16-bit shift moves no bit across bytes).
+  __m256i rest = _mm256_add_epi8(popcount.Bytes(ones), _mm256_slli_epi16(popcount.Bytes(fours), 2));
+  const __m256i twos_bytes = popcount.Bytes(twos);
+  rest = _mm256_add_epi8(rest, _mm256_add_epi8(twos_bytes, twos_bytes));
+  for (; k < depth; ++k) rest = _mm256_add_epi8(rest, popcount.Bytes(word(k)));
+  return _mm256_add_epi64(total, _mm256_sad_epu8(rest, zero));
+}
+
+template <bool kMasked>
+void SlicedHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
                 int32_t* counts) {
+  alignas(32) int64_t lanes[8];
+  for (int v = 0; v < 2; ++v)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4 * v),
+                       SlicedMismatches<kMasked>(panel, masks, half * 2 + v, weights, depth));
+  for (int p = 0; p < 8; ++p) counts[half * 8 + p] = static_cast<int32_t>(lanes[p]);
+}
+
+// Deep enough for Harley-Seal counting to beat a popcount per word. Measured on an Intel
+// Xeon: 6% faster at 72 words (3x3, 512 channels), 10% slower at 36. llvm-mca models its
+// loop 1.34x (Zen 1) and 1.5x (Zen 3) faster than the per-word one; not measured there.
+constexpr int64_t kSlicedDepth = 64;
+
+template <bool kMasked>
+void CountBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* weights, int64_t depth,
+                int64_t filters, int32_t* counts) {
   for (int half = 0; half < 2; ++half) {
+    if (depth >= kSlicedDepth) {
+      for (int64_t f = 0; f < filters; ++f)
+        SlicedHalf<kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
+      continue;
+    }
     int64_t f = 0;
     for (; f + 2 <= filters; f += 2)
-      MismatchHalf<2, kMasked>(panel, half, weights + f * depth, depth, counts + f * kTilePixels);
-    if (f < filters) MismatchHalf<1, kMasked>(panel, half, weights + f * depth, depth, counts + f * kTilePixels);
+      MismatchHalf<2, kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
+    if (f < filters) MismatchHalf<1, kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
   }
 }
 
@@ -97,9 +170,19 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
               const TileOutput& output) {
   constexpr int64_t kBlock = 8;
   alignas(32) int32_t counts[kBlock * kTilePixels];
+  // A masked tile's lane masks, 4 vectors per word, made once for all its filters.
+  struct LaneMask { __m256i lanes; };
+  thread_local std::vector<LaneMask> lane_masks;
+  const __m256i* masks = nullptr;
+  if (panel.valid != nullptr) {
+    lane_masks.resize(depth * 4);
+    for (int64_t k = 0; k < depth; ++k)
+      for (int v = 0; v < 4; ++v) lane_masks[k * 4 + v].lanes = kLaneMasks(panel.valid[k] >> (4 * v));
+    masks = &lane_masks[0].lanes;
+  }
   for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
     const int64_t block = std::min(kBlock, filters - f0);
-    (panel.valid ? CountBlock<true> : CountBlock<false>)(panel, weights + f0 * depth, depth, block, counts);
+    (masks ? CountBlock<true> : CountBlock<false>)(panel, masks, weights + f0 * depth, depth, block, counts);
     StoreTile(counts, block, panel, Shifted(output, f0));
   }
 }
