@@ -12,47 +12,50 @@ namespace kernels {
 namespace avx512 {
 namespace {
 
-// `Filters` filters against the 16 pixels of a tile: 2 * Filters accumulators stay in
-// registers, each filter word is broadcast once per k and meets both pixel vectors; the
-// counts become output values without leaving the registers.
-// The mismatches of one filter word against both pixel vectors of word k.
-template <bool kMasked>
+// The mismatches of one filter word against both pixel vectors of word k (kHalf: the
+// left one only).
+template <bool kMasked, bool kHalf>
 inline void CountWord(const __m512i& left, const __m512i& right, __mmask8 left_valid, __mmask8 right_valid,
                       uint64_t weight, __m512i* left_count, __m512i* right_count) {
   const __m512i w = _mm512_set1_epi64(static_cast<long long>(weight));
   if (kMasked) {  // padded words become zero, whose popcount is 0
     *left_count = _mm512_popcnt_epi64(_mm512_maskz_xor_epi64(left_valid, left, w));
-    *right_count = _mm512_popcnt_epi64(_mm512_maskz_xor_epi64(right_valid, right, w));
+    if (!kHalf) *right_count = _mm512_popcnt_epi64(_mm512_maskz_xor_epi64(right_valid, right, w));
   } else {
     *left_count = _mm512_popcnt_epi64(_mm512_xor_si512(left, w));
-    *right_count = _mm512_popcnt_epi64(_mm512_xor_si512(right, w));
+    if (!kHalf) *right_count = _mm512_popcnt_epi64(_mm512_xor_si512(right, w));
   }
 }
 
 // `Filters` filters against the 16 pixels of a tile: 2 * Filters accumulators stay in
 // registers, each filter word is broadcast once per k and meets both pixel vectors; the
 // counts become output values without leaving the registers. Word 0 starts the
-// accumulators (a 64-channel 3x3 layer has only 9 words: zeroing them cost 4%).
-template <int Filters, bool kMasked>
+// accumulators (a 64-channel 3x3 layer has only 9 words: zeroing them cost 4%). A tile
+// of at most 8 pixels (kHalf) leaves the right vector out: a 7x7 map is 3 tiles and 1
+// pixel.
+template <int Filters, bool kMasked, bool kHalf>
 void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, const TileOutput& output) {
   __m512i total[Filters][2];
+  if (kHalf)
+    for (int f = 0; f < Filters; ++f) total[f][1] = _mm512_setzero_si512();
   for (int64_t k = 0; k < depth; ++k) {
     const __m512i left = _mm512_loadu_si512(panel.rows[k]);
-    const __m512i right = _mm512_loadu_si512(panel.rows[k] + 8);
+    const __m512i right = kHalf ? left : _mm512_loadu_si512(panel.rows[k] + 8);
     const __mmask8 left_valid = kMasked ? static_cast<__mmask8>(panel.valid[k]) : 0xff;
     const __mmask8 right_valid = kMasked ? static_cast<__mmask8>(panel.valid[k] >> 8) : 0xff;
     if (k == 0) {
 #pragma GCC unroll 16
       for (int f = 0; f < Filters; ++f)
-        CountWord<kMasked>(left, right, left_valid, right_valid, weights[f * depth], &total[f][0], &total[f][1]);
+        CountWord<kMasked, kHalf>(left, right, left_valid, right_valid, weights[f * depth], &total[f][0],
+                                  &total[f][1]);
       continue;
     }
 #pragma GCC unroll 16
     for (int f = 0; f < Filters; ++f) {
       __m512i l, r;
-      CountWord<kMasked>(left, right, left_valid, right_valid, weights[f * depth + k], &l, &r);
+      CountWord<kMasked, kHalf>(left, right, left_valid, right_valid, weights[f * depth + k], &l, &r);
       total[f][0] = _mm512_add_epi64(total[f][0], l);
-      total[f][1] = _mm512_add_epi64(total[f][1], r);
+      if (!kHalf) total[f][1] = _mm512_add_epi64(total[f][1], r);
     }
   }
   // counted - 2 * mismatches: the counts fit the even halves of the 64-bit lanes of both
@@ -79,28 +82,32 @@ void ConvRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, co
   }
 }
 
-template <bool kMasked>
+template <bool kMasked, bool kHalf>
 void ConvTileRows(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
                   const TileOutput& output) {
   int64_t f = 0;
-  for (; f + 8 <= filters; f += 8) ConvRows<8, kMasked>(panel, weights + f * depth, depth, Shifted(output, f));
+  for (; f + 8 <= filters; f += 8)
+    ConvRows<8, kMasked, kHalf>(panel, weights + f * depth, depth, Shifted(output, f));
   const uint64_t* w = weights + f * depth;
   const TileOutput rest = Shifted(output, f);
   switch (filters - f) {
-    case 7: ConvRows<7, kMasked>(panel, w, depth, rest); break;
-    case 6: ConvRows<6, kMasked>(panel, w, depth, rest); break;
-    case 5: ConvRows<5, kMasked>(panel, w, depth, rest); break;
-    case 4: ConvRows<4, kMasked>(panel, w, depth, rest); break;
-    case 3: ConvRows<3, kMasked>(panel, w, depth, rest); break;
-    case 2: ConvRows<2, kMasked>(panel, w, depth, rest); break;
-    case 1: ConvRows<1, kMasked>(panel, w, depth, rest); break;
+    case 7: ConvRows<7, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 6: ConvRows<6, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 5: ConvRows<5, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 4: ConvRows<4, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 3: ConvRows<3, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 2: ConvRows<2, kMasked, kHalf>(panel, w, depth, rest); break;
+    case 1: ConvRows<1, kMasked, kHalf>(panel, w, depth, rest); break;
     default: break;
   }
 }
 
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
-  (panel.valid ? ConvTileRows<true> : ConvTileRows<false>)(panel, weights, depth, filters, output);
+  const bool half = panel.pixels <= 8;
+  const auto rows = panel.valid ? (half ? ConvTileRows<true, true> : ConvTileRows<true, false>)
+                                : (half ? ConvTileRows<false, true> : ConvTileRows<false, false>);
+  rows(panel, weights, depth, filters, output);
 }
 
 int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
