@@ -40,11 +40,34 @@ struct LaneMasks {
 };
 const LaneMasks kLaneMasks;
 
+// The output values of filter f for pixels first .. first + 7 of a tile, from their
+// mismatches in two vectors of 64-bit lanes, finished as StoreTile (tile_output.h) does:
+// counted - 2 * mismatches, times scale, plus bias, plus residual, one float step each.
+inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int first, int64_t f,
+                       const TileOutput& output) {
+  const int pixels = std::min(8, panel.pixels - first);
+  // The low halves of the 64-bit lanes, in pixel order: (0 1 4 5 | 2 3 6 7), then swap.
+  const __m256i mismatches = _mm256_permute4x64_epi64(
+      _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(left), _mm256_castsi256_ps(right), 0x88)), 0xd8);
+  const __m256i counted = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.counted + first));
+  __m256 value = _mm256_cvtepi32_ps(_mm256_sub_epi32(counted, _mm256_add_epi32(mismatches, mismatches)));
+  if (output.scale != nullptr) value = _mm256_mul_ps(value, _mm256_set1_ps(output.scale[f]));
+  if (output.bias != nullptr) value = _mm256_add_ps(value, _mm256_set1_ps(output.bias[f]));
+  const __m256i existing = _mm256_cmpgt_epi32(_mm256_set1_epi32(pixels), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  if (output.residual != nullptr)
+    value = _mm256_add_ps(value, _mm256_maskload_ps(output.residual + f * output.stride + first, existing));
+  float* out = output.out + f * output.stride + first;
+  if (pixels == 8)
+    _mm256_storeu_ps(out, value);
+  else
+    _mm256_maskstore_ps(out, existing, value);
+}
+
 // `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
 // mismatching bits are ANDed with the panel's valid bits.
 template <int Filters, bool kMasked>
 void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
-                  int32_t* counts) {
+                  const TileOutput& output) {
   const int first = half * 8;
   const NibblePopcount popcount;
   __m256i total[Filters][2];
@@ -76,12 +99,7 @@ void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const 
       for (int v = 0; v < 2; ++v)
         total[f][v] = _mm256_add_epi64(total[f][v], _mm256_sad_epu8(bytes[f][v], _mm256_setzero_si256()));
   }
-  alignas(32) int64_t lanes[8];
-  for (int f = 0; f < Filters; ++f) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), total[f][0]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), total[f][1]);
-    for (int p = 0; p < 8; ++p) counts[f * kTilePixels + first + p] = static_cast<int32_t>(lanes[p]);
-  }
+  for (int f = 0; f < Filters; ++f) FinishHalf(total[f][0], total[f][1], panel, first, f, output);
 }
 
 // One carry-save adder, bitwise: a + b + c = 2 * carry + sum.
@@ -137,12 +155,9 @@ __m256i SlicedMismatches(const TilePanel& panel, const __m256i* masks, int vecto
 
 template <bool kMasked>
 void SlicedHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
-                int32_t* counts) {
-  alignas(32) int64_t lanes[8];
-  for (int v = 0; v < 2; ++v)
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4 * v),
-                       SlicedMismatches<kMasked>(panel, masks, half * 2 + v, weights, depth));
-  for (int p = 0; p < 8; ++p) counts[half * 8 + p] = static_cast<int32_t>(lanes[p]);
+                const TileOutput& output) {
+  FinishHalf(SlicedMismatches<kMasked>(panel, masks, half * 2, weights, depth),
+             SlicedMismatches<kMasked>(panel, masks, half * 2 + 1, weights, depth), panel, half * 8, 0, output);
 }
 
 // Deep enough for Harley-Seal counting to beat a popcount per word. Measured on an Intel
@@ -150,26 +165,27 @@ void SlicedHalf(const TilePanel& panel, const __m256i* masks, int half, const ui
 // loop 1.34x (Zen 1) and 1.5x (Zen 3) faster than the per-word one; not measured there.
 constexpr int64_t kSlicedDepth = 64;
 
+// A block of filters against the tile, half by half (a half without pixels is skipped).
 template <bool kMasked>
-void CountBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* weights, int64_t depth,
-                int64_t filters, int32_t* counts) {
-  for (int half = 0; half < 2; ++half) {
+void ConvBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* weights, int64_t depth,
+               int64_t filters, const TileOutput& output) {
+  for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
     if (depth >= kSlicedDepth) {
       for (int64_t f = 0; f < filters; ++f)
-        SlicedHalf<kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
+        SlicedHalf<kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
       continue;
     }
     int64_t f = 0;
     for (; f + 2 <= filters; f += 2)
-      MismatchHalf<2, kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
-    if (f < filters) MismatchHalf<1, kMasked>(panel, masks, half, weights + f * depth, depth, counts + f * kTilePixels);
+      MismatchHalf<2, kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
+    if (f < filters) MismatchHalf<1, kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
   }
 }
 
+// Blocks of 8 filters, whose words stay in the L1 cache for both halves of the tile.
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
   constexpr int64_t kBlock = 8;
-  alignas(32) int32_t counts[kBlock * kTilePixels];
   // A masked tile's lane masks, 4 vectors per word, made once for all its filters.
   struct LaneMask { __m256i lanes; };
   thread_local std::vector<LaneMask> lane_masks;
@@ -180,11 +196,9 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
       for (int v = 0; v < 4; ++v) lane_masks[k * 4 + v].lanes = kLaneMasks(panel.valid[k] >> (4 * v));
     masks = &lane_masks[0].lanes;
   }
-  for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
-    const int64_t block = std::min(kBlock, filters - f0);
-    (masks ? CountBlock<true> : CountBlock<false>)(panel, masks, weights + f0 * depth, depth, block, counts);
-    StoreTile(counts, block, panel, Shifted(output, f0));
-  }
+  for (int64_t f0 = 0; f0 < filters; f0 += kBlock)
+    (masks ? ConvBlock<true> : ConvBlock<false>)(panel, masks, weights + f0 * depth, depth,
+                                                 std::min(kBlock, filters - f0), Shifted(output, f0));
 }
 
 int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
