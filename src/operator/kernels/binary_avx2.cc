@@ -218,31 +218,35 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
   return count;
 }
 
-// 8 pixels at a time: each compare gives 8 all-ones/zero lanes, widened to 64 bits and
-// ANDed with bit c into two vectors of 4 pixel words.
+// 8 pixels at a time: a compare and a movemask per channel give a byte of 8 pixel bits.
+// The 64 channel bytes, a 64 x 8 bit matrix, are then transposed with shifts and byte
+// movemasks (shifted left by 7 - p, bit 7 of every byte is its bit p): about a third of
+// the vector operations of widening each compare to 64-bit lanes.
 void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
                 const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
-  alignas(32) uint64_t words[8];
+  alignas(32) uint8_t channel_bits[64] = {0};  // channels past `channels` stay 0
   for (int64_t s0 = 0; s0 < pixels; s0 += 8) {
     const int64_t n = std::min<int64_t>(8, pixels - s0);
     const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
     for (int64_t c = 0; c < channels; ++c) {
-      __m256 v = _mm256_maskload_ps(x + c * plane_stride + s0, valid);
+      const float* source = x + c * plane_stride + s0;
+      __m256 v = n == 8 ? _mm256_loadu_ps(source) : _mm256_maskload_ps(source, valid);
       __m256 threshold = _mm256_setzero_ps();
       if (thresholds.direction != nullptr) {
         v = _mm256_mul_ps(v, _mm256_set1_ps(thresholds.direction[c]));
         threshold = _mm256_set1_ps(thresholds.threshold[c]);
       }
-      const __m256i negative = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, threshold, _CMP_NGE_UQ)), valid);
-      const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(uint64_t(1) << c));
-      low = _mm256_or_si256(low, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(negative)), bit));
-      high = _mm256_or_si256(high, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(negative, 1)), bit));
+      channel_bits[c] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, threshold, _CMP_NGE_UQ)));
     }
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words), low);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4), high);
-    for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = words[p];
+    const __m256i low = _mm256_load_si256(reinterpret_cast<const __m256i*>(channel_bits));
+    const __m256i high = _mm256_load_si256(reinterpret_cast<const __m256i*>(channel_bits + 32));
+    for (int p = 0; p < n; ++p) {
+      const __m128i shift = _mm_cvtsi32_si128(7 - p);
+      const uint64_t low_bits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_sll_epi16(low, shift)));
+      const uint64_t high_bits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_sll_epi16(high, shift)));
+      out[(s0 + p) * out_stride] = low_bits | high_bits << 32;
+    }
   }
 }
 
