@@ -20,25 +20,27 @@ struct NibblePopcount {
   const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
 
   // Per-byte popcounts (each <= 8) of v.
-  __m256i Bytes(__m256i v) const {
+  __m256i Bytes(__m256i v) const { return Bytes(v, low_nibbles); }
+  // The same where `nibbles` is 0x0f, 0 where it is 0 (the table maps nibble 0 to 0).
+  __m256i Bytes(__m256i v, __m256i nibbles) const {
     return _mm256_add_epi8(
-        _mm256_shuffle_epi8(table, _mm256_and_si256(v, low_nibbles)),
-        _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles)));
+        _mm256_shuffle_epi8(table, _mm256_and_si256(v, nibbles)),
+        _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibbles)));
   }
 };
 
 constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
 
-// Lane masks of 4 pixels: entry m has all ones in lane i when bit i of m is set.
-struct LaneMasks {
+// Nibble masks of 4 pixels: entry m has 0x0f in every byte of lane i when bit i of m is set.
+struct NibbleMasks {
   alignas(32) uint64_t lanes[16][4];
-  LaneMasks() {
+  NibbleMasks() {
     for (int m = 0; m < 16; ++m)
-      for (int i = 0; i < 4; ++i) lanes[m][i] = (m >> i & 1) ? ~uint64_t(0) : 0;
+      for (int i = 0; i < 4; ++i) lanes[m][i] = (m >> i & 1) ? 0x0f0f0f0f0f0f0f0full : 0;
   }
   __m256i operator()(unsigned m) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[m & 15])); }
 };
-const LaneMasks kLaneMasks;
+const NibbleMasks kNibbleMasks;
 
 // The output values of filter f for pixels first .. first + 7 of a tile, from their
 // mismatches in two vectors of 64-bit lanes, finished as StoreTile (tile_output.h) does:
@@ -63,8 +65,9 @@ inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int 
     _mm256_maskstore_ps(out, existing, value);
 }
 
-// `Filters` filters against one half (8 pixels, two vectors) of a tile; with kMasked the
-// mismatching bits are ANDed with the panel's valid bits.
+// `Filters` filters against one half (8 pixels, two vectors) of a tile. With kMasked,
+// `masks` holds nibble masks (0x0f in the lanes of valid words, else 0), which replace
+// the popcount's own nibble mask: padded words count 0 at no extra operation.
 template <int Filters, bool kMasked>
 void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
                   const TileOutput& output) {
@@ -72,7 +75,7 @@ void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const 
   const NibblePopcount popcount;
   __m256i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
-  __m256i mask[2] = {_mm256_set1_epi8(-1), _mm256_set1_epi8(-1)};
+  __m256i nibbles[2] = {popcount.low_nibbles, popcount.low_nibbles};
   for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
     const int64_t k_end = std::min(depth, k0 + kByteSteps);
     __m256i bytes[Filters][2];
@@ -81,18 +84,13 @@ void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const 
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first));
       const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first + 4));
       if (kMasked) {
-        mask[0] = masks[k * 4 + half * 2];
-        mask[1] = masks[k * 4 + half * 2 + 1];
+        nibbles[0] = masks[k * 4 + half * 2];
+        nibbles[1] = masks[k * 4 + half * 2 + 1];
       }
       for (int f = 0; f < Filters; ++f) {
         const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
-        __m256i left = _mm256_xor_si256(a, w), right = _mm256_xor_si256(b, w);
-        if (kMasked) {
-          left = _mm256_and_si256(left, mask[0]);
-          right = _mm256_and_si256(right, mask[1]);
-        }
-        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(left));
-        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(right));
+        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(_mm256_xor_si256(a, w), nibbles[0]));
+        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(_mm256_xor_si256(b, w), nibbles[1]));
       }
     }
     for (int f = 0; f < Filters; ++f)
@@ -114,17 +112,16 @@ inline void CarrySave(__m256i a, __m256i b, __m256i c, __m256i* carry, __m256i* 
 // counters (ones, twos, fours) through 7 carry-save adders per 8 words, and only the
 // resulting eights are popcounted. Adders are plain and/or/xor, which more of the CPU's
 // vector units execute than shuffles and shifts (all four on Zen 1). Words past the
-// last whole group are popcounted one by one. Returns the 4 pixels' mismatches.
-template <bool kMasked>
-__m256i SlicedMismatches(const TilePanel& panel, const __m256i* masks, int vector, const uint64_t* weights,
-                         int64_t depth) {
+// last whole group are popcounted one by one. Returns the 4 pixels' mismatches. For
+// tiles without padding: the per-word popcount masks padded words for free, these adders
+// would need an AND per word.
+__m256i SlicedMismatches(const TilePanel& panel, int vector, const uint64_t* weights, int64_t depth) {
   const NibblePopcount popcount;
   const __m256i zero = _mm256_setzero_si256();
   __m256i ones = zero, twos = zero, fours = zero, eights = zero, total = zero;
   const auto word = [&](int64_t k) {
-    const __m256i x = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * vector)),
-                                       _mm256_set1_epi64x(static_cast<long long>(weights[k])));
-    return kMasked ? _mm256_and_si256(x, masks[k * 4 + vector]) : x;
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * vector)),
+                            _mm256_set1_epi64x(static_cast<long long>(weights[k])));
   };
   int64_t k = 0;
   for (int groups = 0; k + 8 <= depth; k += 8) {
@@ -153,16 +150,15 @@ __m256i SlicedMismatches(const TilePanel& panel, const __m256i* masks, int vecto
   return _mm256_add_epi64(total, _mm256_sad_epu8(rest, zero));
 }
 
-template <bool kMasked>
-void SlicedHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
-                const TileOutput& output) {
-  FinishHalf(SlicedMismatches<kMasked>(panel, masks, half * 2, weights, depth),
-             SlicedMismatches<kMasked>(panel, masks, half * 2 + 1, weights, depth), panel, half * 8, 0, output);
+void SlicedHalf(const TilePanel& panel, int half, const uint64_t* weights, int64_t depth, const TileOutput& output) {
+  FinishHalf(SlicedMismatches(panel, half * 2, weights, depth), SlicedMismatches(panel, half * 2 + 1, weights, depth),
+             panel, half * 8, 0, output);
 }
 
-// Deep enough for Harley-Seal counting to beat a popcount per word. Measured on an Intel
-// Xeon: 6% faster at 72 words (3x3, 512 channels), 10% slower at 36. llvm-mca models its
-// loop 1.34x (Zen 1) and 1.5x (Zen 3) faster than the per-word one; not measured there.
+// Deep enough for Harley-Seal counting to beat a popcount per word on tiles without
+// padding. Measured on an Intel Xeon: 10% faster at 72 words (3x3, 512 channels), 10%
+// slower at 36. llvm-mca models its loop 1.34x (Zen 1) and 1.5x (Zen 3) faster than the
+// per-word one; not measured there.
 constexpr int64_t kSlicedDepth = 64;
 
 // A block of filters against the tile, half by half (a half without pixels is skipped).
@@ -170,9 +166,8 @@ template <bool kMasked>
 void ConvBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* weights, int64_t depth,
                int64_t filters, const TileOutput& output) {
   for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
-    if (depth >= kSlicedDepth) {
-      for (int64_t f = 0; f < filters; ++f)
-        SlicedHalf<kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
+    if (!kMasked && depth >= kSlicedDepth) {
+      for (int64_t f = 0; f < filters; ++f) SlicedHalf(panel, half, weights + f * depth, depth, Shifted(output, f));
       continue;
     }
     int64_t f = 0;
@@ -186,15 +181,15 @@ void ConvBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* wei
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
   constexpr int64_t kBlock = 8;
-  // A masked tile's lane masks, 4 vectors per word, made once for all its filters.
-  struct LaneMask { __m256i lanes; };
-  thread_local std::vector<LaneMask> lane_masks;
+  // A masked tile's nibble masks, 4 vectors per word, made once for all its filters.
+  struct NibbleMask { __m256i lanes; };
+  thread_local std::vector<NibbleMask> nibble_masks;
   const __m256i* masks = nullptr;
   if (panel.valid != nullptr) {
-    lane_masks.resize(depth * 4);
+    nibble_masks.resize(depth * 4);
     for (int64_t k = 0; k < depth; ++k)
-      for (int v = 0; v < 4; ++v) lane_masks[k * 4 + v].lanes = kLaneMasks(panel.valid[k] >> (4 * v));
-    masks = &lane_masks[0].lanes;
+      for (int v = 0; v < 4; ++v) nibble_masks[k * 4 + v].lanes = kNibbleMasks(panel.valid[k] >> (4 * v));
+    masks = &nibble_masks[0].lanes;
   }
   for (int64_t f0 = 0; f0 < filters; f0 += kBlock)
     (masks ? ConvBlock<true> : ConvBlock<false>)(panel, masks, weights + f0 * depth, depth,
