@@ -17,9 +17,9 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
-from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, describe_variable,
-                     fold_batchnorm_signs, is_true, replace_channel_concats, skip_sign_activation,
-                     unused_params)
+from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
+                     describe_variable, fold_batchnorm_signs, is_true, replace_channel_concats,
+                     skip_sign_activation, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -39,6 +39,7 @@ class ConversionReport:
         self.folded = []  # BatchNorms folded into the packed layers' sign thresholds
         self.residual_adds = 0  # elemwise adds absorbed by packed convolutions
         self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
+        self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
         self.values = 0
 
@@ -48,9 +49,10 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
-        if self.folded or self.residual_adds or self.channel_concats:
-            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats"
-                         % (len(self.folded), self.residual_adds, self.channel_concats))
+        if self.folded or self.residual_adds or self.channel_concats or self.shared_copies:
+            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats; "
+                         "%d shared inputs copied once" % (len(self.folded), self.residual_adds,
+                                                          self.channel_concats, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -169,6 +171,7 @@ def convert_graph(graph, params, where="model"):
     absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
+    report.shared_copies = copy_shared_inputs(nodes, absorbed)
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])
@@ -198,7 +201,8 @@ def _reachable(graph):
             index = stack.pop()
             if index not in reachable:
                 reachable.add(index)
-                stack.extend(edge[0] for edge in nodes[index].get("inputs", []) if not isinstance(edge, dict))
+                for edge in nodes[index].get("inputs", []):  # new nodes (dicts) read old ones
+                    stack.extend([e[0] for e in edge.get("inputs", [])] if isinstance(edge, dict) else [edge[0]])
     except (KeyError, IndexError, TypeError):
         raise ConversionError("symbol graph has bad input references") from None
     return reachable
@@ -206,24 +210,26 @@ def _reachable(graph):
 
 def _rebuild(graph, kept):
     """Replaces the node list by the old nodes of `kept`, (old index, place) in order;
-    references to `place` (the node itself, or an add it absorbed) point to it. New
-    variables, dicts in a node's inputs, become nodes right before their first user.
-    Renumbers every reference (inputs, heads, arg_nodes, node_row_ptr)."""
+    references to `place` (the node itself, or an add it absorbed) point to it. New nodes,
+    dicts in a node's inputs (variables, or operators reading old nodes that come before),
+    become nodes right before their first user. Renumbers every reference (inputs, heads,
+    arg_nodes, node_row_ptr)."""
     old_nodes = graph["nodes"]
     row_ptr = graph.get("node_row_ptr")
     outputs = ([row_ptr[i + 1] - row_ptr[i] for i in range(len(old_nodes))]
                if isinstance(row_ptr, list) and len(row_ptr) == len(old_nodes) + 1 else None)
-    new_index, nodes, new_outputs, variables = {}, [], [], {}
+    new_index, nodes, new_outputs, added = {}, [], [], {}
     try:
         for old, place in kept:
             inputs = []
             for entry in old_nodes[old].get("inputs", []):
-                if isinstance(entry, dict):  # a new variable, shared by all its users
-                    if id(entry) not in variables:
-                        variables[id(entry)] = len(nodes)
-                        nodes.append(entry)
+                if isinstance(entry, dict):  # a new node, shared by all its users
+                    if id(entry) not in added:
+                        added[id(entry)] = len(nodes)
+                        nodes.append(dict(entry, inputs=[[new_index[e[0]]] + list(e[1:])
+                                                         for e in entry.get("inputs", [])]))
                         new_outputs.append(1)
-                    inputs.append([variables[id(entry)], 0, 0])
+                    inputs.append([added[id(entry)], 0, 0])
                 else:
                     inputs.append([new_index[entry[0]]] + list(entry[1:]))
             node = dict(old_nodes[old], inputs=inputs)

@@ -9,7 +9,11 @@
   single float rounding;
 - Concat along channels becomes bmxnet's ChannelConcat: the same copy, without the
   overhead of MXNet's oneDNN Concat (15x slower on a 28x28 map; MeliusNet's dense blocks
-  concatenate once per layer).
+  concatenate once per layer);
+- a tensor that an MXNet operator hands to several inputs of bmxnet operators goes
+  through one copy (a ChannelConcat of one input) first: MXNet converts a oneDNN-blocked
+  tensor to NCHW for each extension-operator input on its own, and a packed ResNetE's
+  first block, whose data and residual are the stem's output, converted it twice.
 
 The graph is parsed symbol JSON; new variables are placed as dicts in a node's input
 list, where the converter's rebuild turns them into nodes.
@@ -21,6 +25,7 @@ from .sign_thresholds import sign_thresholds
 
 TRUE = ("true", "1")
 ADD_OPS = ("elemwise_add", "_plus", "_Plus")
+BMXNET_OPS = ("QConvolution", "QFullyConnected", "QActivation", "ChannelConcat")
 
 
 def attrs_of(node):
@@ -153,6 +158,32 @@ def replace_channel_concats(nodes):
             node["attrs"] = {"num_args": str(len(node["inputs"]))}
             replaced += 1
     return replaced
+
+
+def copy_shared_inputs(nodes, absorbed):
+    """Every output of an MXNet operator (not a variable, nor an add a packed convolution
+    absorbed: `absorbed` maps those to the conv) read by two or more inputs of bmxnet
+    operators is read through one new ChannelConcat node (num_args 1), a dict in their
+    input lists that the converter's rebuild turns into a node. Returns how many."""
+    readers = {}
+    for index, node in enumerate(nodes):
+        if node["op"] not in BMXNET_OPS:
+            continue
+        for position, entry in enumerate(node.get("inputs", [])):
+            source = _edge(nodes, entry)
+            if source is None or source in absorbed or nodes[source]["op"] in BMXNET_OPS + ("null",):
+                continue
+            readers.setdefault((source, entry[1]), []).append((index, position))
+    copies = 0
+    for (source, output), inputs in readers.items():
+        if len(inputs) < 2:
+            continue
+        copy = {"op": "ChannelConcat", "name": "%s_output%d_nchw" % (nodes[source]["name"], output),
+                "attrs": {"num_args": "1"}, "inputs": [[source, output, 0]]}
+        for index, position in inputs:
+            nodes[index]["inputs"][position] = copy
+        copies += 1
+    return copies
 
 
 def unused_params(graph, params, names):

@@ -154,3 +154,48 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     packed, report = convert_block(net)
     assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+class ConvPlusInput(mx.gluon.HybridBlock):
+    """conv(y) + y, with y the input itself or the output of an MXNet operator."""
+
+    def __init__(self, through_op):
+        super().__init__()
+        self.through_op = through_op
+        with self.name_scope():
+            self.conv = bnn.QConv2D(5, 3, padding=1, in_channels=5)
+
+    def hybrid_forward(self, F, x):
+        y = F.relu(x) if self.through_op else x
+        return self.conv(y) + y
+
+
+@pytest.mark.parametrize("through_op,copies", [(True, 1), (False, 0)])
+def test_converter_copies_an_operator_output_that_feeds_two_packed_inputs_once(through_op, copies, rng):
+    net = ConvPlusInput(through_op)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.array(rng.normal(size=(2, 5, 6, 6)))
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert report.residual_adds == 1 and report.shared_copies == copies
+    assert ("1 shared inputs copied once" in str(report)) == bool(copies)
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+def test_converter_copies_the_resnete_stem_output_once(rng):
+    """The stem's pooled output is both data and residual of the first block's packed conv."""
+    import json
+    net = get_model("resnete18", classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize()
+    x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert report.shared_copies == 1
+    nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
+    copy = next(n for n in nodes if n["op"] == "ChannelConcat")
+    assert nodes[copy["inputs"][0][0]]["op"] == "Pooling"
+    readers = [n for n in nodes if any(nodes[i[0]] is copy for i in n["inputs"])]
+    assert [n["op"] for n in readers] == ["QConvolution"] and len(readers[0]["inputs"]) >= 3
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
