@@ -1,5 +1,7 @@
-// The finishing step of a binary convolution tile, shared by the builds that first count
-// into a small buffer (portable, AVX2); each build compiles it with its own vector flags.
+// The finishing step of a binary convolution tile: the portable build counts into a small
+// buffer and finishes it here; the AVX2 and AVX-512 builds finish in registers the same
+// way (one float step each for scale, bias and residual) and use only Shifted. Each build
+// compiles this header with its own vector flags.
 #ifndef BMXNET_KERNELS_TILE_OUTPUT_H_
 #define BMXNET_KERNELS_TILE_OUTPUT_H_
 

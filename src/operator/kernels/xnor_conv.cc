@@ -61,6 +61,8 @@ struct ConvPlan {
       row_inside.push_back(Inside(i * g.dilate_h - g.pad_h, g.stride_h, g.in_height));
     for (int64_t j = 0; j < g.kernel_w; ++j)
       column_inside.push_back(Inside(j * g.dilate_w - g.pad_w, g.stride_w, g.in_width));
+    // A kernel row further down is inside from an earlier output row on, and up to an
+    // earlier one: the first row bounds where every row is inside from, the last up to.
     inner_rows = {row_inside.front().first, row_inside.back().last};
     inner_columns = {column_inside.front().first, column_inside.back().last};
     for (int64_t i = 0; i < g.kernel_h; ++i)
@@ -186,7 +188,8 @@ const uint16_t* MaskPadding(const ConvPlan& plan, TileBuffers* buffers) {
   for (int64_t i = 0; i < plan.g.kernel_h; ++i) {
     row_inside[i] = 0;
     for (int r = 0; r < run_count; ++r)
-      if (plan.row_inside[i].Contains(runs[r].row)) row_inside[i] |= PixelBits(runs[r].first, runs[r].first + runs[r].length);
+      if (plan.row_inside[i].Contains(runs[r].row))
+        row_inside[i] |= PixelBits(runs[r].first, runs[r].first + runs[r].length);
   }
   for (int64_t j = 0; j < plan.g.kernel_w; ++j) {
     column_inside[j] = 0;
@@ -206,7 +209,8 @@ const uint16_t* MaskPadding(const ConvPlan& plan, TileBuffers* buffers) {
     for (int p = 0; p < kTilePixels; ++p) rows[p] += row_inside[i] >> p & 1;
   for (int64_t j = 0; j < plan.g.kernel_w; ++j)
     for (int p = 0; p < kTilePixels; ++p) columns[p] += column_inside[j] >> p & 1;
-  for (int p = 0; p < kTilePixels; ++p) buffers->counted[p] = rows[p] * columns[p] * static_cast<int32_t>(plan.per_group);
+  for (int p = 0; p < kTilePixels; ++p)
+    buffers->counted[p] = rows[p] * columns[p] * static_cast<int32_t>(plan.per_group);
   return buffers->valid.data();
 }
 
