@@ -145,15 +145,21 @@ def test_channel_concat_names_bad_input(shapes, attrs, message):
         mx.nd.ChannelConcat(*[mx.nd.ones(s) for s in shapes], **attrs).wait_to_read()
 
 
-def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
-    net = get_model("meliusnet22", classes=10)
-    net.initialize(mx.init.Xavier(magnitude=2))
+def convert_exactly(net, x, initializer):
+    """Initializes, hybridizes and converts net; its packed output must equal the float-simulated
+    one on x. Returns (packed block, report)."""
+    net.initialize(initializer)
     net.hybridize()
-    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 32, 32)))
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
-    assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+    return packed, report
+
+
+def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
+    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 32, 32)))
+    _, report = convert_exactly(get_model("meliusnet22", classes=10), x, mx.init.Xavier(magnitude=2))
+    assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):
@@ -172,30 +178,20 @@ class ConvPlusInput(mx.gluon.HybridBlock):
 
 @pytest.mark.parametrize("through_op,copies", [(True, 1), (False, 0)])
 def test_converter_copies_an_operator_output_that_feeds_two_packed_inputs_once(through_op, copies, rng):
-    net = ConvPlusInput(through_op)
-    net.initialize(mx.init.Xavier())
-    net.hybridize()
     x = mx.nd.array(rng.normal(size=(2, 5, 6, 6)))
-    expected = net(x).asnumpy()
-    packed, report = convert_block(net)
+    _, report = convert_exactly(ConvPlusInput(through_op), x, mx.init.Xavier())
     assert report.residual_adds == 1 and report.shared_copies == copies
     assert ("1 shared inputs copied once" in str(report)) == bool(copies)
-    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
 
 
 def test_converter_copies_the_resnete_stem_output_once(rng):
     """The stem's pooled output is both data and residual of the first block's packed conv."""
     import json
-    net = get_model("resnete18", classes=10)
-    net.initialize(mx.init.Xavier(magnitude=2))
-    net.hybridize()
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
-    expected = net(x).asnumpy()
-    packed, report = convert_block(net)
+    packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
     assert report.shared_copies == 1
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     copy = next(n for n in nodes if n["op"] == "ChannelConcat")
     assert nodes[copy["inputs"][0][0]]["op"] == "Pooling"
     readers = [n for n in nodes if any(nodes[i[0]] is copy for i in n["inputs"])]
     assert [n["op"] for n in readers] == ["QConvolution"] and len(readers[0]["inputs"]) >= 3
-    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
