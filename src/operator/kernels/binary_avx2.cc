@@ -43,7 +43,7 @@ struct NibbleMasks {
 const NibbleMasks kNibbleMasks;
 
 // The output values of filter f for pixels first .. first + 7 of a tile, from their
-// mismatches in two vectors of 64-bit lanes, finished as StoreTile (tile_output.h) does:
+// mismatches in two vectors of 64-bit lanes, finished as the portable StoreTile does:
 // counted - 2 * mismatches, times scale, plus bias, plus residual, one float step each.
 inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int first, int64_t f,
                        const TileOutput& output) {

@@ -1,5 +1,6 @@
 // Portable build of the binary inner loops (no instruction-set flags).
 #include <algorithm>
+#include <cstring>
 
 #include "binary_kernels.h"
 #include "bitpack.h"
@@ -9,6 +10,30 @@ namespace bmxnet {
 namespace kernels {
 namespace portable {
 namespace {
+
+// mismatches[f * kTilePixels + p] -> output values of `filters` filters: counted - 2 *
+// mismatches, times scale, plus bias, plus residual, one float step each (the AVX2 and
+// AVX-512 builds finish the same way in registers).
+void StoreTile(const int32_t* mismatches, int64_t filters, const TilePanel& panel, const TileOutput& output) {
+  for (int64_t f = 0; f < filters; ++f) {
+    const int32_t* row = mismatches + f * kTilePixels;
+    float values[kTilePixels];
+    for (int p = 0; p < kTilePixels; ++p) values[p] = static_cast<float>(panel.counted[p] - 2 * row[p]);
+    if (output.scale != nullptr)
+      for (int p = 0; p < kTilePixels; ++p) values[p] *= output.scale[f];
+    if (output.bias != nullptr)
+      for (int p = 0; p < kTilePixels; ++p) values[p] += output.bias[f];
+    float* out = output.out + f * output.stride;
+    if (output.residual != nullptr) {
+      const float* residual = output.residual + f * output.stride;
+      for (int p = 0; p < panel.pixels; ++p) out[p] = values[p] + residual[p];
+    } else if (panel.pixels == kTilePixels) {
+      std::memcpy(out, values, sizeof(values));  // a fixed size: inlined, not a call
+    } else {
+      for (int p = 0; p < panel.pixels; ++p) out[p] = values[p];
+    }
+  }
+}
 
 template <bool kMasked>
 void CountFilter(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t* mismatches) {
