@@ -10,6 +10,10 @@
 - Concat along channels becomes bmxnet's ChannelConcat: the same copy, without the
   overhead of MXNet's oneDNN Concat (15x slower on a 28x28 map; MeliusNet's dense blocks
   concatenate once per layer);
+- Pooling (2-D, max or avg) of a plain NCHW tensor, such as bmxnet's layers hand on,
+  becomes bmxnet's PlainPooling: the same values, where MXNet's oneDNN pooling first
+  reorders the tensor to a blocked layout and back, or averages it in reference code
+  (0.6 ms for ResNetE's 64x56x56 shortcut with AVX2);
 - a tensor that an MXNet operator hands to several inputs of bmxnet operators goes
   through one copy (a ChannelConcat of one input) first: MXNet converts a oneDNN-blocked
   tensor to NCHW for each extension-operator input on its own, and a packed ResNetE's
@@ -25,7 +29,9 @@ from .sign_thresholds import sign_thresholds
 
 TRUE = ("true", "1")
 ADD_OPS = ("elemwise_add", "_plus", "_Plus")
-BMXNET_OPS = ("QConvolution", "QFullyConnected", "QActivation", "ChannelConcat")
+BMXNET_OPS = ("QConvolution", "QFullyConnected", "QActivation", "ChannelConcat", "PlainPooling")
+LAYOUT_KEEPING_OPS = ("BatchNorm", "Activation", "LeakyReLU", "relu", "sigmoid", "tanh", "clip", "Dropout")
+POOLING_ATTRS = ("kernel", "stride", "pad", "pool_type", "global_pool", "pooling_convention", "count_include_pad")
 
 
 def attrs_of(node):
@@ -157,6 +163,52 @@ def replace_channel_concats(nodes):
             node["op"] = "ChannelConcat"
             node["attrs"] = {"num_args": str(len(node["inputs"]))}
             replaced += 1
+    return replaced
+
+
+def _plain_pooling_attrs(attrs):
+    """PlainPooling's attributes for a Pooling node's, or None when it does something else
+    (sum or lp pooling, 1-D/3-D, another layout, a pad as large as the kernel)."""
+    def numbers(key, default):
+        values = [int(v) for v in str(attrs.get(key, default)).strip("()[] ").replace(" ", "").split(",") if v]
+        return values * 2 if len(values) == 1 else values
+    try:
+        kernel, pad = numbers("kernel", "(1, 1)"), numbers("pad", "(0, 0)")
+    except ValueError:
+        return None
+    if str(attrs.get("pool_type", "max")) not in ("max", "avg") or \
+            str(attrs.get("pooling_convention", "valid")) not in ("valid", "full") or \
+            str(attrs.get("layout", "NCHW")) not in ("NCHW", "None") or len(kernel) != 2 or len(pad) not in (0, 2):
+        return None
+    if not is_true(attrs, "global_pool") and any(p >= k for p, k in zip(pad, kernel)):
+        return None
+    return {key: value for key, value in attrs.items() if key in POOLING_ATTRS}
+
+
+def _reads_plain_nchw(nodes, entry, absorbed):
+    """Whether the tensor `entry` is in plain NCHW when MXNet runs the graph: a variable's,
+    a bmxnet operator's (also an add that a packed convolution absorbed: `absorbed` maps
+    those to the conv) or a reshape's output, or the output of an operator that keeps its
+    input's layout (BatchNorm, activations) applied to one. Outputs of oneDNN's convolution
+    and pooling are blocked, and MXNet converts a blocked input of an extension operator
+    into a fresh NCHW array on every call (ResNetE's 64x112x112 stem: 4.6 ms)."""
+    source = _edge(nodes, entry)
+    while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
+        source = _edge(nodes, nodes[source]["inputs"][0])
+    return source is not None and (source in absorbed or
+                                   nodes[source]["op"] in BMXNET_OPS + ("null", "Reshape", "reshape", "Flatten", "flatten"))
+
+
+def replace_poolings(nodes, absorbed):
+    """Pooling of a plain NCHW tensor -> PlainPooling where it has the same meaning;
+    returns how many."""
+    replaced = 0
+    for node in nodes:
+        if node["op"] == "Pooling" and node.get("inputs") and _reads_plain_nchw(nodes, node["inputs"][0], absorbed):
+            attrs = _plain_pooling_attrs(attrs_of(node))
+            if attrs is not None:
+                node["op"], node["attrs"] = "PlainPooling", attrs
+                replaced += 1
     return replaced
 
 

@@ -195,3 +195,36 @@ def test_converter_copies_the_resnete_stem_output_once(rng):
     assert nodes[copy["inputs"][0][0]]["op"] == "Pooling"
     readers = [n for n in nodes if any(nodes[i[0]] is copy for i in n["inputs"])]
     assert [n["op"] for n in readers] == ["QConvolution"] and len(readers[0]["inputs"]) >= 3
+
+
+def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
+    """ResNetE's shortcut and head poolings read packed layers' (plain NCHW) outputs; its stem
+    pooling reads a float conv's oneDNN-blocked output and stays MXNet's Pooling."""
+    import json
+    x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
+    packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
+    assert report.poolings == 4 and "4 poolings on plain NCHW" in str(report)
+    nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
+    pools = [(n["name"], n["op"]) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
+    assert [op for name, op in pools if "stem" in name] == ["Pooling"]
+    assert [op for name, op in pools if "stem" not in name] == ["PlainPooling"] * 4
+
+
+@pytest.mark.parametrize("attrs,replaced", [
+    (dict(kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full", count_include_pad=False), 1),
+    (dict(kernel=(3, 3), stride=(1, 1), pad=(1, 1), pool_type="max"), 1),
+    (dict(kernel=(2, 2), pool_type="sum"), 0),
+    (dict(kernel=(2, 2), pool_type="lp", p_value=2), 0)])
+def test_converter_replaces_only_poolings_plain_pooling_computes(attrs, replaced, rng):
+    class ConvThenPool(mx.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            with self.name_scope():
+                self.conv = bnn.QConv2D(4, 3, padding=1, in_channels=3)
+
+        def hybrid_forward(self, F, x):
+            return F.Pooling(self.conv(x), **attrs)
+
+    x = mx.nd.array(rng.normal(size=(2, 3, 7, 7)))
+    _, report = convert_exactly(ConvThenPool(), x, mx.init.Xavier())
+    assert report.poolings == replaced

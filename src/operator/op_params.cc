@@ -209,6 +209,27 @@ int ReadChannelConcat(const Attributes& attrs) {
   return count;
 }
 
+PlainPoolingParams ReadPlainPooling(const Attributes& attrs) {
+  AttributeReader reader("PlainPooling", attrs);
+  PlainPoolingParams p;
+  p.global_pool = reader.Bool("global_pool", false);
+  if (!p.global_pool && !reader.Has("kernel"))
+    throw ParamError("PlainPooling: missing required parameter 'kernel' (or global_pool=True)");
+  p.kernel = reader.Tuple("kernel", p.kernel, 2, 1);
+  p.stride = reader.Tuple("stride", p.stride, 2, 1);
+  p.pad = reader.Tuple("pad", p.pad, 2, 0);
+  for (int d = 0; d < 2 && !p.global_pool; ++d)
+    if (p.pad[d] >= p.kernel[d])
+      reader.Fail("pad", reader.Text("pad", ""), "must be smaller than the kernel " + ShapeString(p.kernel));
+  p.max = reader.Choice<bool>("pool_type", "max", {{"max", true}, {"avg", false}});
+  p.full_convention = reader.Choice<bool>("pooling_convention", "valid", {{"valid", false}, {"full", true}});
+  p.count_include_pad = reader.Bool("count_include_pad", true);
+  std::string layout = reader.Text("layout", "NCHW");
+  if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
+  reader.RejectUnknown();
+  return p;
+}
+
 QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   AttributeReader reader("QFullyConnected", attrs);
   QFullyConnectedParams p;
@@ -260,6 +281,7 @@ QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
   return Cached(attrs, ReadQFullyConnected);
 }
 int ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
+PlainPoolingParams ParsePlainPooling(const Attributes& attrs) { return Cached(attrs, ReadPlainPooling); }
 
 template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {

@@ -49,6 +49,12 @@ struct QFullyConnectedParams {
   bool binarized_weights_only = false;
 };
 
+// MXNet Pooling's parameters that PlainPooling takes (2-D, NCHW, max or avg).
+struct PlainPoolingParams {
+  std::vector<int64_t> kernel{1, 1}, stride{1, 1}, pad{0, 0};
+  bool max = true, global_pool = false, full_convention = false, count_include_pad = true;
+};
+
 inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }
 inline bool AddsResidual(const QFullyConnectedParams&) { return false; }
 inline bool HasDataThreshold(const QConvolutionParams& p) { return p.data_threshold; }
@@ -73,6 +79,7 @@ QActivationParams ParseQActivation(const Attributes& attrs);
 // ChannelConcat's one parameter: how many inputs.
 int ParseChannelConcat(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);
+PlainPoolingParams ParsePlainPooling(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);
 
 // "(2, 3)" -> {2, 3}; used for shapes in messages too.

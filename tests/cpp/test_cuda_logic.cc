@@ -15,6 +15,8 @@
 #include "cuda/float_logic.h"
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
+#include "kernels/cpu_features.h"
+#include "kernels/pooling.h"
 #include "kernels/quantize.h"
 #include "kernels/xnor_conv.h"
 
@@ -291,6 +293,40 @@ void TestWeightQuantizers() {
     }
 }
 
+// PoolValue, one output per thread as the CUDA kernel runs it, against PoolForward on every
+// kernel path (whose vector blocks cover the inner windows), over strides 1-3, padding,
+// partial vectors and both count modes.
+void TestPooling() {
+  std::mt19937 rng(11);
+  struct Case { int64_t h, w, k, s, p; } cases[] = {{7, 7, 3, 2, 1}, {9, 30, 2, 2, 0}, {12, 40, 3, 1, 1},
+                                                    {5, 11, 3, 3, 1}, {14, 14, 2, 1, 0}, {6, 6, 6, 1, 0}};
+  for (const Case& c : cases)
+    for (int mode = 0; mode < 3; ++mode) {
+      kernels::PoolGeometry g;
+      g.planes = 5;
+      g.in_height = c.h;
+      g.in_width = c.w;
+      g.kernel_h = g.kernel_w = c.k;
+      g.stride_h = g.stride_w = c.s;
+      g.pad_h = g.pad_w = c.p;
+      g.out_height = (c.h + 2 * c.p - c.k) / c.s + 1;
+      g.out_width = (c.w + 2 * c.p - c.k) / c.s + 1;
+      g.max = mode == 0;
+      g.count_include_pad = mode == 1;
+      const std::vector<float> x = Random(g.planes * c.h * c.w, &rng);
+      std::vector<float> expected(g.planes * g.out_height * g.out_width), y(expected.size());
+      for (size_t i = 0; i < expected.size(); ++i) expected[i] = kernels::PoolValue(g, x.data(), i);
+      const std::string name = "pooling " + std::to_string(c.h) + "x" + std::to_string(c.w) + " k" +
+                               std::to_string(c.k) + " s" + std::to_string(c.s) + " p" + std::to_string(c.p) +
+                               (g.max ? " max" : g.count_include_pad ? " avg" : " avg excluding padding");
+      for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+        if (isa > kernels::ActiveIsa()) continue;
+        kernels::PoolForward(g, x.data(), y.data(), 2, isa);
+        Check(y == expected, name + " on " + kernels::IsaName(isa));
+      }
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -299,6 +335,7 @@ int main() {
   TestActivations();
   TestWeightQuantizers();
   TestFloatLayers();
+  TestPooling();
   std::printf("cuda logic on the host: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 // CUDA kernels of the float layers that non-packed Q layers run on quantized values: one
-// thread per output value (float_logic.h), forward and gradients.
+// thread per output value (float_logic.h), forward and gradients; and PlainPooling's.
 #include "float_logic.h"
 #include "launch_util.cuh"
 #include "launchers.h"
@@ -39,7 +39,29 @@ __global__ void DenseGradKernel(const float* x, const float* w, const float* dy,
   }
 }
 
+__global__ void PoolKernel(kernels::PoolGeometry g, const float* x, float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = kernels::PoolValue(g, x, i);
+}
+
+__global__ void PoolGradKernel(kernels::PoolGeometry g, const float* x, const float* dy, float* dx, int64_t n) {
+  BMX_GRID_STRIDE(i, n) dx[i] = kernels::PoolGradValue(g, x, dy, i);
+}
+
 }  // namespace
+
+void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream) {
+  const int64_t n = g.planes * g.out_height * g.out_width;
+  if (n == 0) return;
+  PoolKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, x, y, n);
+  Check("pooling");
+}
+
+void PoolGradient(const kernels::PoolGeometry& g, const float* x, const float* dy, float* dx, void* stream) {
+  const int64_t n = g.planes * g.in_height * g.in_width;
+  if (n == 0) return;
+  PoolGradKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, x, dy, dx, n);
+  Check("pooling gradient");
+}
 
 void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, void* stream) {
   const int64_t n = s.batch * s.filters * s.OutSpatial();

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "../kernels/pooling.h"
 #include "../kernels/quantize.h"
 #include "binary_logic.h"
 
@@ -34,6 +35,11 @@ void Dense(const uint64_t* x, const uint64_t* w, const float* scale, const float
 // Copies `images` rows of `bytes` bytes between pitched buffers (ChannelConcat's pieces).
 void CopyRows(const void* source, int64_t source_pitch, void* destination, int64_t destination_pitch,
               int64_t bytes, int64_t images, void* stream);
+
+// PlainPooling: y [planes, OH, OW] from x [planes, H, W], one thread per output (PoolValue).
+void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream);
+// Its data gradient dx [planes, H, W], one thread per input (PoolGradValue).
+void PoolGradient(const kernels::PoolGeometry& g, const float* x, const float* dy, float* dx, void* stream);
 
 void QuantizeActivation(const kernels::ActivationSpec& spec, const float* x, float* y, int64_t n,
                         void* stream);

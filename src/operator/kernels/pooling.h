@@ -1,0 +1,133 @@
+// Max and average pooling of float NCHW planes with the values of MXNet's Pooling: a
+// window's sum runs over its rows, within a row over its columns, from 0, and is divided
+// by its count once, as MXNet's and oneDNN's loops do. model-converter puts it (operator
+// PlainPooling) in place of Pooling in packed models, which so keep the float-simulated
+// model's results bit for bit.
+#ifndef BMXNET_KERNELS_POOLING_H_
+#define BMXNET_KERNELS_POOLING_H_
+
+#include <cstdint>
+
+#include "cpu_features.h"
+#include "host_device.h"
+
+namespace bmxnet {
+namespace kernels {
+
+struct PoolGeometry {
+  int64_t planes = 1;  // images times channels
+  int64_t in_height = 1, in_width = 1, out_height = 1, out_width = 1;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  bool max = true;
+  // Average only: the count includes a window's padded taps (up to `pad` past the image,
+  // as MXNet counts them), else only its taps inside the image.
+  bool count_include_pad = true;
+  // Average only: each tap divided by the count, then summed, as MXNet's own loop does;
+  // MXNet 1.9 runs that loop, not oneDNN's, for pooling_convention='full' when the last
+  // windows reach past the padded input.
+  bool divide_each_tap = false;
+};
+
+// The taps of window o along one axis: [first, end) inside the image, and how many the
+// average divides by.
+struct PoolWindow {
+  int64_t first, end, count;
+};
+
+BMX_HD inline PoolWindow WindowAt(int64_t o, int64_t size, int64_t kernel, int64_t stride, int64_t pad,
+                                  bool count_include_pad) {
+  const int64_t start = o * stride - pad;
+  const int64_t padded_end = start + kernel < size + pad ? start + kernel : size + pad;
+  const int64_t first = start > 0 ? start : 0, end = padded_end < size ? padded_end : size;
+  return {first, end, count_include_pad ? padded_end - start : end - first};
+}
+
+// y[index], index over [planes, OH, OW], one window at a time (the CUDA kernel's work;
+// PoolForward computes the same values a row at a time).
+BMX_HD inline float PoolValue(const PoolGeometry& g, const float* x, int64_t index) {
+  const int64_t ow = index % g.out_width, oh = index / g.out_width % g.out_height;
+  const float* plane = x + index / (g.out_width * g.out_height) * g.in_height * g.in_width;
+  const PoolWindow rows = WindowAt(oh, g.in_height, g.kernel_h, g.stride_h, g.pad_h, g.count_include_pad);
+  const PoolWindow columns = WindowAt(ow, g.in_width, g.kernel_w, g.stride_w, g.pad_w, g.count_include_pad);
+  const float count = static_cast<float>(rows.count * columns.count);
+  float value = g.max ? -3.40282347e38f : 0.0f;  // the lowest float, as MXNet starts
+  for (int64_t h = rows.first; h < rows.end; ++h)
+    for (int64_t w = columns.first; w < columns.end; ++w) {
+      const float v = plane[h * g.in_width + w];
+      value = g.max ? (v > value ? v : value) : value + (g.divide_each_tap ? v / count : v);
+    }
+  return g.max || g.divide_each_tap ? value : value / count;
+}
+
+// Outputs [first, last] along an axis whose windows (before clipping) hold input i.
+BMX_HD inline void OutputsReading(int64_t i, int64_t outputs, int64_t kernel, int64_t stride, int64_t pad,
+                                  int64_t* first, int64_t* last) {
+  const int64_t lowest = i + pad - kernel + 1;  // o * stride >= i + pad - kernel + 1
+  *first = lowest > 0 ? (lowest + stride - 1) / stride : 0;
+  const int64_t highest = (i + pad) / stride;   // o * stride <= i + pad
+  *last = highest < outputs - 1 ? highest : outputs - 1;
+}
+
+// dx[index], index over [planes, H, W], from the output gradient dy: the sum over the
+// windows holding this input of dy / count (avg), or of dy where it is the window's max
+// (its first tap of the largest value, the one PoolValue keeps).
+BMX_HD inline float PoolGradValue(const PoolGeometry& g, const float* x, const float* dy, int64_t index) {
+  const int64_t iw = index % g.in_width, ih = index / g.in_width % g.in_height;
+  const int64_t plane = index / (g.in_width * g.in_height);
+  const float* in = x + plane * g.in_height * g.in_width;
+  const float* grad = dy + plane * g.out_height * g.out_width;
+  int64_t oh_first, oh_last, ow_first, ow_last;
+  OutputsReading(ih, g.out_height, g.kernel_h, g.stride_h, g.pad_h, &oh_first, &oh_last);
+  OutputsReading(iw, g.out_width, g.kernel_w, g.stride_w, g.pad_w, &ow_first, &ow_last);
+  float sum = 0.0f;
+  for (int64_t oh = oh_first; oh <= oh_last; ++oh) {
+    const PoolWindow rows = WindowAt(oh, g.in_height, g.kernel_h, g.stride_h, g.pad_h, g.count_include_pad);
+    for (int64_t ow = ow_first; ow <= ow_last; ++ow) {
+      const PoolWindow columns = WindowAt(ow, g.in_width, g.kernel_w, g.stride_w, g.pad_w, g.count_include_pad);
+      const float dy_value = grad[oh * g.out_width + ow];
+      if (!g.max) {
+        sum += dy_value / static_cast<float>(rows.count * columns.count);
+        continue;
+      }
+      float best = -3.40282347e38f;
+      int64_t best_h = -1, best_w = -1;
+      for (int64_t h = rows.first; h < rows.end; ++h)
+        for (int64_t w = columns.first; w < columns.end; ++w)
+          if (in[h * g.in_width + w] > best) {
+            best = in[h * g.in_width + w];
+            best_h = h;
+            best_w = w;
+          }
+      if (best_h == ih && best_w == iw) sum += dy_value;
+    }
+  }
+  return sum;
+}
+
+// y [planes, OH, OW] from x [planes, H, W]; `isa` picks the inner loops (AVX2 vectors
+// for either vector set).
+void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, Isa isa = ActiveIsa());
+// dx [planes, H, W] (PoolGradValue).
+void PoolBackward(const PoolGeometry& g, const float* x, const float* dy, float* dx, int threads);
+
+// Output rows in one block of the AVX2 kernel: kPoolBlockRows rows whose windows lie
+// inside the image, or one row (of any window).
+constexpr int kPoolBlockRows = 4;
+struct PoolBlockRows {
+  int rows;               // 1 or kPoolBlockRows
+  int64_t first;          // input row of the first row's first tap
+  int64_t taps, count;    // kernel rows inside the image; a row's count (avg)
+};
+
+namespace avx2 {
+// Outputs ow .. ow + outputs - 1 (outputs <= 8) of the block's output rows, whose windows
+// lie inside the image along the width, into out (row r at out + r * out_width);
+// stride_w 1 or 2. PoolValue's values.
+void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
+               float* out);
+}  // namespace avx2
+
+}  // namespace kernels
+}  // namespace bmxnet
+
+#endif  // BMXNET_KERNELS_POOLING_H_

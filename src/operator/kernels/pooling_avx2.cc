@@ -1,0 +1,68 @@
+// Compiled with -mavx2; called only after ActiveIsa() reported AVX2 support: blocks of
+// inner windows (PoolBlock in pooling.h), 8 outputs of a row per vector.
+#include <immintrin.h>
+
+#include "pooling.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace avx2 {
+namespace {
+
+// Input columns c, c + stride, ..., c + 7 * stride of a row (`outputs` of them exist),
+// from row[0] = column c.
+template <int kStride>
+inline __m256 Taps(const float* row, int outputs, __m256i existing) {
+  if (kStride == 1) return outputs == 8 ? _mm256_loadu_ps(row) : _mm256_maskload_ps(row, existing);
+  // Stride 2: the even floats of 16, read as two halves of 8, masked past the last
+  // output's tap (which may be the last float of the tensor).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 low = outputs == 8 ? _mm256_loadu_ps(row)
+                                  : _mm256_maskload_ps(row, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * outputs - 1), lane));
+  const __m256 high = _mm256_maskload_ps(row + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * outputs - 9), lane));
+  // (l0 l2 h0 h2 | l4 l6 h4 h6) -> (l0 l2 l4 l6 h0 h2 h4 h6)
+  const __m256 even = _mm256_shuffle_ps(low, high, 0x88);
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xd8));
+}
+
+// kRows output rows at once: their chains of dependent adds (or maxes) interleave.
+template <bool kMax, int kStride, int kRows>
+void Block(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
+           float* out) {
+  const __m256i existing = _mm256_cmpgt_epi32(_mm256_set1_epi32(outputs), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 values[kRows];
+  for (int r = 0; r < kRows; ++r) values[r] = kMax ? _mm256_set1_ps(-3.40282347e38f) : _mm256_setzero_ps();
+  const float* corner = plane + rows.first * g.in_width + ow * kStride - g.pad_w;
+  for (int64_t i = 0; i < rows.taps; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j)
+      for (int r = 0; r < kRows; ++r) {
+        const __m256 v = Taps<kStride>(corner + (r * g.stride_h + i) * g.in_width + j, outputs, existing);
+        // max(v, values) is v > values ? v : values, as PoolValue compares
+        values[r] = kMax ? _mm256_max_ps(v, values[r]) : _mm256_add_ps(values[r], v);
+      }
+  const __m256 count = _mm256_set1_ps(static_cast<float>(rows.count) * static_cast<float>(g.kernel_w));
+  for (int r = 0; r < kRows; ++r) {
+    const __m256 value = kMax ? values[r] : _mm256_div_ps(values[r], count);
+    if (outputs == 8) _mm256_storeu_ps(out + r * g.out_width, value);
+    else _mm256_maskstore_ps(out + r * g.out_width, existing, value);
+  }
+}
+
+template <bool kMax, int kStride>
+void BlockOf(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
+             float* out) {
+  if (rows.rows == kPoolBlockRows) Block<kMax, kStride, kPoolBlockRows>(g, rows, plane, ow, outputs, out);
+  else Block<kMax, kStride, 1>(g, rows, plane, ow, outputs, out);
+}
+
+}  // namespace
+
+void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
+               float* out) {
+  if (g.stride_w == 1) (g.max ? BlockOf<true, 1> : BlockOf<false, 1>)(g, rows, plane, ow, outputs, out);
+  else (g.max ? BlockOf<true, 2> : BlockOf<false, 2>)(g, rows, plane, ow, outputs, out);
+}
+
+}  // namespace avx2
+}  // namespace kernels
+}  // namespace bmxnet

@@ -1,0 +1,92 @@
+"""PlainPooling: MXNet's Pooling values, bit for bit, on plain NCHW tensors (model-converter's
+packed models), on each kernel path; its gradient; one-line errors."""
+import itertools
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.base import MXNetError
+
+from bmxnet import _library
+
+# (H, W): rows narrower and wider than one 8-output vector, odd sizes, a last partial vector
+SIZES = [(7, 7), (8, 9), (5, 11), (12, 40)]
+CONFIGS = [dict(kernel=(k, k), stride=(s, s), pad=(p, p), pool_type=t, pooling_convention=c, count_include_pad=i)
+           for k, s, p, t, c, i in itertools.product([1, 2, 3], [1, 2, 3], [0, 1], ["max", "avg"], ["valid", "full"],
+                                                     [True, False])
+           if p < k and not (t == "max" and not i)]  # count_include_pad means nothing to max
+
+
+@pytest.fixture(params=["portable", "avx2", "avx512"])
+def isa(request, monkeypatch):
+    """Forces a kernel path (never above the CPU's) for the test, then restores the best."""
+    monkeypatch.setenv("BMXNET_ISA", request.param)
+    _library.refresh_isa()
+    if _library.active_isa() != request.param:
+        monkeypatch.delenv("BMXNET_ISA")
+        _library.refresh_isa()
+        pytest.skip("this CPU has no " + request.param)
+    yield request.param
+    monkeypatch.delenv("BMXNET_ISA")
+    _library.refresh_isa()
+
+
+def test_plain_pooling_equals_mxnet_pooling(isa, rng):
+    compared = 0
+    for (h, w), attrs in itertools.product(SIZES, CONFIGS):
+        k, p = attrs["kernel"][0], attrs["pad"][0]
+        if k > min(h, w) + 2 * p:
+            continue
+        x = mx.nd.array(rng.normal(scale=3, size=(2, 3, h, w)))
+        expected = mx.nd.Pooling(x, **attrs).asnumpy()
+        np.testing.assert_array_equal(mx.nd.PlainPooling(x, **attrs).asnumpy(), expected,
+                                      err_msg="%s on %dx%d" % (attrs, h, w))
+        compared += 1
+    assert compared > 300
+
+
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_plain_pooling_global_equals_mxnet(pool_type, rng):
+    x = mx.nd.array(rng.normal(size=(3, 20, 7, 6)))  # 60 planes: 7 chains of 8 and 4 alone
+    expected = mx.nd.Pooling(x, kernel=(1, 1), global_pool=True, pool_type=pool_type).asnumpy()
+    np.testing.assert_array_equal(mx.nd.PlainPooling(x, global_pool=True, pool_type=pool_type).asnumpy(), expected)
+
+
+@pytest.mark.parametrize("attrs", [dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"),
+                                   dict(kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full",
+                                        count_include_pad=False),
+                                   dict(kernel=(3, 3), stride=(1, 1), pad=(1, 1), pool_type="avg")])
+def test_plain_pooling_gradient_equals_mxnet(attrs, rng):
+    x = mx.nd.array(rng.normal(size=(2, 3, 9, 10)))
+    dy = mx.nd.array(rng.normal(size=mx.nd.Pooling(x, **attrs).shape))
+    grads = []
+    for op in (mx.nd.Pooling, mx.nd.PlainPooling):
+        x.attach_grad()
+        with mx.autograd.record():
+            y = op(x, **attrs)
+        y.backward(dy)
+        grads.append(x.grad.asnumpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
+
+
+def test_plain_pooling_leaves_its_input_alone(rng):
+    data = rng.normal(size=(1, 2, 6, 6)).astype(np.float32)
+    x = mx.nd.array(data)
+    mx.nd.PlainPooling(x, kernel=(2, 2), stride=(2, 2), pool_type="avg").wait_to_read()
+    np.testing.assert_array_equal(x.asnumpy(), data)
+
+
+@pytest.mark.parametrize("shape,attrs,message", [
+    ((1, 1, 4, 4), dict(pool_type="max"), "missing required parameter 'kernel' (or global_pool=True)"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), pad=(2, 2)), "invalid pad='(2, 2)': must be smaller than the kernel (2, 2)"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), pool_type="sum"), "invalid pool_type='sum': expected one of max, avg"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), pooling_convention="same"),
+     "invalid pooling_convention='same': expected one of valid, full"),
+    ((1, 1, 2, 2), dict(kernel=(3, 3)), "kernel (3, 3) is larger than the padded input (2 along dimension 2)"),
+    ((4, 4), dict(kernel=(2, 2)), "data must be 4-D NCHW, got (4, 4)"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NHWC"), "invalid layout='NHWC': only NCHW is supported"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), p_value=2), "unknown parameter 'p_value'")])
+def test_plain_pooling_names_bad_input(shape, attrs, message):
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.PlainPooling(mx.nd.ones(shape), **attrs).wait_to_read()
