@@ -120,7 +120,9 @@ def test_converter_folds_only_batchnorms_it_can_fold_exactly(shared, zero_gamma,
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)
 
 
-@pytest.mark.parametrize("shapes", [[(2, 5, 3, 4), (2, 7, 3, 4)], [(3, 4), (3, 1), (3, 6)], [(1, 64, 5, 5)]])
+# the last: rows of 67,500 and 40,000 floats, copied in 64 KB pieces by two threads
+@pytest.mark.parametrize("shapes", [[(2, 5, 3, 4), (2, 7, 3, 4)], [(3, 4), (3, 1), (3, 6)], [(1, 64, 5, 5)],
+                                    [(2, 27, 50, 50), (2, 16, 50, 50)]])
 def test_channel_concat_equals_concat_forward_and_backward(shapes, rng):
     inputs = [mx.nd.array(rng.normal(size=s)) for s in shapes]
     for x in inputs:
