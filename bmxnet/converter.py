@@ -174,7 +174,7 @@ def convert_graph(graph, params, where="model"):
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
     report.poolings = replace_poolings(nodes, absorbed)
-    report.shared_copies = copy_shared_inputs(nodes, absorbed)
+    report.shared_copies = copy_shared_inputs(nodes, absorbed, _reachable(graph))
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])

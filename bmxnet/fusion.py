@@ -212,14 +212,15 @@ def replace_poolings(nodes, absorbed):
     return replaced
 
 
-def copy_shared_inputs(nodes, absorbed):
+def copy_shared_inputs(nodes, absorbed, live):
     """Every output of an MXNet operator (not a variable, nor an add a packed convolution
     absorbed: `absorbed` maps those to the conv) read by two or more inputs of bmxnet
-    operators is read through one new ChannelConcat node (num_args 1), a dict in their
-    input lists that the converter's rebuild turns into a node. Returns how many."""
+    operators among the `live` nodes (a skipped sign activation reads nothing any more) is
+    read through one new ChannelConcat node (num_args 1), a dict in their input lists that
+    the converter's rebuild turns into a node. Returns how many."""
     readers = {}
     for index, node in enumerate(nodes):
-        if node["op"] not in BMXNET_OPS:
+        if node["op"] not in BMXNET_OPS or index not in live:
             continue
         for position, entry in enumerate(node.get("inputs", [])):
             source = _edge(nodes, entry)

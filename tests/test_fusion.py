@@ -230,3 +230,20 @@ def test_converter_replaces_only_poolings_plain_pooling_computes(attrs, replaced
     x = mx.nd.array(rng.normal(size=(2, 3, 7, 7)))
     _, report = convert_exactly(ConvThenPool(), x, mx.init.Xavier())
     assert report.poolings == replaced
+
+
+def test_converter_counts_no_reader_in_a_skipped_sign_activation(rng):
+    """A QDense reads the flattened map through its sign activation, which the converter skips:
+    one live reader, so no copy (binary LeNet's Flatten had one)."""
+    class FlattenDense(mx.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            with self.name_scope():
+                self.dense = bnn.QDense(6, in_units=48)
+
+        def hybrid_forward(self, F, x):
+            return self.dense(F.flatten(F.relu(x)))
+
+    x = mx.nd.array(rng.normal(size=(2, 3, 4, 4)))
+    _, report = convert_exactly(FlattenDense(), x, mx.init.Xavier())
+    assert report.shared_copies == 0
