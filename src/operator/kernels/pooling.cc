@@ -1,3 +1,6 @@
+// PoolForward and PoolBackward (pooling.h): windows wholly inside the image go through the
+// AVX2 blocks, 8 outputs of 1 or 4 rows at a time, the rest one at a time through
+// PoolValue; a window as large as the plane chains planes instead.
 #include "pooling.h"
 
 #include <algorithm>
@@ -28,8 +31,9 @@ struct InnerRange {
 void PoolRows(const PoolGeometry& g, const InnerRange& columns, const PoolBlockRows& rows, int64_t oh,
               const float* plane, float* y) {
   for (int r = 0; r < rows.rows; ++r) {
-    for (int64_t ow = 0; ow < columns.first; ++ow) y[(oh + r) * g.out_width + ow] = PoolValue(g, plane, (oh + r) * g.out_width + ow);
-    for (int64_t ow = columns.last; ow < g.out_width; ++ow) y[(oh + r) * g.out_width + ow] = PoolValue(g, plane, (oh + r) * g.out_width + ow);
+    const int64_t row = (oh + r) * g.out_width;
+    for (int64_t ow = 0; ow < columns.first; ++ow) y[row + ow] = PoolValue(g, plane, row + ow);
+    for (int64_t ow = columns.last; ow < g.out_width; ++ow) y[row + ow] = PoolValue(g, plane, row + ow);
   }
   for (int64_t ow = columns.first; ow < columns.last; ow += kChunk)
     avx2::PoolBlock(g, rows, plane, ow, static_cast<int>(std::min<int64_t>(kChunk, columns.last - ow)),
@@ -86,7 +90,8 @@ void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, I
   const bool vectors = isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;
   ParallelFor(g.planes, small ? 1 : threads, [&](int64_t begin, int64_t end) {
     if (whole_planes) return PoolWholePlanes(g, x + begin * in_plane, y + begin, end - begin);
-    for (int64_t p = begin; p < end; ++p) PoolPlane(g, inner_rows, columns, vectors, x + p * in_plane, y + p * out_plane);
+    for (int64_t p = begin; p < end; ++p)
+      PoolPlane(g, inner_rows, columns, vectors, x + p * in_plane, y + p * out_plane);
   });
 }
 

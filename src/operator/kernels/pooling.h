@@ -70,7 +70,8 @@ BMX_HD inline void OutputsReading(int64_t i, int64_t outputs, int64_t kernel, in
 
 // dx[index], index over [planes, H, W], from the output gradient dy: the sum over the
 // windows holding this input of dy / count (avg), or of dy where it is the window's max
-// (its first tap of the largest value, the one PoolValue keeps).
+// (its first tap of the largest value, the one PoolValue keeps). Each max window is
+// searched again per input it holds: meant for the small windows of CNN pooling.
 BMX_HD inline float PoolGradValue(const PoolGeometry& g, const float* x, const float* dy, int64_t index) {
   const int64_t iw = index % g.in_width, ih = index / g.in_width % g.in_height;
   const int64_t plane = index / (g.in_width * g.in_height);
