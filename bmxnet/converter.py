@@ -19,7 +19,7 @@ import numpy as np
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
                      describe_variable, fold_batchnorm_signs, is_true, replace_channel_concats, replace_poolings,
-                     skip_sign_activation, unused_params)
+                     skip_sign_activation, take_leading_slices, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -39,6 +39,7 @@ class ConversionReport:
         self.folded = []  # BatchNorms folded into the packed layers' sign thresholds
         self.residual_adds = 0  # elemwise adds absorbed by packed convolutions
         self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
+        self.slices_in_place = 0  # leading-channel slices a ChannelConcat reads in place
         self.poolings = 0  # Pooling run as PlainPooling
         self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
@@ -51,10 +52,10 @@ class ConversionReport:
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
         if self.folded or self.residual_adds or self.channel_concats or self.poolings or self.shared_copies:
-            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats; "
-                         "%d poolings on plain NCHW; %d shared inputs copied once"
-                         % (len(self.folded), self.residual_adds, self.channel_concats, self.poolings,
-                            self.shared_copies))
+            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats "
+                         "(%d slices read in place); %d poolings on plain NCHW; %d shared inputs copied once"
+                         % (len(self.folded), self.residual_adds, self.channel_concats, self.slices_in_place,
+                            self.poolings, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -173,6 +174,7 @@ def convert_graph(graph, params, where="model"):
     absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
+    report.slices_in_place = take_leading_slices(nodes, consumers)
     report.poolings = replace_poolings(nodes, absorbed)
     report.shared_copies = copy_shared_inputs(nodes, absorbed, _reachable(graph))
     reachable, moved = _reachable(graph), set(absorbed.values())

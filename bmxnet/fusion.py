@@ -10,6 +10,8 @@
 - Concat along channels becomes bmxnet's ChannelConcat: the same copy, without the
   overhead of MXNet's oneDNN Concat (15x slower on a 28x28 map; MeliusNet's dense blocks
   concatenate once per layer);
+- a slice of an input's leading channels that only a ChannelConcat reads is read in place
+  (`take_channels`), not copied first;
 - Pooling (2-D, max or avg) of a plain NCHW tensor, such as bmxnet's layers hand on,
   becomes bmxnet's PlainPooling: the same values, where MXNet's oneDNN pooling first
   reorders the tensor to a blocked layout and back, or averages it in reference code
@@ -164,6 +166,31 @@ def replace_channel_concats(nodes):
             node["attrs"] = {"num_args": str(len(node["inputs"]))}
             replaced += 1
     return replaced
+
+
+def take_leading_slices(nodes, consumers):
+    """A slice_axis(axis=1, begin=0, end=k) whose only consumer is a ChannelConcat input
+    becomes that input's take_channels=k, read in place (MeliusNet's improvement blocks:
+    concat(x[:, :k], ...)); returns how many."""
+    taken = 0
+    for node in nodes:
+        if node["op"] != "ChannelConcat":
+            continue
+        take = [0] * len(node["inputs"])
+        for position, entry in enumerate(node["inputs"]):
+            source = _edge(nodes, entry)
+            if source is None or nodes[source]["op"] != "slice_axis" or consumers.get(source) != 1:
+                continue
+            attrs = attrs_of(nodes[source])
+            end = str(attrs.get("end", "None"))
+            if str(attrs.get("axis")) != "1" or str(attrs.get("begin", "0")) != "0" or not end.isdigit() or end == "0":
+                continue
+            node["inputs"][position] = nodes[source]["inputs"][0]
+            take[position] = int(end)
+            taken += 1
+        if any(take):
+            attrs_of(node)["take_channels"] = "(%s)" % ", ".join(map(str, take))
+    return taken
 
 
 def _plain_pooling_attrs(attrs):

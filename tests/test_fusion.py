@@ -137,11 +137,29 @@ def test_channel_concat_equals_concat_forward_and_backward(shapes, rng):
         np.testing.assert_array_equal(x.grad.asnumpy(), dy[:, begin:end])
 
 
+def test_channel_concat_takes_leading_channels(rng):
+    """take_channels=(k, 0): the first k channels of input 0, all of input 1; backward, the
+    channels input 0 did not give get a zero gradient."""
+    a, b = mx.nd.array(rng.normal(size=(2, 6, 3, 5))), mx.nd.array(rng.normal(size=(2, 4, 3, 5)))
+    for x in (a, b):
+        x.attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.ChannelConcat(a, b, num_args=2, take_channels=(4, 0))
+    np.testing.assert_array_equal(out.asnumpy(), np.concatenate([a.asnumpy()[:, :4], b.asnumpy()], axis=1))
+    dy = rng.normal(size=out.shape).astype(np.float32)
+    out.backward(mx.nd.array(dy))
+    np.testing.assert_array_equal(a.grad.asnumpy(), np.concatenate([dy[:, :4], np.zeros((2, 2, 3, 5))], axis=1))
+    np.testing.assert_array_equal(b.grad.asnumpy(), dy[:, 4:])
+
+
 @pytest.mark.parametrize("shapes,attrs,message", [
+    ([(2, 5, 3, 4), (2, 3, 3, 4)], dict(num_args=2, take_channels=(6, 0)),
+     "take_channels[0]=6 exceeds the 5 channels of input 0"),
+    ([(2, 5, 3, 4)], dict(num_args=1, take_channels=(1, 2)), "invalid take_channels='(1, 2)': expected 1 values"),
     ([(2, 5, 3, 4), (2, 7, 3, 5)], dict(num_args=2), "input 1 has shape (2, 7, 3, 5), which differs from input 0 (2, 5, 3, 4) outside dimension 1"),
     ([(4,)], dict(num_args=1), "inputs need at least 2 dimensions, got (4,)"),
     ([(2, 3)], dict(num_args="x"), "invalid num_args='x': expected an integer"),
-    ([(2, 3)], dict(num_args=1, dim=2), "unknown parameter 'dim' (known: num_args)")])
+    ([(2, 3)], dict(num_args=1, dim=2), "unknown parameter 'dim' (known: num_args, take_channels)")])
 def test_channel_concat_names_bad_input(shapes, attrs, message):
     with pytest.raises(MXNetError, match=re.escape(message)):
         mx.nd.ChannelConcat(*[mx.nd.ones(s) for s in shapes], **attrs).wait_to_read()
@@ -162,6 +180,7 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 32, 32)))
     _, report = convert_exactly(get_model("meliusnet22", classes=10), x, mx.init.Xavier(magnitude=2))
     assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
+    assert report.slices_in_place == 17  # each improvement block's concat(x[:, :k], ...)
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):
@@ -247,3 +266,22 @@ def test_converter_counts_no_reader_in_a_skipped_sign_activation(rng):
     x = mx.nd.array(rng.normal(size=(2, 3, 4, 4)))
     _, report = convert_exactly(FlattenDense(), x, mx.init.Xavier())
     assert report.shared_copies == 0
+
+
+@pytest.mark.parametrize("sliced_twice", [False, True])
+def test_converter_reads_a_leading_slice_in_place_only_when_the_concat_is_its_one_reader(sliced_twice, rng):
+    class SliceConcat(mx.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            with self.name_scope():
+                self.conv = bnn.QConv2D(3, 3, padding=1, in_channels=5)
+
+        def hybrid_forward(self, F, x):
+            y = self.conv(x)
+            head = F.slice_axis(y, axis=1, begin=0, end=2)
+            out = F.concat(head, y, dim=1)
+            return F.broadcast_add(out, F.mean(head)) if sliced_twice else out
+
+    x = mx.nd.array(rng.normal(size=(2, 5, 6, 6)))
+    _, report = convert_exactly(SliceConcat(), x, mx.init.Xavier())
+    assert report.slices_in_place == (0 if sliced_twice else 1)

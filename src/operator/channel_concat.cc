@@ -1,7 +1,9 @@
 // ChannelConcat: inputs [N, C_i, ...] -> [N, sum C_i, ...], a copy per image and input.
 // model-converter puts it in place of Concat(dim=1) in packed models: the same values,
 // while MXNet 1.9's oneDNN Concat took 5-10x longer (MeliusNet's dense blocks concatenate
-// the growing feature map once per layer).
+// the growing feature map once per layer). take_channels[i] > 0 takes only the first
+// take_channels[i] channels of input i: the converter's stand-in for a slice_axis(begin=0)
+// in front (MeliusNet's improvement blocks), which copied them once more.
 #include <algorithm>
 #include <cstring>
 
@@ -19,17 +21,23 @@ constexpr const char* kOp = "ChannelConcat";
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = ParseChannelConcat(attrs);
+    *num_in = ParseChannelConcat(attrs).count;
     *num_out = 1;
   });
+}
+
+// Channels input i contributes, of its `channels`.
+int64_t Taken(const ChannelConcatParams& p, size_t i, int64_t channels) {
+  return p.take_channels[i] > 0 ? p.take_channels[i] : channels;
 }
 
 MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
   return Guard([&] { InferFloat32(kOp, in_types, out_types); });
 }
 
-MXReturnValue InferShape(const Attributes&, Shapes* in_shapes, Shapes* out_shapes) {
+MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    const ChannelConcatParams p = ParseChannelConcat(attrs);
     const std::vector<unsigned int>& first = (*in_shapes)[0];
     if (first.size() < 2) throw ParamError(std::string(kOp) + ": inputs need at least 2 dimensions, got " + ShapeString(first));
     std::vector<unsigned int> out = first;
@@ -41,7 +49,11 @@ MXReturnValue InferShape(const Attributes&, Shapes* in_shapes, Shapes* out_shape
       if (!fits)
         throw ParamError(std::string(kOp) + ": input " + std::to_string(i) + " has shape " + ShapeString(shape) +
                          ", which differs from input 0 " + ShapeString(first) + " outside dimension 1");
-      out[1] += shape[1];
+      if (p.take_channels[i] > shape[1])
+        throw ParamError(std::string(kOp) + ": take_channels[" + std::to_string(i) + "]=" +
+                         std::to_string(p.take_channels[i]) + " exceeds the " + std::to_string(shape[1]) +
+                         " channels of input " + std::to_string(i));
+      out[1] += static_cast<unsigned int>(Taken(p, i, shape[1]));
     }
     (*out_shapes)[0] = out;
   });
@@ -54,18 +66,25 @@ int64_t Inner(const std::vector<int64_t>& shape) {
   return inner;
 }
 
-// Copies between the pieces and the whole (to_whole: forward): piece i is, per image, one
-// run of C_i * inner floats at its offset in the image's run of C * inner.
-template <typename CopyRows>
-void Move(std::vector<MXTensor>* pieces, MXTensor* whole, bool to_whole, CopyRows copy_rows) {
+// Copies between the pieces and the whole (to_whole: forward): piece i gives, per image,
+// one run of its first taken * inner floats, at its offset in the image's run of C * inner;
+// backward, the rest of a piece it did not give is zero (zero_rows).
+template <typename CopyRows, typename ZeroRows>
+void Move(const ChannelConcatParams& p, std::vector<MXTensor>* pieces, MXTensor* whole, bool to_whole,
+          CopyRows copy_rows, ZeroRows zero_rows) {
   const int64_t batch = whole->shape[0], inner = Inner(whole->shape), total = whole->shape[1] * inner;
   float* all = whole->data<float>();
   int64_t offset = 0;
-  for (MXTensor& piece_tensor : *pieces) {
-    const int64_t size = piece_tensor.shape[1] * inner;
+  for (size_t i = 0; i < pieces->size(); ++i) {
+    MXTensor& piece_tensor = (*pieces)[i];
+    const int64_t pitch = piece_tensor.shape[1] * inner, size = Taken(p, i, piece_tensor.shape[1]) * inner;
     float* piece = piece_tensor.data<float>();
-    if (to_whole) copy_rows(piece, size, all + offset, total, size, batch);
-    else copy_rows(all + offset, total, piece, size, size, batch);
+    if (to_whole) {
+      copy_rows(piece, pitch, all + offset, total, size, batch);
+    } else {
+      copy_rows(all + offset, total, piece, pitch, size, batch);
+      if (size < pitch) zero_rows(piece + size, pitch, pitch - size, batch);
+    }
     offset += size;
   }
 }
@@ -86,15 +105,19 @@ void CopyRowsCpu(const float* source, int64_t source_pitch, float* destination, 
   });
 }
 
-MXReturnValue Forward(const Attributes&, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+void ZeroRowsCpu(float* destination, int64_t pitch, int64_t floats, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) std::fill_n(destination + r * pitch, floats, 0.0f);
+}
+
+MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
-  return Guard([&] { Move(inputs, &(*outputs)[0], true, CopyRowsCpu); });
+  return Guard([&] { Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu); });
 }
 
 // inputs: [output gradient, forward inputs..., output]; outputs: the inputs' gradients
-MXReturnValue Backward(const Attributes&, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
-  return Guard([&] { Move(outputs, &(*inputs)[0], false, CopyRowsCpu); });
+  return Guard([&] { Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu); });
 }
 
 #ifdef BMXNET_CUDA
@@ -107,14 +130,21 @@ auto GpuRows(const OpResource& res) {
   };
 }
 
-MXReturnValue ForwardGpu(const Attributes&, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) {
-  return Guard([&] { Move(inputs, &(*outputs)[0], true, GpuRows(res)); });
+auto GpuZeros(const OpResource& res) {
+  return [&res](float* destination, int64_t pitch, int64_t floats, int64_t rows) {
+    const int64_t bytes = static_cast<int64_t>(sizeof(float));
+    cuda::ZeroRows(destination, pitch * bytes, floats * bytes, rows, res.get_cuda_stream());
+  };
 }
 
-MXReturnValue BackwardGpu(const Attributes&, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) {
+  return Guard([&] { Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res)); });
+}
+
+MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
-  return Guard([&] { Move(outputs, &(*inputs)[0], false, GpuRows(res)); });
+  return Guard([&] { Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res)); });
 }
 #endif
 

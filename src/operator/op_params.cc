@@ -201,12 +201,14 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   return p;
 }
 
-int ReadChannelConcat(const Attributes& attrs) {
+ChannelConcatParams ReadChannelConcat(const Attributes& attrs) {
   AttributeReader reader("ChannelConcat", attrs);
   if (!reader.Has("num_args")) throw ParamError("ChannelConcat: missing required parameter 'num_args'");
-  const int count = static_cast<int>(reader.Int("num_args", 1, 1, 1 << 16));
+  ChannelConcatParams p;
+  p.count = static_cast<int>(reader.Int("num_args", 1, 1, 1 << 16));
+  p.take_channels = reader.Tuple("take_channels", std::vector<int64_t>(p.count, 0), p.count, 0);
   reader.RejectUnknown();
-  return count;
+  return p;
 }
 
 PlainPoolingParams ReadPlainPooling(const Attributes& attrs) {
@@ -280,7 +282,7 @@ QConvolutionParams ParseQConvolution(const Attributes& attrs) { return Cached(at
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
   return Cached(attrs, ReadQFullyConnected);
 }
-int ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
+ChannelConcatParams ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
 PlainPoolingParams ParsePlainPooling(const Attributes& attrs) { return Cached(attrs, ReadPlainPooling); }
 
 template <typename T>

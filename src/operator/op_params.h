@@ -76,8 +76,13 @@ InputLayout LayoutOf(const Params& p) {
 }
 
 QActivationParams ParseQActivation(const Attributes& attrs);
-// ChannelConcat's one parameter: how many inputs.
-int ParseChannelConcat(const Attributes& attrs);
+// ChannelConcat: how many inputs, and how many leading channels of each it takes (0: all;
+// model-converter sets them in place of a slice_axis(begin=0) of an input).
+struct ChannelConcatParams {
+  int count = 1;
+  std::vector<int64_t> take_channels;  // count entries
+};
+ChannelConcatParams ParseChannelConcat(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);
 PlainPoolingParams ParsePlainPooling(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);

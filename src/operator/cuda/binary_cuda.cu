@@ -52,6 +52,12 @@ void CopyRows(const void* source, int64_t source_pitch, void* destination, int64
   if (error != cudaSuccess) throw std::runtime_error(std::string("bmxnet CUDA channel copy: ") + cudaGetErrorString(error));
 }
 
+void ZeroRows(void* destination, int64_t pitch, int64_t bytes, int64_t images, void* stream) {
+  if (bytes == 0 || images == 0) return;
+  const cudaError_t error = cudaMemset2DAsync(destination, pitch, 0, bytes, images, Stream(stream));
+  if (error != cudaSuccess) throw std::runtime_error(std::string("bmxnet CUDA channel zeroing: ") + cudaGetErrorString(error));
+}
+
 void PackActivations(const ConvShape& s, const float* x, const float* thresholds, uint64_t* packed, void* stream) {
   if (s.batch * s.InSpatial() == 0) return;
   PackActivationsKernel<<<ToDim3(PackGrid(s), "packing"), kPackThreads, 0, Stream(stream)>>>(

@@ -35,6 +35,8 @@ void Dense(const uint64_t* x, const uint64_t* w, const float* scale, const float
 // Copies `images` rows of `bytes` bytes between pitched buffers (ChannelConcat's pieces).
 void CopyRows(const void* source, int64_t source_pitch, void* destination, int64_t destination_pitch,
               int64_t bytes, int64_t images, void* stream);
+// Zeroes `images` rows of `bytes` bytes, `pitch` bytes apart.
+void ZeroRows(void* destination, int64_t pitch, int64_t bytes, int64_t images, void* stream);
 
 // PlainPooling: y [planes, OH, OW] from x [planes, H, W], one thread per output (PoolValue).
 void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream);
