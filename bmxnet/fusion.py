@@ -168,9 +168,10 @@ def replace_channel_concats(nodes):
     return replaced
 
 
-def take_leading_slices(nodes, consumers):
-    """A slice_axis(axis=1, begin=0, end=k) whose only consumer is a ChannelConcat input
-    becomes that input's take_channels=k, read in place (MeliusNet's improvement blocks:
+def take_leading_slices(nodes, consumers, absorbed):
+    """A slice_axis(axis=1, begin=0, end=k) of a plain NCHW tensor (a blocked one MXNet
+    would convert whole for the concat) whose only consumer is a ChannelConcat input becomes
+    that input's take_channels=k, read in place (MeliusNet's improvement blocks:
     concat(x[:, :k], ...)); returns how many."""
     taken = 0
     for node in nodes:
@@ -183,7 +184,8 @@ def take_leading_slices(nodes, consumers):
                 continue
             attrs = attrs_of(nodes[source])
             end = str(attrs.get("end", "None"))
-            if str(attrs.get("axis")) != "1" or str(attrs.get("begin", "0")) != "0" or not end.isdigit() or end == "0":
+            if str(attrs.get("axis")) != "1" or str(attrs.get("begin", "0")) != "0" or not end.isdigit() or \
+                    end == "0" or not _reads_plain_nchw(nodes, nodes[source]["inputs"][0], absorbed):
                 continue
             node["inputs"][position] = nodes[source]["inputs"][0]
             take[position] = int(end)
