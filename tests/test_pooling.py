@@ -90,3 +90,16 @@ def test_plain_pooling_leaves_its_input_alone(rng):
 def test_plain_pooling_names_bad_input(shape, attrs, message):
     with pytest.raises(MXNetError, match=re.escape(message)):
         mx.nd.PlainPooling(mx.nd.ones(shape), **attrs).wait_to_read()
+
+
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_plain_pooling_treats_nan_and_infinities_as_mxnet_does(pool_type, isa, rng):
+    data = rng.normal(size=(2, 3, 9, 20)).astype(np.float32)
+    flat = data.reshape(-1)
+    for value, count in ((np.nan, 12), (np.inf, 6), (-np.inf, 6)):
+        flat[rng.choice(flat.size, count, replace=False)] = value
+    x = mx.nd.array(data)
+    for attrs in (dict(kernel=(2, 2), stride=(2, 2)), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1))):
+        expected = mx.nd.Pooling(x, pool_type=pool_type, **attrs).asnumpy()
+        got = mx.nd.PlainPooling(x, pool_type=pool_type, **attrs).asnumpy()
+        np.testing.assert_array_equal(got, expected, err_msg=str(attrs))
