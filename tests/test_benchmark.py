@@ -14,11 +14,14 @@ def run(*args):
 
 def test_layer_section_writes_a_row_per_shape(tmp_path):
     out = str(tmp_path / "bench.json")
-    result = run("--sections", "layers", "--repeat", "1", "--warmup", "0", "--threads", "1", "--json", out)
+    result = run("--sections", "layers", "--repeat", "1", "--warmup", "0", "--threads", "1", "--json", out,
+                 "--omp-wait-policy", "active")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3x3 64ch 56x56" in result.stdout and "speedup" in result.stdout
+    assert "OMP_WAIT_POLICY active" in result.stdout
     report = json.load(open(out))
     assert report["threads"] == 1 and report["kernels"] in ("portable", "avx2", "avx512")
+    assert report["omp_wait_policy"] == "active"
     assert [row["layer"] for row in report["layers"]][:4] == [
         "3x3 64ch 56x56", "3x3 128ch 28x28", "3x3 256ch 14x14", "3x3 512ch 7x7"]
     for row in report["layers"]:
