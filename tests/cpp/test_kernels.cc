@@ -269,11 +269,14 @@ void TestPackedConvolutions() {
   }
   // Ragged tiles (spatial not a multiple of 16), several filter chunks of 64 with a
   // ragged last one, long rows of words; a depth of 1000 words (Harley-Seal counts
-  // flush their byte counters every 31 groups of 8 words).
+  // flush their byte counters every 31 groups of 8 words); 1x1 layers large enough for
+  // several threads, whose filter blocks pack the input each for itself (3 uneven
+  // blocks; 2 blocks per group of 2).
   for (const Case& c : {Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}, Case{512, 72, 7, 3, 1, 1, 1, 1, 0.0f},
                         Case{96, 66, 9, 3, 2, 1, 1, 3, -1.0f}, Case{256, 9, 5, 1, 1, 0, 1, 1, 0.0f},
                         Case{130, 17, 6, 5, 1, 2, 1, 1, 0.0f},
-                        Case{2500, 5, 6, 5, 1, 0, 1, 1, 0.0f}})
+                        Case{2500, 5, 6, 5, 1, 0, 1, 1, 0.0f},
+                        Case{256, 200, 20, 1, 1, 0, 1, 1, 0.0f}, Case{256, 256, 15, 1, 1, 0, 1, 2, -1.0f}})
     TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
   // Kernels of one column: no left or right border, so the packed rows of a plane follow
   // each other and tiles across rows read in place, with and without rows of padding.

@@ -230,20 +230,19 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-// Tasks are (image, group, block of filters, tile), tile fastest; thread i takes the i-th
-// contiguous share. When an output row is not a whole number of cache lines (14x14 and
-// 7x7 maps), the filters are split into as many blocks as there are threads (each of 64
-// filters or more), so that thread i's share is block i against every tile and the rows
-// it writes are its own: a line two threads write moves between their cores. Otherwise
-// one block: thread i takes the i-th band of the image, which it also packed.
-void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* w, const float* scale,
-              const float* bias, const float* residual, float* y, int team) {
-  const ConvGeometry& g = plan.g;
-  const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const bool whole_lines = plan.spatial * sizeof(float) % 64 == 0;
-  const int64_t blocks =
-      whole_lines ? 1 : std::max<int64_t>(1, std::min<int64_t>(team, plan.filters / kMinBlockFilters));
-  ParallelFor(g.batch * g.groups * blocks * plan.tiles, team, [&](int64_t begin, int64_t end) {
+// What the tasks of one convolution share: the packed input, the weights and where the
+// outputs go.
+struct ConvJob {
+  const ConvPlan& plan;
+  const BinaryKernels& kernels;
+  const uint64_t* w;
+  const float *scale, *bias, *residual;
+  float* y;
+  int64_t blocks;  // of filters per group
+
+  // Tasks begin .. end - 1 of (image, group, block of filters, tile), tile fastest.
+  void Run(const uint64_t* x, int64_t begin, int64_t end) const {
+    const ConvGeometry& g = plan.g;
     thread_local TileBuffers buffers;
     buffers.Fit(plan);
     TaskCursor at(plan, blocks, begin);
@@ -257,6 +256,48 @@ void Convolve(const ConvPlan& plan, Isa isa, const uint64_t* x, const uint64_t* 
       kernels.conv_tile(panel, w + first * plan.depth, plan.depth,
                         plan.filters * (at.block + 1) / blocks - block_first, output);
     }
+  }
+};
+
+// Tasks are (image, group, block of filters, tile), tile fastest; thread i takes the i-th
+// contiguous share. When an output row is not a whole number of cache lines (14x14 and
+// 7x7 maps), the filters are split into as many blocks as there are threads (each of 64
+// filters or more), so that thread i's share is block i against every tile and the rows
+// it writes are its own: a line two threads write moves between their cores. So are a
+// 1x1 layer's (see PackPrivatelyAndConvolve). Otherwise one block: thread i takes the i-th
+// band of the image, which it also packed.
+int64_t FilterBlocks(const ConvPlan& plan, int team) {
+  const bool whole_lines = plan.spatial * sizeof(float) % 64 == 0;
+  if (whole_lines && plan.taps > 1) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(team, plan.filters / kMinBlockFilters));
+}
+
+void Convolve(const ConvJob& job, const uint64_t* x, int team) {
+  const ConvGeometry& g = job.plan.g;
+  ParallelFor(g.batch * g.groups * job.blocks * job.plan.tiles, team,
+              [&](int64_t begin, int64_t end) { job.Run(x, begin, end); });
+}
+
+// A 1x1 layer reads few packed words per output, written by whichever core packed them:
+// fetching the half the other core packed cost more than packing it all again, and its
+// tiles did not gain from a second thread. So each block of filters is one task that packs
+// the whole input into its thread's own buffer and convolves it (2 threads, C++: 1x1
+// 256 ch 14x14 13.2-16.7 -> 10.5-10.8 us, 128 ch 28x28 21-23 -> 15-16 us, 256 ch 16x16
+// 27-28 -> 15 us; one thread: 15-21 us).
+void PackPrivatelyAndConvolve(const ConvJob& job, const float* x, const ChannelThresholds& thresholds, Isa isa,
+                              int team) {
+  const ConvGeometry& g = job.plan.g;
+  const int64_t per_image = g.groups * job.blocks * job.plan.tiles;
+  ParallelFor(job.blocks, team, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<uint64_t> packed;
+    packed.resize(PackedInputWords(g));
+    PackPaddedInput(g, x, thresholds, packed.data(), 1, isa);
+    for (int64_t block = begin; block < end; ++block)
+      for (int64_t n = 0; n < g.batch; ++n)
+        for (int64_t group = 0; group < g.groups; ++group) {
+          const int64_t first = n * per_image + (group * job.blocks + block) * job.plan.tiles;
+          job.Run(packed.data(), first, first + job.plan.tiles);
+        }
   });
 }
 
@@ -270,7 +311,8 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   const ConvPlan plan(g);
   std::vector<uint64_t> padded(PackedInputWords(g));
   PadPackedInput(g, x, padded.data());
-  Convolve(plan, isa, padded.data(), w, scale, bias, residual, y, TeamSize(plan, isa, threads));
+  const int team = TeamSize(plan, isa, threads);
+  Convolve({plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, FilterBlocks(plan, team)}, padded.data(), team);
 }
 
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
@@ -279,8 +321,10 @@ void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresho
                      int threads, Isa isa) {
   const ConvPlan plan(g);
   const int team = TeamSize(plan, isa, threads);
+  const ConvJob job = {plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, FilterBlocks(plan, team)};
+  if (job.blocks > 1 && plan.taps == 1) return PackPrivatelyAndConvolve(job, x, thresholds, isa, team);
   PackPaddedInput(g, x, thresholds, packed, team, isa);
-  Convolve(plan, isa, packed, w, scale, bias, residual, y, team);
+  Convolve(job, packed, team);
 }
 
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
