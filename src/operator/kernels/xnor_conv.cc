@@ -281,9 +281,9 @@ void Convolve(const ConvJob& job, const uint64_t* x, int team) {
 // A 1x1 layer reads few packed words per output, written by whichever core packed them:
 // fetching the half the other core packed cost more than packing it all again, and its
 // tiles did not gain from a second thread. So each block of filters is one task that packs
-// the whole input into its thread's own buffer and convolves it (2 threads, C++: 1x1
-// 256 ch 14x14 13.2-16.7 -> 10.5-10.8 us, 128 ch 28x28 21-23 -> 15-16 us, 256 ch 16x16
-// 27-28 -> 15 us; one thread: 15-21 us).
+// the whole input into its thread's own buffer (kept from call to call) and convolves it
+// (2 threads, C++: 1x1 256 ch 14x14 13-17 -> 10.5-11.7 us, 128 ch 28x28 21-23 -> 15-17 us,
+// 256 ch 16x16 27-28 -> 15 us; one thread: 15-21 us).
 void PackPrivatelyAndConvolve(const ConvJob& job, const float* x, const ChannelThresholds& thresholds, Isa isa,
                               int team) {
   const ConvGeometry& g = job.plan.g;

@@ -27,7 +27,8 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
 int64_t PackedInputWords(const ConvGeometry& g);
 
 // The same from float activations x [N, C, H, W]: packs them (against the thresholds when
-// given) into `packed` (padded_input.h), then convolves.
+// given) into `packed` (padded_input.h), then convolves. A 1x1 layer that splits its
+// filters across threads packs into a buffer of each thread instead (see xnor_conv.cc).
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const float* residual, float* y,
