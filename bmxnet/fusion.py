@@ -220,7 +220,8 @@ def _reads_plain_nchw(nodes, entry, absorbed):
     those to the conv) or a reshape's output, or the output of an operator that keeps its
     input's layout (BatchNorm, activations) applied to one. Outputs of oneDNN's convolution
     and pooling are blocked, and MXNet converts a blocked input of an extension operator
-    into a fresh NCHW array on every call (ResNetE's 64x112x112 stem: 4.6 ms)."""
+    into a NCHW array on every call (ResNetE's stem, conv to pooling: 3.4 ms with MXNet's
+    pooling, 5.4 ms with PlainPooling)."""
     source = _edge(nodes, entry)
     while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
         source = _edge(nodes, nodes[source]["inputs"][0])
