@@ -1,7 +1,10 @@
 """PlainPooling: MXNet's Pooling values, bit for bit, on plain NCHW tensors (model-converter's
 packed models), on each kernel path; its gradient; one-line errors."""
 import itertools
+import os
 import re
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -103,3 +106,26 @@ def test_plain_pooling_treats_nan_and_infinities_as_mxnet_does(pool_type, isa, r
         expected = mx.nd.Pooling(x, pool_type=pool_type, **attrs).asnumpy()
         got = mx.nd.PlainPooling(x, pool_type=pool_type, **attrs).asnumpy()
         np.testing.assert_array_equal(got, expected, err_msg=str(attrs))
+
+
+MXNET_OWN_LOOP_PROBE = """
+import itertools, numpy as np, mxnet as mx, bmxnet
+rng = np.random.RandomState(1)
+x = mx.nd.array(rng.normal(scale=3, size=(2, 3, 9, 11)))
+for k, s, p, c, i in itertools.product([2, 3], [1, 2], [0, 1], ["valid", "full"], [True, False]):
+    if p >= k:
+        continue
+    attrs = dict(kernel=(k, k), stride=(s, s), pad=(p, p), pool_type="avg", pooling_convention=c, count_include_pad=i)
+    np.testing.assert_array_equal(mx.nd.PlainPooling(x, **attrs).asnumpy(), mx.nd.Pooling(x, **attrs).asnumpy(),
+                                  err_msg=str(attrs))
+g = dict(kernel=(1, 1), global_pool=True, pool_type="avg")
+np.testing.assert_array_equal(mx.nd.PlainPooling(x, **g).asnumpy(), mx.nd.Pooling(x, **g).asnumpy())
+print("ok")
+"""
+
+
+def test_plain_pooling_follows_mxnet_without_onednn():
+    """MXNET_MKLDNN_ENABLED=0: MXNet averages with its own loop (each tap divided, then summed)."""
+    result = subprocess.run([sys.executable, "-c", MXNET_OWN_LOOP_PROBE], capture_output=True, text=True,
+                            env=dict(os.environ, MXNET_MKLDNN_ENABLED="0"), timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

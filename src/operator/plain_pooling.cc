@@ -3,6 +3,9 @@
 // bmxnet layers hand on plain NCHW: MXNet 1.9 sends such a tensor through oneDNN's
 // reference average pooling (simple_nchw, on AVX2) or first reorders it to a blocked
 // layout and back (packed ResNetE-18 with AVX2: 7.7 -> 6.8 ms per image with this op).
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels/cpu_features.h"
 #include "kernels/pooling.h"
 #include "op_common.h"
@@ -27,6 +30,14 @@ MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vect
   return Guard([&] { InferFloat32(kOp, in_types, out_types); });
 }
 
+// Whether MXNet runs its Pooling through oneDNN (the wheel's default), which averages as
+// PoolValue does; MXNET_MKLDNN_ENABLED=0 makes it use its own loop, which divides each tap.
+bool MxnetRunsOneDnn() {
+  const char* value = std::getenv("MXNET_MKLDNN_ENABLED");
+  return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "false") == 0 ||
+                               std::strcmp(value, "False") == 0);
+}
+
 // Outputs along one axis, as MXNet's Pooling counts them.
 int64_t Outputs(const PlainPoolingParams& p, int64_t size, int d) {
   const int64_t span = size + 2 * p.pad[d] - p.kernel[d];
@@ -47,6 +58,7 @@ kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<
   if (p.global_pool) {
     g.kernel_h = g.in_height;
     g.kernel_w = g.in_width;
+    g.divide_each_tap = !g.max && !MxnetRunsOneDnn();
     return g;  // one output, stride 1, no padding
   }
   g.kernel_h = p.kernel[0];
@@ -57,9 +69,9 @@ kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<
   g.pad_w = p.pad[1];
   g.out_height = Outputs(p, g.in_height, 0);
   g.out_width = Outputs(p, g.in_width, 1);
-  g.divide_each_tap = !g.max && p.full_convention &&
-                      ((g.in_height + 2 * g.pad_h - g.kernel_h) % g.stride_h != 0 ||
-                       (g.in_width + 2 * g.pad_w - g.kernel_w) % g.stride_w != 0);
+  const bool overhangs = p.full_convention && ((g.in_height + 2 * g.pad_h - g.kernel_h) % g.stride_h != 0 ||
+                                                (g.in_width + 2 * g.pad_w - g.kernel_w) % g.stride_w != 0);
+  g.divide_each_tap = !g.max && (overhangs || !MxnetRunsOneDnn());
   return g;
 }
 

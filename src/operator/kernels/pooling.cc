@@ -84,7 +84,7 @@ void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, I
   // Maps this small take a few microseconds, about what waking a thread costs.
   const bool small = g.planes * out_plane * g.kernel_h * g.kernel_w < (int64_t(1) << 16);
   const bool whole_planes = out_plane == 1 && g.kernel_h == g.in_height && g.kernel_w == g.in_width &&
-                            g.pad_h == 0 && g.pad_w == 0;
+                            g.pad_h == 0 && g.pad_w == 0 && !g.divide_each_tap;
   const InnerRange inner_rows(g.out_height, g.in_height, g.kernel_h, g.stride_h, g.pad_h);
   const InnerRange columns(g.out_width, g.in_width, g.kernel_w, g.stride_w, g.pad_w);
   const bool vectors = isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;

@@ -24,7 +24,7 @@ struct PoolGeometry {
   bool count_include_pad = true;
   // Average only: each tap divided by the count, then summed, as MXNet's own loop does;
   // MXNet 1.9 runs that loop, not oneDNN's, for pooling_convention='full' when the last
-  // windows reach past the padded input.
+  // windows reach past the padded input, and for all pooling when MXNET_MKLDNN_ENABLED=0.
   bool divide_each_tap = false;
 };
 
