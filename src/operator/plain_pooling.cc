@@ -32,10 +32,14 @@ MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vect
 
 // Whether MXNet runs its Pooling through oneDNN (the wheel's default), which averages as
 // PoolValue does; MXNET_MKLDNN_ENABLED=0 makes it use its own loop, which divides each tap.
+// Read once, as MXNet reads it.
 bool MxnetRunsOneDnn() {
-  const char* value = std::getenv("MXNET_MKLDNN_ENABLED");
-  return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "false") == 0 ||
-                               std::strcmp(value, "False") == 0);
+  static const bool runs = [] {
+    const char* value = std::getenv("MXNET_MKLDNN_ENABLED");
+    return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "false") == 0 ||
+                                 std::strcmp(value, "False") == 0);
+  }();
+  return runs;
 }
 
 // Outputs along one axis, as MXNet's Pooling counts them.

@@ -4,7 +4,6 @@
 #include "pooling.h"
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "thread_pool.h"
@@ -66,7 +65,7 @@ void PoolWholePlanes(const PoolGeometry& g, const float* x, float* y, int64_t pl
   int64_t p = 0;
   for (; p + kChunk <= planes; p += kChunk) {
     float values[kChunk];
-    for (int i = 0; i < kChunk; ++i) values[i] = g.max ? std::numeric_limits<float>::lowest() : 0.0f;
+    for (int i = 0; i < kChunk; ++i) values[i] = g.max ? kPoolLowest : 0.0f;
     for (int64_t e = 0; e < size; ++e)
       for (int i = 0; i < kChunk; ++i) {
         const float v = x[(p + i) * size + e];

@@ -28,6 +28,10 @@ struct PoolGeometry {
   bool divide_each_tap = false;
 };
 
+// Where a max window starts, as MXNet's and oneDNN's do: the lowest float (so a window of
+// -inf and NaN taps stays at it).
+constexpr float kPoolLowest = -3.40282347e38f;
+
 // The taps of window o along one axis: [first, end) inside the image, and how many the
 // average divides by.
 struct PoolWindow {
@@ -50,7 +54,7 @@ BMX_HD inline float PoolValue(const PoolGeometry& g, const float* x, int64_t ind
   const PoolWindow rows = WindowAt(oh, g.in_height, g.kernel_h, g.stride_h, g.pad_h, g.count_include_pad);
   const PoolWindow columns = WindowAt(ow, g.in_width, g.kernel_w, g.stride_w, g.pad_w, g.count_include_pad);
   const float count = static_cast<float>(rows.count * columns.count);
-  float value = g.max ? -3.40282347e38f : 0.0f;  // the lowest float, as MXNet starts
+  float value = g.max ? kPoolLowest : 0.0f;
   for (int64_t h = rows.first; h < rows.end; ++h)
     for (int64_t w = columns.first; w < columns.end; ++w) {
       const float v = plane[h * g.in_width + w];
@@ -90,7 +94,7 @@ BMX_HD inline float PoolGradValue(const PoolGeometry& g, const float* x, const f
         sum += dy_value / static_cast<float>(rows.count * columns.count);
         continue;
       }
-      float best = -3.40282347e38f;
+      float best = kPoolLowest;
       int64_t best_h = -1, best_w = -1;
       for (int64_t h = rows.first; h < rows.end; ++h)
         for (int64_t w = columns.first; w < columns.end; ++w)

@@ -31,7 +31,7 @@ void Block(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane,
            float* out) {
   const __m256i existing = _mm256_cmpgt_epi32(_mm256_set1_epi32(outputs), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   __m256 values[kRows];
-  for (int r = 0; r < kRows; ++r) values[r] = kMax ? _mm256_set1_ps(-3.40282347e38f) : _mm256_setzero_ps();
+  for (int r = 0; r < kRows; ++r) values[r] = kMax ? _mm256_set1_ps(kPoolLowest) : _mm256_setzero_ps();
   const float* corner = plane + rows.first * g.in_width + ow * kStride - g.pad_w;
   for (int64_t i = 0; i < rows.taps; ++i)
     for (int64_t j = 0; j < g.kernel_w; ++j)
