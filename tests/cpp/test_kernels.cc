@@ -278,6 +278,15 @@ void TestPackedConvolutions() {
                         Case{2500, 5, 6, 5, 1, 0, 1, 1, 0.0f},
                         Case{256, 200, 20, 1, 1, 0, 1, 1, 0.0f}, Case{256, 256, 15, 1, 1, 0, 1, 2, -1.0f}})
     TestPackedConvolution(c.Geometry(), &rng, "packed conv " + c.Name());
+  // The padding masks of a geometry are worked out once and kept: the same geometry at
+  // other batch sizes, and one that differs only in its padding, reuse or rebuild them.
+  for (int64_t batch : {1, 3}) {
+    ConvGeometry g = Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}.Geometry();
+    g.batch = batch;
+    TestPackedConvolution(g, &rng, "packed conv, masks kept, batch " + std::to_string(batch));
+    g.pad_h = 2;
+    TestPackedConvolution(g, &rng, "packed conv, masks kept, pad_h 2, batch " + std::to_string(batch));
+  }
   // Kernels of one column: no left or right border, so the packed rows of a plane follow
   // each other and tiles across rows read in place, with and without rows of padding.
   for (int64_t pad_h : {0, 1}) {
