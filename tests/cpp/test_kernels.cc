@@ -268,8 +268,8 @@ void TestPackedConvolutions() {
     }
   }
   // Ragged tiles (spatial not a multiple of 16), several filter chunks of 64 with a
-  // ragged last one, long rows of words; a depth of 1000 words (Harley-Seal counts
-  // flush their byte counters every 31 groups of 8 words); 1x1 layers large enough for
+  // ragged last one, long rows of words; a depth of 1000 words (AVX2 byte counts flush
+  // every 31 words); 1x1 layers large enough for
   // several threads, whose filter blocks pack the input each for itself (3 uneven
   // blocks; 2 blocks per group of 2).
   for (const Case& c : {Case{64, 130, 13, 3, 1, 1, 1, 1, 0.0f}, Case{512, 72, 7, 3, 1, 1, 1, 1, 0.0f},

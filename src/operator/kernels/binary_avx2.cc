@@ -1,6 +1,6 @@
 // AVX2 build of the binary inner loops (-mavx2 -mfma -mpopcnt); used only when the CPU
 // reports AVX2. Popcounts use the nibble-table shuffle (Mula et al.): byte counts add up
-// for up to 31 steps before vpsadbw widens them.
+// for up to kByteSteps words before vpsadbw widens them.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -20,27 +20,30 @@ struct NibblePopcount {
   const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
 
   // Per-byte popcounts (each <= 8) of v.
-  __m256i Bytes(__m256i v) const { return Bytes(v, low_nibbles); }
-  // The same where `nibbles` is 0x0f, 0 where it is 0 (the table maps nibble 0 to 0).
-  __m256i Bytes(__m256i v, __m256i nibbles) const {
-    return _mm256_add_epi8(
-        _mm256_shuffle_epi8(table, _mm256_and_si256(v, nibbles)),
-        _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibbles)));
+  __m256i Bytes(__m256i v) const { return Counts(Low(v), High(v)); }
+  // v's low and high nibbles, each in the low half of its byte.
+  __m256i Low(__m256i v) const { return _mm256_and_si256(v, low_nibbles); }
+  __m256i High(__m256i v) const { return _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles); }
+  // Per-byte popcounts from the nibbles (a byte of index 0x80 or more counts 0).
+  __m256i Counts(__m256i low, __m256i high) const {
+    return _mm256_add_epi8(_mm256_shuffle_epi8(table, low), _mm256_shuffle_epi8(table, high));
   }
 };
 
-constexpr int64_t kByteSteps = 31;  // 31 * 8 < 256
+constexpr int64_t kByteSteps = 31;  // words whose byte counts (each <= 8) fit a byte
 
-// Nibble masks of 4 pixels: entry m has 0x0f in every byte of lane i when bit i of m is set.
-struct NibbleMasks {
+// Bytes of 4 pixels' words that the shuffle of a padded word should count as 0: entry m
+// has 0x80 (a shuffle index with bit 7 set, which yields 0) in lane i unless bit i of m is
+// set.
+struct PaddedLanes {
   alignas(32) uint64_t lanes[16][4];
-  NibbleMasks() {
+  PaddedLanes() {
     for (int m = 0; m < 16; ++m)
-      for (int i = 0; i < 4; ++i) lanes[m][i] = (m >> i & 1) ? 0x0f0f0f0f0f0f0f0full : 0;
+      for (int i = 0; i < 4; ++i) lanes[m][i] = (m >> i & 1) ? 0 : 0x8080808080808080ull;
   }
   __m256i operator()(unsigned m) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes[m & 15])); }
 };
-const NibbleMasks kNibbleMasks;
+const PaddedLanes kPaddedLanes;
 
 // The output values of filter f for pixels first .. first + 7 of a tile, from their
 // mismatches in two vectors of 64-bit lanes, finished as the portable StoreTile does:
@@ -65,32 +68,36 @@ inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int 
     _mm256_maskstore_ps(out, existing, value);
 }
 
-// `Filters` filters against one half (8 pixels, two vectors) of a tile. With kMasked,
-// `masks` holds nibble masks (0x0f in the lanes of valid words, else 0), which replace
-// the popcount's own nibble mask: padded words count 0 at no extra operation.
-template <int Filters, bool kMasked>
-void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const uint64_t* weights, int64_t depth,
-                  const TileOutput& output) {
-  const int first = half * 8;
+// The pixel side of the nibble-table popcount (Mula et al.) of x xor w, split once per tile
+// for all its filters: the low and the high nibble of every byte of the words, each in the
+// low half of its byte. Since (x xor w)'s nibbles are x's nibbles xor w's, a filter word
+// then costs two xors, two shuffles and two adds per vector of 4 pixels (the weights come
+// split likewise, see PrepareWeights), not the 8 operations of splitting x xor w itself.
+struct PixelNibbles {
+  __m256i low, high;
+};
+
+// `Filters` filters against one half (8 pixels, two vectors) of a tile.
+template <int Filters>
+void MismatchHalf(const PixelNibbles* pixels, const TilePanel& panel, int half, const uint64_t* weights,
+                  int64_t depth, const TileOutput& output) {
   const NibblePopcount popcount;
+  const int first = half * 8;
   __m256i total[Filters][2];
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
-  __m256i nibbles[2] = {popcount.low_nibbles, popcount.low_nibbles};
   for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
     const int64_t k_end = std::min(depth, k0 + kByteSteps);
     __m256i bytes[Filters][2];
     for (int f = 0; f < Filters; ++f) bytes[f][0] = bytes[f][1] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k_end; ++k) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + first + 4));
-      if (kMasked) {
-        nibbles[0] = masks[k * 4 + half * 2];
-        nibbles[1] = masks[k * 4 + half * 2 + 1];
-      }
+      const PixelNibbles* x = pixels + k * 4 + half * 2;
       for (int f = 0; f < Filters; ++f) {
-        const __m256i w = _mm256_set1_epi64x(static_cast<long long>(weights[f * depth + k]));
-        bytes[f][0] = _mm256_add_epi8(bytes[f][0], popcount.Bytes(_mm256_xor_si256(a, w), nibbles[0]));
-        bytes[f][1] = _mm256_add_epi8(bytes[f][1], popcount.Bytes(_mm256_xor_si256(b, w), nibbles[1]));
+        const uint64_t* w = weights + 2 * (f * depth + k);
+        const __m256i w_low = _mm256_set1_epi64x(static_cast<long long>(w[0]));
+        const __m256i w_high = _mm256_set1_epi64x(static_cast<long long>(w[1]));
+        for (int v = 0; v < 2; ++v)
+          bytes[f][v] = _mm256_add_epi8(bytes[f][v], popcount.Counts(_mm256_xor_si256(x[v].low, w_low),
+                                                                     _mm256_xor_si256(x[v].high, w_high)));
       }
     }
     for (int f = 0; f < Filters; ++f)
@@ -100,100 +107,49 @@ void MismatchHalf(const TilePanel& panel, const __m256i* masks, int half, const 
   for (int f = 0; f < Filters; ++f) FinishHalf(total[f][0], total[f][1], panel, first, f, output);
 }
 
-// One carry-save adder, bitwise: a + b + c = 2 * carry + sum.
-inline void CarrySave(__m256i a, __m256i b, __m256i c, __m256i* carry, __m256i* sum) {
-  const __m256i u = _mm256_xor_si256(a, b);
-  *carry = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
-  *sum = _mm256_xor_si256(u, c);
-}
-
-// One filter against 4 pixels of a tile (one vector) with Harley-Seal counting (as in
-// Muła, Kurz and Lemire's AVX2 popcount): the mismatching bits go into bit-sliced
-// counters (ones, twos, fours) through 7 carry-save adders per 8 words, and only the
-// resulting eights are popcounted. Adders are plain and/or/xor, which more of the CPU's
-// vector units execute than shuffles and shifts (all four on Zen 1). Words past the
-// last whole group are popcounted one by one. Returns the 4 pixels' mismatches. For
-// tiles without padding: the per-word popcount masks padded words for free, these adders
-// would need an AND per word.
-__m256i SlicedMismatches(const TilePanel& panel, int vector, const uint64_t* weights, int64_t depth) {
+// Splits the tile's words into nibbles (4 vectors of 4 pixels per word); a padded word's
+// bytes become 0x80, which the shuffle counts as 0, so padding costs nothing per filter.
+void SplitPixels(const TilePanel& panel, int64_t depth, PixelNibbles* out) {
   const NibblePopcount popcount;
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i ones = zero, twos = zero, fours = zero, eights = zero, total = zero;
-  const auto word = [&](int64_t k) {
-    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * vector)),
-                            _mm256_set1_epi64x(static_cast<long long>(weights[k])));
-  };
-  int64_t k = 0;
-  for (int groups = 0; k + 8 <= depth; k += 8) {
-    __m256i twos_a, twos_b, fours_a, fours_b, eight;
-    CarrySave(ones, word(k), word(k + 1), &twos_a, &ones);
-    CarrySave(ones, word(k + 2), word(k + 3), &twos_b, &ones);
-    CarrySave(twos, twos_a, twos_b, &fours_a, &twos);
-    CarrySave(ones, word(k + 4), word(k + 5), &twos_a, &ones);
-    CarrySave(ones, word(k + 6), word(k + 7), &twos_b, &ones);
-    CarrySave(twos, twos_a, twos_b, &fours_b, &twos);
-    CarrySave(fours, fours_a, fours_b, &eight, &fours);
-    eights = _mm256_add_epi8(eights, popcount.Bytes(eight));
-    if (++groups == kByteSteps) {  // byte counts of eights grow by up to 8 per group
-      total = _mm256_add_epi64(total, _mm256_sad_epu8(eights, zero));
-      eights = zero;
-      groups = 0;
+  for (int64_t k = 0; k < depth; ++k)
+    for (int v = 0; v < 4; ++v) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * v));
+      __m256i low = popcount.Low(x), high = popcount.High(x);
+      if (panel.valid != nullptr) {
+        const __m256i padded = kPaddedLanes(panel.valid[k] >> (4 * v));
+        low = _mm256_or_si256(low, padded);
+        high = _mm256_or_si256(high, padded);
+      }
+      out[k * 4 + v] = {low, high};
     }
-  }
-  total = _mm256_slli_epi64(_mm256_add_epi64(total, _mm256_sad_epu8(eights, zero)), 3);
-  // The rest in byte counts <= 7 * 8 + 8 + 2 * 8 + 4 * 8 = 112 (fours' counts <= 8, so
-  // the 16-bit shift moves no bit across bytes).
-  __m256i rest = _mm256_add_epi8(popcount.Bytes(ones), _mm256_slli_epi16(popcount.Bytes(fours), 2));
-  const __m256i twos_bytes = popcount.Bytes(twos);
-  rest = _mm256_add_epi8(rest, _mm256_add_epi8(twos_bytes, twos_bytes));
-  for (; k < depth; ++k) rest = _mm256_add_epi8(rest, popcount.Bytes(word(k)));
-  return _mm256_add_epi64(total, _mm256_sad_epu8(rest, zero));
-}
-
-void SlicedHalf(const TilePanel& panel, int half, const uint64_t* weights, int64_t depth, const TileOutput& output) {
-  FinishHalf(SlicedMismatches(panel, half * 2, weights, depth), SlicedMismatches(panel, half * 2 + 1, weights, depth),
-             panel, half * 8, 0, output);
-}
-
-// Deep enough for Harley-Seal counting to beat a popcount per word on tiles without
-// padding. Measured on an Intel Xeon: 10% faster at 72 words (3x3, 512 channels), 10%
-// slower at 36. llvm-mca models its loop 1.34x (Zen 1) and 1.5x (Zen 3) faster than the
-// per-word one; not measured there.
-constexpr int64_t kSlicedDepth = 64;
-
-// A block of filters against the tile, half by half (a half without pixels is skipped).
-template <bool kMasked>
-void ConvBlock(const TilePanel& panel, const __m256i* masks, const uint64_t* weights, int64_t depth,
-               int64_t filters, const TileOutput& output) {
-  for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
-    if (!kMasked && depth >= kSlicedDepth) {
-      for (int64_t f = 0; f < filters; ++f) SlicedHalf(panel, half, weights + f * depth, depth, Shifted(output, f));
-      continue;
-    }
-    int64_t f = 0;
-    for (; f + 2 <= filters; f += 2)
-      MismatchHalf<2, kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
-    if (f < filters) MismatchHalf<1, kMasked>(panel, masks, half, weights + f * depth, depth, Shifted(output, f));
-  }
 }
 
 // Blocks of 8 filters, whose words stay in the L1 cache for both halves of the tile.
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
   constexpr int64_t kBlock = 8;
-  // A masked tile's nibble masks, 4 vectors per word, made once for all its filters.
-  struct NibbleMask { __m256i lanes; };
-  thread_local std::vector<NibbleMask> nibble_masks;
-  const __m256i* masks = nullptr;
-  if (panel.valid != nullptr) {
-    nibble_masks.resize(depth * 4);
-    for (int64_t k = 0; k < depth; ++k)
-      for (int v = 0; v < 4; ++v) nibble_masks[k * 4 + v].lanes = kNibbleMasks(panel.valid[k] >> (4 * v));
-    masks = &nibble_masks[0].lanes;
+  thread_local std::vector<PixelNibbles> pixels;
+  pixels.resize(depth * 4);
+  SplitPixels(panel, depth, pixels.data());
+  for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
+    const int64_t block = std::min(kBlock, filters - f0);
+    for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
+      int64_t f = f0;
+      for (; f + 2 <= f0 + block; f += 2)
+        MismatchHalf<2>(pixels.data(), panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
+      if (f < f0 + block)
+        MismatchHalf<1>(pixels.data(), panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
+    }
   }
-  for (int64_t f0 = 0; f0 < filters; f0 += kBlock)
-    (masks ? ConvBlock<true> : ConvBlock<false>)(panel, masks, weights + f0 * depth, depth,
-                                                 std::min(kBlock, filters - f0), Shifted(output, f0));
+}
+
+// Each weight word as its low and its high nibbles, each in the low half of its byte.
+void PrepareWeights(const uint64_t* w, int64_t words, uint64_t* out) {
+  constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0full;
+  for (int64_t i = 0; i < words; ++i) {
+    out[2 * i] = w[i] & kLowNibbles;
+    out[2 * i + 1] = (w[i] >> 4) & kLowNibbles;
+  }
 }
 
 int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
@@ -247,7 +203,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 2, PrepareWeights};
 
 }  // namespace avx2
 }  // namespace kernels

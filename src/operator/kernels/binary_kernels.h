@@ -53,8 +53,9 @@ struct ChannelThresholds {
 };
 
 struct BinaryKernels {
-  // Values of `filters` filters (weights[f * depth + k]) for the pixels of a tile:
-  // mismatches = sum over k < depth of popcount(bits xor weight) over the valid words.
+  // Values of `filters` filters for the pixels of a tile: mismatches = sum over k < depth
+  // of popcount(bits xor weight[f * depth + k]) over the valid words. `weights` are the
+  // packed weights as prepare_weights leaves them (weight_words words each).
   void (*conv_tile)(const TilePanel& panel, const uint64_t* weights, int64_t depth,
                     int64_t filters, const TileOutput& output);
   // popcount(a xor b) over `words` words.
@@ -64,6 +65,10 @@ struct BinaryKernels {
   // With thresholds (see ChannelThresholds) the test is !(direction[c] * x >= threshold[c]).
   void (*pack_planes)(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
                       const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride);
+  // How conv_tile reads the weights: words * weight_words words that prepare_weights
+  // makes of `words` packed weight words, or the packed words themselves when it is null.
+  int weight_words;
+  void (*prepare_weights)(const uint64_t* w, int64_t words, uint64_t* out);
 };
 
 // The table of an instruction set (it must be <= HardwareIsa()).

@@ -87,7 +87,7 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 1, nullptr};
 
 }  // namespace portable
 }  // namespace kernels
