@@ -1,7 +1,5 @@
 #include "thread_pool.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,6 +7,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "per_process.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -101,22 +101,6 @@ class ThreadPool {
   std::vector<std::thread> workers_;  // detached: they never stop
 };
 
-// The process's pool. A forked child (a DataLoader worker, say) has none of its parent's
-// threads and may have copied a mutex some other thread held, so it gets a fresh pool;
-// the parent's copy is left alone (destroying it would touch threads that do not exist).
-ThreadPool& Pool() {
-  static std::mutex creation;
-  static ThreadPool* pool = nullptr;
-  static pid_t owner = -1;
-  const pid_t self = getpid();
-  std::lock_guard<std::mutex> lock(creation);
-  if (owner != self) {
-    pool = new ThreadPool();
-    owner = self;
-  }
-  return *pool;
-}
-
 }  // namespace
 
 void ParallelFor(int64_t tasks, int threads, const std::function<void(int64_t, int64_t)>& body) {
@@ -125,7 +109,7 @@ void ParallelFor(int64_t tasks, int threads, const std::function<void(int64_t, i
     if (tasks > 0) body(0, tasks);
     return;
   }
-  Pool().Run(threads, tasks, body);
+  PerProcess<ThreadPool>().Run(threads, tasks, body);  // a forked child gets a pool of its own
 }
 
 }  // namespace kernels

@@ -14,11 +14,10 @@
 #include <mutex>
 #include <vector>
 
-#include <unistd.h>
-
 #include "binary_kernels.h"
 #include "bitpack.h"
 #include "padded_input.h"
+#include "per_process.h"
 #include "thread_pool.h"
 
 namespace bmxnet {
@@ -41,6 +40,7 @@ uint16_t PixelBits(int64_t first, int64_t end) {
   return end > first ? static_cast<uint16_t>((1u << end) - (1u << first)) : 0;
 }
 
+// The plan of a convolution holds its geometry's padding masks (defined below).
 struct ConvPlan;
 struct TileMasks;
 std::shared_ptr<const TileMasks> SharedTileMasks(const ConvPlan& plan);
@@ -139,7 +139,7 @@ struct TileRuns {
 // What the kernels count of each tile of an image: the valid masks of the tiles that touch
 // zero padding and the bits each of their pixels counts (every tile of every image and
 // group has the same). They cost as much as a tenth of a 64-channel layer when each call
-// worked them out per tile (64 ch 56x56, 2 threads: 75 -> 66 us), so they are worked out
+// worked them out per tile (64 ch 56x56, 2 threads: 75 -> 67 us), so they are worked out
 // once per geometry and kept (SharedTileMasks).
 struct TileMasks {
   std::vector<int32_t> entry;   // per tile: index of its masks, or -1 when every tap is inside
@@ -216,41 +216,32 @@ std::shared_ptr<const TileMasks> BuildTileMasks(const ConvPlan& plan) {
 
 // The process's masks by geometry (the batch aside), up to kMaskCacheBytes in all: when a
 // new geometry would pass that, the others are dropped (calls still using them keep theirs).
-// A forked child starts a cache of its own (the parent's mutex may have been held).
 constexpr int64_t kMaskCacheBytes = int64_t(64) << 20;
 
-std::shared_ptr<const TileMasks> SharedTileMasks(const ConvPlan& plan) {
+struct MaskCache {
   using Key = std::array<int64_t, 14>;
-  struct Cache {
-    std::mutex mutex;
-    std::map<Key, std::shared_ptr<const TileMasks>> masks;
-    int64_t bytes = 0;
-  };
-  static std::mutex creation;
-  static Cache* cache = nullptr;
-  static pid_t owner = -1;
-  {
-    std::lock_guard<std::mutex> lock(creation);
-    if (owner != getpid()) {
-      cache = new Cache();
-      owner = getpid();
-    }
-  }
+  std::mutex mutex;
+  std::map<Key, std::shared_ptr<const TileMasks>> masks;
+  int64_t bytes = 0;
+};
+
+std::shared_ptr<const TileMasks> SharedTileMasks(const ConvPlan& plan) {
   const ConvGeometry& g = plan.g;
   int32_t pad_bits;
   std::memcpy(&pad_bits, &g.pad_value, sizeof(pad_bits));
-  const Key key = {g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h, g.kernel_w, g.stride_h,
-                   g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w, g.groups, pad_bits};
-  std::lock_guard<std::mutex> lock(cache->mutex);
-  auto found = cache->masks.find(key);
-  if (found != cache->masks.end()) return found->second;
+  const MaskCache::Key key = {g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h, g.kernel_w,
+                              g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w, g.groups, pad_bits};
+  MaskCache& cache = PerProcess<MaskCache>();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto found = cache.masks.find(key);
+  if (found != cache.masks.end()) return found->second;
   std::shared_ptr<const TileMasks> masks = BuildTileMasks(plan);
-  if (cache->bytes + masks->Bytes() > kMaskCacheBytes) {
-    cache->masks.clear();
-    cache->bytes = 0;
+  if (cache.bytes + masks->Bytes() > kMaskCacheBytes) {
+    cache.masks.clear();
+    cache.bytes = 0;
   }
-  cache->masks[key] = masks;
-  cache->bytes += masks->Bytes();
+  cache.masks[key] = masks;
+  cache.bytes += masks->Bytes();
   return masks;
 }
 
