@@ -1,10 +1,12 @@
 // Kernel tests without MXNet: im2col + GEMM convolution and dense layers against direct
 // loops, the AVX2 quantizers against the portable ones, weight quantizers on known values,
 // packed layers on every instruction set against the float ones, the kernels' thread pool.
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -402,6 +404,32 @@ void TestThreadPool() {
     });
   for (auto& caller : callers) caller.join();
   Check(total == 3 * 200 * 10, "thread pool with concurrent callers");
+  // A worker runs beside the caller, and moving it off the caller's CPU (thread_pool.cc)
+  // leaves it free to run on any CPU the process may use.
+  cpu_set_t callers_cpus, workers_cpus;
+  sched_getaffinity(0, sizeof(callers_cpus), &callers_cpus);
+  bool beside = true, free_to_move = true;
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> started{false};
+    std::thread::id worker;
+    const std::thread::id caller = std::this_thread::get_id();
+    ParallelFor(2, 2, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        if (t == 1) {
+          worker = std::this_thread::get_id();
+          sched_getaffinity(0, sizeof(workers_cpus), &workers_cpus);
+          started = true;
+          continue;
+        }
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (!started && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+      }
+    });
+    beside &= started && worker != caller;
+    free_to_move &= started && CPU_EQUAL(&callers_cpus, &workers_cpus);
+  }
+  Check(beside, "thread pool worker runs beside the caller");
+  Check(free_to_move, "thread pool worker keeps the process's CPUs");
   // A forked child (a DataLoader worker, say) has none of the parent's pool threads.
   const pid_t child = fork();
   if (child == 0) {

@@ -1,5 +1,8 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,10 +37,12 @@ class ThreadPool {
     body_ = &body;
     shares_ = threads;
     for (int i = 0; i < threads; ++i) {
+      share_[i].joined = false;
       share_[i].next = tasks * i / threads;
       share_[i].end = tasks * (i + 1) / threads;
     }
     chunk_ = std::max<int64_t>(1, tasks / (threads * kChunksPerShare));
+    cpu_[0] = sched_getcpu();
     open_ = true;
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
@@ -46,6 +51,14 @@ class ThreadPool {
     wake_.notify_all();
     Help(0);
     open_ = false;
+    for (int i = 1; i < threads; ++i) {
+      if (share_[i].joined) {
+        moved_[i] = false;
+      } else if (!moved_[i]) {  // once until it joins again: a move costs 3-4 us
+        MoveOffBusyCpus(i);
+        moved_[i] = true;
+      }
+    }
     while (active_ != 0) std::this_thread::yield();
   }
 
@@ -53,6 +66,7 @@ class ThreadPool {
   struct alignas(64) Share {  // one cache line each: threads take chunks without contention
     std::atomic<int64_t> next{0};
     int64_t end = 0;
+    std::atomic<bool> joined{false};  // by its own thread
   };
 
   void Help(int self) {
@@ -66,8 +80,11 @@ class ThreadPool {
   void Prepare(int wanted) {
     while (static_cast<int>(workers_.size()) < wanted) {
       const int self = static_cast<int>(workers_.size()) + 1;
+      cpu_[self] = -1;
       workers_.emplace_back([this, self, seen = generation_.load()] { Work(self, seen); });
+      handle_[self] = workers_.back().native_handle();
       workers_.back().detach();
+      MoveOff(handle_[self], CpuSet({sched_getcpu()}));
     }
   }
 
@@ -84,9 +101,46 @@ class ThreadPool {
       }
       seen = generation_;
       ++active_;
-      if (open_ && self < shares_) Help(self);
+      if (open_ && self < shares_) {
+        cpu_[self] = sched_getcpu();
+        share_[self].joined = true;
+        Help(self);
+      }
       --active_;
     }
+  }
+
+  // A worker woken (or started) on the CPU of the thread that woke it waits there while
+  // that thread works, until the kernel's balancer moves it, which took up to 12 ms at the
+  // start of a process (5-10 us jobs of 2 threads: up to 1750 in a row without the worker,
+  // then none for seconds). So a worker that missed a job is moved off the CPUs the
+  // threads that took part were on (when it is elsewhere, that changes nothing).
+  void MoveOffBusyCpus(int absent) {
+    std::vector<int> busy;
+    for (int i = 0; i < shares_; ++i)
+      if (i == 0 || share_[i].joined) busy.push_back(cpu_[i]);
+    MoveOff(handle_[absent], CpuSet(busy));
+  }
+
+  static cpu_set_t CpuSet(const std::vector<int>& cpus) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus)
+      if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
+    return set;
+  }
+
+  // Narrowing a thread's affinity moves it at once; widening it again leaves it where it
+  // is now, free to go anywhere later.
+  static void MoveOff(pthread_t thread, const cpu_set_t& busy) {
+    cpu_set_t allowed, elsewhere;
+    if (pthread_getaffinity_np(thread, sizeof(allowed), &allowed) != 0) return;
+    CPU_ZERO(&elsewhere);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &allowed) && !CPU_ISSET(cpu, &busy)) CPU_SET(cpu, &elsewhere);
+    if (CPU_COUNT(&elsewhere) == 0) return;  // more threads than CPUs
+    if (pthread_setaffinity_np(thread, sizeof(elsewhere), &elsewhere) == 0)
+      pthread_setaffinity_np(thread, sizeof(allowed), &allowed);
   }
 
   std::mutex run_mutex_, wake_mutex_;
@@ -95,6 +149,9 @@ class ThreadPool {
   std::atomic<bool> open_{false};
   std::atomic<int> active_{0};
   Share share_[kMaxThreads];
+  std::atomic<int> cpu_[kMaxThreads];  // each thread's CPU when it last took part (0: the caller)
+  pthread_t handle_[kMaxThreads];
+  bool moved_[kMaxThreads] = {};  // since it last joined a job
   int shares_ = 0;
   int64_t chunk_ = 1;
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
