@@ -37,7 +37,7 @@ class ThreadPool {
     body_ = &body;
     shares_ = threads;
     for (int i = 0; i < threads; ++i) {
-      share_[i].joined = false;
+      share_[i].owned = 0;
       share_[i].next = tasks * i / threads;
       share_[i].end = tasks * (i + 1) / threads;
     }
@@ -51,29 +51,26 @@ class ThreadPool {
     wake_.notify_all();
     Help(0);
     open_ = false;
-    for (int i = 1; i < threads; ++i) {
-      if (share_[i].joined) {
-        moved_[i] = false;
-      } else if (!moved_[i]) {  // once until it joins again: a move costs 3-4 us
-        MoveOffBusyCpus(i);
-        moved_[i] = true;
-      }
-    }
     while (active_ != 0) std::this_thread::yield();
+    MoveLateWorkers(tasks);
   }
 
  private:
   struct alignas(64) Share {  // one cache line each: threads take chunks without contention
     std::atomic<int64_t> next{0};
     int64_t end = 0;
-    std::atomic<bool> joined{false};  // by its own thread
+    std::atomic<int64_t> owned{0};  // chunks its own thread took
   };
 
   void Help(int self) {
     for (int i = 0; i < shares_; ++i) {
       Share& share = share_[(self + i) % shares_];
-      for (int64_t begin = share.next.fetch_add(chunk_); begin < share.end; begin = share.next.fetch_add(chunk_))
+      int64_t chunks = 0;
+      for (int64_t begin = share.next.fetch_add(chunk_); begin < share.end; begin = share.next.fetch_add(chunk_)) {
         (*body_)(begin, std::min(share.end, begin + chunk_));
+        ++chunks;
+      }
+      if (i == 0) share.owned = chunks;
     }
   }
 
@@ -84,7 +81,10 @@ class ThreadPool {
       workers_.emplace_back([this, self, seen = generation_.load()] { Work(self, seen); });
       handle_[self] = workers_.back().native_handle();
       workers_.back().detach();
-      MoveOff(handle_[self], CpuSet({sched_getcpu()}));
+      cpu_set_t creators;
+      CPU_ZERO(&creators);
+      AddCpu(sched_getcpu(), &creators);
+      MoveOff(handle_[self], creators);
     }
   }
 
@@ -103,7 +103,6 @@ class ThreadPool {
       ++active_;
       if (open_ && self < shares_) {
         cpu_[self] = sched_getcpu();
-        share_[self].joined = true;
         Help(self);
       }
       --active_;
@@ -113,21 +112,37 @@ class ThreadPool {
   // A worker woken (or started) on the CPU of the thread that woke it waits there while
   // that thread works, until the kernel's balancer moves it, which took up to 12 ms at the
   // start of a process (5-10 us jobs of 2 threads: up to 1750 in a row without the worker,
-  // then none for seconds). So a worker that missed a job is moved off the CPUs the
-  // threads that took part were on (when it is elsewhere, that changes nothing).
-  void MoveOffBusyCpus(int absent) {
-    std::vector<int> busy;
+  // then none for seconds), or shared that CPU with it for good when it got a time slice
+  // in every job. So a worker that did less than half its share is moved off the CPUs of
+  // the threads that did theirs (when it is elsewhere, that changes nothing), once until
+  // it does its share again: a move costs 3-4 us.
+  void MoveLateWorkers(int64_t tasks) {
+    const auto did_its_share = [&](int i) {
+      const int64_t size = tasks * (i + 1) / shares_ - tasks * i / shares_;
+      return i == 0 || 2 * share_[i].owned * chunk_ >= size;
+    };
+    bool all_did = true;
+    for (int i = 1; i < shares_; ++i) all_did = all_did && did_its_share(i);
+    if (all_did) {
+      std::fill_n(moved_, shares_, false);
+      return;
+    }
+    cpu_set_t busy;
+    CPU_ZERO(&busy);
     for (int i = 0; i < shares_; ++i)
-      if (i == 0 || share_[i].joined) busy.push_back(cpu_[i]);
-    MoveOff(handle_[absent], CpuSet(busy));
+      if (did_its_share(i)) {
+        AddCpu(cpu_[i], &busy);
+        moved_[i] = false;
+      }
+    for (int i = 1; i < shares_; ++i)
+      if (!did_its_share(i) && !moved_[i]) {
+        MoveOff(handle_[i], busy);
+        moved_[i] = true;
+      }
   }
 
-  static cpu_set_t CpuSet(const std::vector<int>& cpus) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int cpu : cpus)
-      if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
-    return set;
+  static void AddCpu(int cpu, cpu_set_t* set) {
+    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, set);
   }
 
   // Narrowing a thread's affinity moves it at once; widening it again leaves it where it
