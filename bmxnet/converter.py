@@ -18,8 +18,9 @@ import numpy as np
 
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
-                     describe_variable, fold_batchnorm_signs, is_true, replace_channel_concats, replace_poolings,
-                     skip_sign_activation, take_leading_slices, unused_params)
+                     describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, is_true, pool_before_batchnorm,
+                     replace_batchnorms, replace_channel_concats, replace_poolings, skip_sign_activation,
+                     take_leading_slices, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -41,6 +42,8 @@ class ConversionReport:
         self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
         self.slices_in_place = 0  # leading-channel slices a ChannelConcat reads in place
         self.poolings = 0  # Pooling run as PlainPooling
+        self.poolings_first = 0  # max poolings moved before the BatchNorm they followed
+        self.batchnorms = 0  # BatchNorm run as PlainBatchNorm
         self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
         self.values = 0
@@ -51,11 +54,13 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
-        if self.folded or self.residual_adds or self.channel_concats or self.poolings or self.shared_copies:
+        if self.folded or self.residual_adds or self.channel_concats or self.poolings or self.shared_copies \
+                or self.poolings_first or self.batchnorms:
             lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats "
-                         "(%d slices read in place); %d poolings on plain NCHW; %d shared inputs copied once"
+                         "(%d slices read in place); %d max poolings moved before their BatchNorm; %d poolings and "
+                         "%d BatchNorms on plain NCHW; %d shared inputs copied once"
                          % (len(self.folded), self.residual_adds, self.channel_concats, self.slices_in_place,
-                            self.poolings, self.shared_copies))
+                            self.poolings_first, self.poolings, self.batchnorms, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -118,6 +123,10 @@ def convert_graph(graph, params, where="model"):
     graph = copy.deepcopy(graph)
     params = dict(params)
     try:
+        float_layouts = float_batchnorm_layouts(graph["nodes"])  # before the binary layers are folded
+    except (KeyError, IndexError, TypeError):
+        raise ConversionError("%s: symbol graph has bad input references" % where) from None
+    try:
         fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ConversionError("%s: cannot read a composed binary layer (%s)" % (where, error)) from None
@@ -175,7 +184,9 @@ def convert_graph(graph, params, where="model"):
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
     report.slices_in_place = take_leading_slices(nodes, consumers, absorbed)
+    report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
     report.poolings = replace_poolings(nodes, absorbed)
+    report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded))
     report.shared_copies = copy_shared_inputs(nodes, absorbed, _reachable(graph))
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))

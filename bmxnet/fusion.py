@@ -12,6 +12,16 @@
   concatenate once per layer);
 - a slice of an input's leading channels that only a ChannelConcat reads is read in place
   (`take_channels`), not copied first;
+- a max pooling after a BatchNorm (and ReLUs) moves before it when no gamma is negative:
+  the maximum of a non-decreasing per-channel function's values is that function of the
+  maximum, so the BatchNorm then normalizes a quarter of the values (ResNetE's stem,
+  MeliusNet's stem and transitions);
+- a BatchNorm of a tensor the packed model hands on as plain NCHW becomes bmxnet's
+  PlainBatchNorm with the formula MXNet used in the float-simulated model, which depends on
+  the layout MXNet's BatchNorm was handed there (oneDNN computes fma(x - mean, scale, beta)
+  on its blocked tensors and rounds the product on plain ones: packed ResNetE's head had
+  differed by up to 1e-5 in its logits). `float_batchnorm_layouts` follows oneDNN's
+  layouts through the float graph for that;
 - Pooling (2-D, max or avg) of a plain NCHW tensor, such as bmxnet's layers hand on,
   becomes bmxnet's PlainPooling: the same values, where MXNet's oneDNN pooling first
   reorders the tensor to a blocked layout and back, or averages it in reference code
@@ -31,9 +41,12 @@ from .sign_thresholds import sign_thresholds
 
 TRUE = ("true", "1")
 ADD_OPS = ("elemwise_add", "_plus", "_Plus")
-BMXNET_OPS = ("QConvolution", "QFullyConnected", "QActivation", "ChannelConcat", "PlainPooling")
+BMXNET_OPS = ("QConvolution", "QFullyConnected", "QActivation", "ChannelConcat", "PlainPooling", "PlainBatchNorm")
 LAYOUT_KEEPING_OPS = ("BatchNorm", "Activation", "LeakyReLU", "relu", "sigmoid", "tanh", "clip", "Dropout")
 POOLING_ATTRS = ("kernel", "stride", "pad", "pool_type", "global_pool", "pooling_convention", "count_include_pad")
+# MXNet operators whose output is plain NCHW whatever their input's layout (no oneDNN kernel)
+PLAIN_OUTPUT_OPS = ("Reshape", "reshape", "Flatten", "flatten", "FullyConnected", "slice_axis", "slice")
+NON_DECREASING_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign")
 
 
 def attrs_of(node):
@@ -110,14 +123,15 @@ def fold_batchnorm_signs(nodes, consumers, params):
     return folded
 
 
-def _thresholds(nodes, bn, params):
-    """Sign thresholds of one BatchNorm node (axis 1, one output), or None."""
+def _batchnorm_arrays(nodes, bn, params):
+    """(attributes, [gamma, beta, moving mean, moving variance] as float32 NDArrays) of a
+    BatchNorm node over axis 1 with one output and its parameters in `params`, or None."""
     attrs = {k: v for k, v in attrs_of(bn).items() if not k.startswith("__")}
     if str(attrs.get("axis", "1")).strip() != "1" or is_true(attrs, "output_mean_var") \
             or len(bn.get("inputs", [])) != 5:
         return None
     arrays = []
-    for entry in bn["inputs"][1:]:  # gamma, beta, moving mean, moving variance
+    for entry in bn["inputs"][1:]:
         source = _edge(nodes, entry)
         if source is None or nodes[source]["op"] != "null":
             return None
@@ -126,9 +140,18 @@ def _thresholds(nodes, bn, params):
         if key is None:
             return None
         arrays.append(mx.nd.array(params[key], dtype="float32"))
-    channels = arrays[0].shape[0]
-    if any(a.shape != (channels,) for a in arrays):
+    if any(a.shape != arrays[0].shape or a.ndim != 1 for a in arrays):
         return None
+    return attrs, arrays
+
+
+def _thresholds(nodes, bn, params):
+    """Sign thresholds of one BatchNorm node (axis 1, one output), or None."""
+    found = _batchnorm_arrays(nodes, bn, params)
+    if found is None:
+        return None
+    attrs, arrays = found
+    channels = arrays[0].shape[0]
     try:
         return sign_thresholds(lambda x: mx.nd.BatchNorm(x, *arrays, **attrs), channels)
     except mx.base.MXNetError:  # attributes MXNet's BatchNorm does not take: leave it alone
@@ -155,6 +178,52 @@ def absorb_residual_adds(nodes, consumers):
                 absorbed[index] = source
                 break
     return absorbed
+
+
+def _non_decreasing_activation(node):
+    attrs = attrs_of(node)
+    return node["op"] in NON_DECREASING_ACTIVATIONS or (
+        node["op"] == "Activation" and str(attrs.get("act_type")) in NON_DECREASING_ACTIVATIONS)
+
+
+def _max_pooling_over_space(node):
+    """A max Pooling of an NC... tensor (it pools the axes after the channels)."""
+    attrs = attrs_of(node)
+    return (node["op"] == "Pooling" and str(attrs.get("pool_type", "max")) == "max" and len(node.get("inputs", [])) == 1
+            and str(attrs.get("layout", "None")) in ("None", "NCW", "NCHW", "NCDHW"))
+
+
+def pool_before_batchnorm(nodes, consumers, params):
+    """Pooling(max) <- non-decreasing activations <- BatchNorm, each read only by the next:
+    the pooling moves to the BatchNorm's input when the BatchNorm never decreases (fix_gamma,
+    or no gamma below 0), and the BatchNorm and activations follow it in their order. The
+    nodes keep their places (the chain's last place is the chain's output); returns how many
+    chains moved."""
+    moved = 0
+    for index, pool in enumerate(nodes):
+        if not _max_pooling_over_space(pool):
+            continue
+        chain, entry = [index], pool["inputs"][0]
+        source = _edge(nodes, entry)
+        while source is not None and entry[1] == 0 and consumers.get(source) == 1 \
+                and _non_decreasing_activation(nodes[source]) and len(nodes[source].get("inputs", [])) == 1:
+            chain.append(source)
+            entry = nodes[source]["inputs"][0]
+            source = _edge(nodes, entry)
+        if source is None or entry[1] != 0 or consumers.get(source) != 1 or nodes[source]["op"] != "BatchNorm":
+            continue
+        found = _batchnorm_arrays(nodes, nodes[source], params)
+        if found is None or (not is_true(found[0], "fix_gamma") and (found[1][0].asnumpy() < 0).any()):
+            continue
+        chain.append(source)
+        places = sorted(chain)  # the BatchNorm's first, the pooling's last
+        order = [pool, nodes[source]] + [nodes[i] for i in reversed(chain[1:-1])]
+        reads = list(nodes[source]["inputs"][0])
+        for place, node in zip(places, order):
+            nodes[place] = dict(node, inputs=[reads] + [list(e) for e in node["inputs"][1:]])
+            reads = [place, 0, 0]
+        moved += 1
+    return moved
 
 
 def replace_channel_concats(nodes):
@@ -227,6 +296,61 @@ def _reads_plain_nchw(nodes, entry, absorbed):
         source = _edge(nodes, nodes[source]["inputs"][0])
     return source is not None and (source in absorbed or
                                    nodes[source]["op"] in BMXNET_OPS + ("null", "Reshape", "reshape", "Flatten", "flatten"))
+
+
+def float_batchnorm_layouts(nodes):
+    """{BatchNorm name: whether MXNet hands it a oneDNN-blocked tensor (True), a plain one
+    (False) or either (None)} in the float graph `nodes` (before any rewrite: composed binary
+    layers are MXNet Convolutions there). Ungrouped convolutions hand on blocked tensors when
+    their filters are a multiple of 8, else plain ones; variables, bmxnet operators and
+    PLAIN_OUTPUT_OPS plain ones; BatchNorm, activations and
+    Pooling keep their input's; an add of two blocked (plain) operands is blocked (plain), a
+    Concat is blocked when all its inputs are and plain when one is (measured on MXNet 1.9
+    with oneDNN; the rest is left unknown)."""
+    blocked = []
+    for node in nodes:
+        op = node["op"]
+        inputs = [blocked[e[0]] if _edge(nodes, e) is not None and e[0] < len(blocked) else None
+                  for e in node.get("inputs", [])]
+        if op == "null" or op in BMXNET_OPS + PLAIN_OUTPUT_OPS:
+            value = False
+        elif op == "Convolution" and str(attrs_of(node).get("num_group", "1")) == "1":
+            value = int(attrs_of(node).get("num_filter", 0)) % 8 == 0
+        elif op in LAYOUT_KEEPING_OPS + ("Pooling",):
+            value = inputs[0] if inputs else None
+        elif op in ADD_OPS and inputs and len(set(inputs)) == 1:
+            value = inputs[0]  # a plain and a blocked operand: either, by MXNet's internals
+        elif op == "Concat" and inputs and None not in inputs:
+            value = all(inputs)
+        else:
+            value = None
+        blocked.append(value)
+    return {node["name"]: blocked[node["inputs"][0][0]] for node in nodes
+            if node["op"] == "BatchNorm" and node.get("inputs") and _edge(nodes, node["inputs"][0]) is not None}
+
+
+def replace_batchnorms(nodes, float_layouts, absorbed, params, folded):
+    """BatchNorms (axis 1, not among `folded`) of plain NCHW tensors whose float-graph layout
+    is known -> PlainBatchNorm (eps, fix_gamma; blocked as in the float graph). Their moving
+    statistics become arguments (`params` keys aux: -> arg:). Returns how many."""
+    replaced = 0
+    for node in nodes:
+        layout = float_layouts.get(node["name"])
+        if node["op"] != "BatchNorm" or node["name"] in folded or layout is None:
+            continue
+        found = _batchnorm_arrays(nodes, node, params)
+        if found is None or not _reads_plain_nchw(nodes, node["inputs"][0], absorbed):
+            continue
+        attrs = found[0]
+        node["op"] = "PlainBatchNorm"
+        node["attrs"] = {"eps": str(attrs.get("eps", "0.001")), "fix_gamma": str(attrs.get("fix_gamma", "True")),
+                         "blocked": str(layout)}
+        for entry in node["inputs"][3:]:
+            name = nodes[entry[0]]["name"]
+            if "aux:" + name in params:
+                params["arg:" + name] = params.pop("aux:" + name)
+        replaced += 1
+    return replaced
 
 
 def replace_poolings(nodes, absorbed):

@@ -213,7 +213,8 @@ def test_converter_copies_the_resnete_stem_output_once(rng):
     assert report.shared_copies == 1
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     copy = next(n for n in nodes if n["op"] == "ChannelConcat")
-    assert nodes[copy["inputs"][0][0]]["op"] == "Pooling"
+    stem_output = nodes[copy["inputs"][0][0]]  # its ReLU: the max pooling moved before the BatchNorm
+    assert stem_output["op"] == "Activation" and "stem" in stem_output["name"]
     readers = [n for n in nodes if any(nodes[i[0]] is copy for i in n["inputs"])]
     assert [n["op"] for n in readers] == ["QConvolution"] and len(readers[0]["inputs"]) >= 3
 
@@ -224,7 +225,7 @@ def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
-    assert report.poolings == 4 and "4 poolings on plain NCHW" in str(report)
+    assert report.poolings == 4 and "4 poolings and 1 BatchNorms on plain NCHW" in str(report)
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     pools = [(n["name"], n["op"]) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
     assert [op for name, op in pools if "stem" in name] == ["Pooling"]
@@ -290,3 +291,63 @@ def test_converter_reads_a_leading_slice_in_place_when_plain_and_only_the_concat
     x = mx.nd.array(rng.normal(size=(2, 5, 6, 6)))
     _, report = convert_exactly(SliceConcat(), x, mx.init.Xavier())
     assert report.slices_in_place == taken
+
+
+def randomize_batchnorms(net, rng, negative_gammas=False):
+    """Trained-looking BatchNorm parameters (a fresh BatchNorm is the identity, under which
+    oneDNN's two formulas agree)."""
+    for name, param in net.collect_params().items():
+        size = param.shape
+        if name.endswith("gamma"):
+            gamma = rng.uniform(0.2, 2, size) * (rng.choice([-1, 1], size) if negative_gammas else 1)
+            param.set_data(mx.nd.array(gamma))
+        elif name.endswith(("beta", "running_mean")):
+            param.set_data(mx.nd.array(rng.normal(size=size)))
+        elif name.endswith("running_var"):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 3, size)))
+
+
+def convert_trained_exactly(net, x, rng, negative_gammas=False):
+    """convert_exactly, with the BatchNorms given trained-looking parameters first."""
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net(x)
+    randomize_batchnorms(net, rng, negative_gammas)
+    return convert_exactly(net, x, None)
+
+
+@pytest.mark.parametrize("name,moved,batchnorms", [("resnete18", 1, 1), ("birealnet18", 1, 1),
+                                                   ("meliusnet22", 4, 2), ("binary_densenet28", 4, 4)])
+@pytest.mark.parametrize("negative_gammas", [False, True])
+def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, negative_gammas, rng):
+    """Max poolings move before the BatchNorms they follow (not past a negative gamma), and
+    BatchNorms of plain tensors run as PlainBatchNorm with the float model's formula (packed
+    ResNetE's head had differed)."""
+    x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 64, 64)))
+    _, report = convert_trained_exactly(get_model(name, classes=10), x, rng, negative_gammas)
+    assert report.poolings_first == (0 if negative_gammas else moved) and report.batchnorms == batchnorms
+    assert "%d BatchNorms on plain NCHW" % batchnorms in str(report)
+
+
+class BatchNormReluPool(mx.gluon.HybridBlock):
+    """conv -> BN -> ReLU -> max pool -> binary conv, the BN output also read elsewhere when
+    `shared`."""
+
+    def __init__(self, shared):
+        super().__init__()
+        self.shared = shared
+        with self.name_scope():
+            self.conv = mx.gluon.nn.Conv2D(8, 3, padding=1, in_channels=3)
+            self.bn = mx.gluon.nn.BatchNorm(in_channels=8)
+            self.binary = bnn.QConv2D(8, 3, padding=1, in_channels=8)
+
+    def hybrid_forward(self, F, x):
+        y = self.bn(self.conv(x))
+        out = self.binary(F.Pooling(F.relu(y), kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"))
+        return F.concat(out, F.Pooling(y, kernel=(2, 2), stride=(2, 2), pool_type="avg"), dim=1) if self.shared else out
+
+
+@pytest.mark.parametrize("shared,moved", [(False, 1), (True, 0)])
+def test_converter_moves_a_max_pooling_only_past_a_batchnorm_it_alone_reads(shared, moved, rng):
+    x = mx.nd.array(rng.normal(size=(2, 3, 12, 12)))
+    _, report = convert_trained_exactly(BatchNormReluPool(shared), x, rng)
+    assert report.poolings_first == moved

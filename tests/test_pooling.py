@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from mxnet.base import MXNetError
 
-from bmxnet import _library
 
 # (H, W): rows narrower and wider than one 8-output vector, odd sizes, a last partial vector
 SIZES = [(7, 7), (8, 9), (5, 11), (12, 40)]
@@ -19,20 +18,6 @@ CONFIGS = [dict(kernel=(k, k), stride=(s, s), pad=(p, p), pool_type=t, pooling_c
            for k, s, p, t, c, i in itertools.product([1, 2, 3], [1, 2, 3], [0, 1], ["max", "avg"], ["valid", "full"],
                                                      [True, False])
            if p < k and not (t == "max" and not i)]  # count_include_pad means nothing to max
-
-
-@pytest.fixture(params=["portable", "avx2", "avx512"])
-def isa(request, monkeypatch):
-    """Forces a kernel path (never above the CPU's) for the test, then restores the best."""
-    monkeypatch.setenv("BMXNET_ISA", request.param)
-    _library.refresh_isa()
-    if _library.active_isa() != request.param:
-        monkeypatch.delenv("BMXNET_ISA")
-        _library.refresh_isa()
-        pytest.skip("this CPU has no " + request.param)
-    yield request.param
-    monkeypatch.delenv("BMXNET_ISA")
-    _library.refresh_isa()
 
 
 def test_plain_pooling_equals_mxnet_pooling(isa, rng):

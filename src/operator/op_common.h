@@ -2,6 +2,8 @@
 #ifndef BMXNET_OPERATOR_OP_COMMON_H_
 #define BMXNET_OPERATOR_OP_COMMON_H_
 
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -33,6 +35,18 @@ MXReturnValue Guard(Body body) {
     SetErrorMessage("bmxnet: unknown error");
   }
   return mxnet::ext::MX_FAIL;
+}
+
+// Whether MXNet runs its operators through oneDNN (the wheel's default); with
+// MXNET_MKLDNN_ENABLED=0 its own loops compute Pooling and BatchNorm, in other ways.
+// Read once, as MXNet reads it.
+inline bool MxnetRunsOneDnn() {
+  static const bool runs = [] {
+    const char* value = std::getenv("MXNET_MKLDNN_ENABLED");
+    return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "false") == 0 ||
+                                 std::strcmp(value, "False") == 0);
+  }();
+  return runs;
 }
 
 // Gluon's deferred initialisation marks unknown dimensions with 0 or -1 (as unsigned).

@@ -232,6 +232,17 @@ PlainPoolingParams ReadPlainPooling(const Attributes& attrs) {
   return p;
 }
 
+PlainBatchNormParams ReadPlainBatchNorm(const Attributes& attrs) {
+  AttributeReader reader("PlainBatchNorm", attrs);
+  PlainBatchNormParams p;
+  p.eps = reader.Float("eps", p.eps);
+  if (p.eps <= 0.0f) reader.Fail("eps", reader.Text("eps", ""), "must be positive");
+  p.fix_gamma = reader.Bool("fix_gamma", p.fix_gamma);
+  p.blocked = reader.Bool("blocked", p.blocked);
+  reader.RejectUnknown();
+  return p;
+}
+
 QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   AttributeReader reader("QFullyConnected", attrs);
   QFullyConnectedParams p;
@@ -284,6 +295,7 @@ QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
 }
 ChannelConcatParams ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
 PlainPoolingParams ParsePlainPooling(const Attributes& attrs) { return Cached(attrs, ReadPlainPooling); }
+PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs) { return Cached(attrs, ReadPlainBatchNorm); }
 
 template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {

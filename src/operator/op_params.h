@@ -85,6 +85,14 @@ struct ChannelConcatParams {
 ChannelConcatParams ParseChannelConcat(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);
 PlainPoolingParams ParsePlainPooling(const Attributes& attrs);
+// MXNet BatchNorm's inference parameters that PlainBatchNorm takes (axis 1), and which of
+// oneDNN's formulas the float-simulated model used (kernels/batchnorm.h).
+struct PlainBatchNormParams {
+  float eps = 1e-3f;       // MXNet's defaults
+  bool fix_gamma = true;
+  bool blocked = false;    // the float model ran it on a oneDNN-blocked tensor
+};
+PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);
 
 // "(2, 3)" -> {2, 3}; used for shapes in messages too.

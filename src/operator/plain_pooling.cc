@@ -3,9 +3,6 @@
 // bmxnet layers hand on plain NCHW: MXNet 1.9 sends such a tensor through oneDNN's
 // reference average pooling (simple_nchw, on AVX2) or first reorders it to a blocked
 // layout and back (packed ResNetE-18 with AVX2: 7.7 -> 6.8 ms per image with this op).
-#include <cstdlib>
-#include <cstring>
-
 #include "kernels/cpu_features.h"
 #include "kernels/pooling.h"
 #include "op_common.h"
@@ -28,18 +25,6 @@ MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
 
 MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
   return Guard([&] { InferFloat32(kOp, in_types, out_types); });
-}
-
-// Whether MXNet runs its Pooling through oneDNN (the wheel's default), which averages as
-// PoolValue does; MXNET_MKLDNN_ENABLED=0 makes it use its own loop, which divides each tap.
-// Read once, as MXNet reads it.
-bool MxnetRunsOneDnn() {
-  static const bool runs = [] {
-    const char* value = std::getenv("MXNET_MKLDNN_ENABLED");
-    return value == nullptr || !(std::strcmp(value, "0") == 0 || std::strcmp(value, "false") == 0 ||
-                                 std::strcmp(value, "False") == 0);
-  }();
-  return runs;
 }
 
 // Outputs along one axis, as MXNet's Pooling counts them.

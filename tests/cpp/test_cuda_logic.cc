@@ -13,6 +13,7 @@
 #include "check.h"
 #include "cuda/binary_logic.h"
 #include "cuda/float_logic.h"
+#include "kernels/batchnorm.h"
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
@@ -327,6 +328,53 @@ void TestPooling() {
     }
 }
 
+// BatchNormElement, one value per thread as the CUDA kernel runs it, against
+// BatchNormForward on every kernel path (vector body and scalar tail), for the three
+// formulas, with and without gamma; and the gradient functions the CUDA kernels run
+// against BatchNormBackward.
+void TestBatchNorm() {
+  std::mt19937 rng(12);
+  const kernels::BatchNormFormula formulas[] = {kernels::BatchNormFormula::kOneDnnPlain,
+                                                kernels::BatchNormFormula::kOneDnnBlocked,
+                                                kernels::BatchNormFormula::kNative};
+  for (const kernels::BatchNormGeometry g : {kernels::BatchNormGeometry{2, 5, 13}, kernels::BatchNormGeometry{1, 3, 64},
+                                             kernels::BatchNormGeometry{3, 7, 1}})
+    for (kernels::BatchNormFormula formula : formulas)
+      for (bool with_gamma : {true, false}) {
+        const int64_t n = g.batch * g.channels * g.spatial;
+        const std::vector<float> x = Random(n, &rng), dy = Random(n, &rng), gamma = Random(g.channels, &rng),
+                                 beta = Random(g.channels, &rng), mean = Random(g.channels, &rng);
+        std::vector<float> variance = Random(g.channels, &rng);
+        for (float& v : variance) v = v * v + 0.1f;
+        const float* scale = with_gamma ? gamma.data() : nullptr;
+        std::vector<float> expected(n), y(n);
+        for (int64_t i = 0; i < n; ++i)
+          expected[i] = kernels::BatchNormElement(g, formula, x.data(), scale, beta.data(), mean.data(),
+                                                  variance.data(), 1e-5f, i);
+        const std::string name = "batch norm formula " + std::to_string(static_cast<int>(formula)) +
+                                 (with_gamma ? "" : " fix_gamma") + " spatial " + std::to_string(g.spatial);
+        for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+          if (isa > kernels::ActiveIsa()) continue;
+          kernels::BatchNormForward(g, formula, x.data(), scale, beta.data(), mean.data(), variance.data(), 1e-5f,
+                                    y.data(), 2, isa);
+          Check(y == expected, name + " on " + kernels::IsaName(isa));
+        }
+        std::vector<float> dx(n), dgamma(g.channels), dbeta(g.channels), dmean(g.channels), dvar(g.channels);
+        kernels::BatchNormBackward(g, formula, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(),
+                                   dx.data(), dgamma.data(), dbeta.data(), dmean.data(), dvar.data(), 2);
+        bool same = true;
+        for (int64_t i = 0; i < n; ++i)
+          same &= dx[i] == kernels::BatchNormDataGradElement(g, formula, scale, variance.data(), 1e-5f, dy.data(), i);
+        for (int64_t c = 0; c < g.channels; ++c) {
+          const kernels::BatchNormParamGrads grads = kernels::BatchNormParamGradChannel(
+              g, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(), c);
+          same &= grads.gamma == dgamma[c] && grads.beta == dbeta[c] && grads.mean == dmean[c] &&
+                  grads.variance == dvar[c];
+        }
+        Check(same, name + " gradients");
+      }
+}
+
 }  // namespace
 
 int main() {
@@ -336,6 +384,7 @@ int main() {
   TestWeightQuantizers();
   TestFloatLayers();
   TestPooling();
+  TestBatchNorm();
   std::printf("cuda logic on the host: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

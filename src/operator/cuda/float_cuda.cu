@@ -1,5 +1,6 @@
 // CUDA kernels of the float layers that non-packed Q layers run on quantized values: one
-// thread per output value (float_logic.h), forward and gradients; and PlainPooling's.
+// thread per output value (float_logic.h), forward and gradients; and PlainPooling's and
+// PlainBatchNorm's.
 #include "float_logic.h"
 #include "launch_util.cuh"
 #include "launchers.h"
@@ -39,6 +40,31 @@ __global__ void DenseGradKernel(const float* x, const float* w, const float* dy,
   }
 }
 
+__global__ void BatchNormKernel(kernels::BatchNormGeometry g, kernels::BatchNormFormula formula, const float* x,
+                                const float* gamma, const float* beta, const float* mean, const float* variance,
+                                float eps, float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = kernels::BatchNormElement(g, formula, x, gamma, beta, mean, variance, eps, i);
+}
+
+__global__ void BatchNormDataGradKernel(kernels::BatchNormGeometry g, kernels::BatchNormFormula formula,
+                                        const float* gamma, const float* variance, float eps, const float* dy,
+                                        float* dx, int64_t n) {
+  BMX_GRID_STRIDE(i, n) dx[i] = kernels::BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+}
+
+__global__ void BatchNormParamGradKernel(kernels::BatchNormGeometry g, const float* x, const float* gamma,
+                                         const float* mean, const float* variance, float eps, const float* dy,
+                                         float* dgamma, float* dbeta, float* dmean, float* dvariance) {
+  BMX_GRID_STRIDE(c, g.channels) {
+    const kernels::BatchNormParamGrads grads =
+        kernels::BatchNormParamGradChannel(g, x, gamma, mean, variance, eps, dy, c);
+    dgamma[c] = grads.gamma;
+    dbeta[c] = grads.beta;
+    dmean[c] = grads.mean;
+    dvariance[c] = grads.variance;
+  }
+}
+
 __global__ void PoolKernel(kernels::PoolGeometry g, const float* x, float* y, int64_t n) {
   BMX_GRID_STRIDE(i, n) y[i] = kernels::PoolValue(g, x, i);
 }
@@ -54,6 +80,28 @@ void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream
   if (n == 0) return;
   PoolKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, x, y, n);
   Check("pooling");
+}
+
+void BatchNorm(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
+               const float* gamma, const float* beta, const float* mean, const float* variance, float eps, float* y,
+               void* stream) {
+  const int64_t n = g.batch * g.channels * g.spatial;
+  if (n == 0) return;
+  BatchNormKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, formula, x, gamma, beta, mean, variance,
+                                                                          eps, y, n);
+  Check("batch norm");
+}
+
+void BatchNormGradient(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
+                       const float* gamma, const float* mean, const float* variance, float eps, const float* dy,
+                       float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance, void* stream) {
+  const int64_t n = g.batch * g.channels * g.spatial;
+  if (n == 0) return;
+  BatchNormDataGradKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, formula, gamma, variance, eps,
+                                                                                  dy, dx, n);
+  BatchNormParamGradKernel<<<StrideBlocks(g.channels), kElementThreads, 0, Stream(stream)>>>(
+      g, x, gamma, mean, variance, eps, dy, dgamma, dbeta, dmean, dvariance);
+  Check("batch norm gradient");
 }
 
 void PoolGradient(const kernels::PoolGeometry& g, const float* x, const float* dy, float* dx, void* stream) {

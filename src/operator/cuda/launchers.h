@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "../kernels/batchnorm.h"
 #include "../kernels/pooling.h"
 #include "../kernels/quantize.h"
 #include "binary_logic.h"
@@ -38,6 +39,14 @@ void CopyRows(const void* source, int64_t source_pitch, void* destination, int64
 // Zeroes `images` rows of `bytes` bytes, `pitch` bytes apart.
 void ZeroRows(void* destination, int64_t pitch, int64_t bytes, int64_t images, void* stream);
 
+// PlainBatchNorm: y [batch, channels, spatial], one thread per value (BatchNormElement).
+void BatchNorm(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
+               const float* gamma, const float* beta, const float* mean, const float* variance, float eps, float* y,
+               void* stream);
+// Its gradients: dx, and dgamma, dbeta, dmean, dvariance ([channels], one thread each).
+void BatchNormGradient(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
+                       const float* gamma, const float* mean, const float* variance, float eps, const float* dy,
+                       float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance, void* stream);
 // PlainPooling: y [planes, OH, OW] from x [planes, H, W], one thread per output (PoolValue).
 void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream);
 // Its data gradient dx [planes, H, W], one thread per input (PoolGradValue).

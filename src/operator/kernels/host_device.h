@@ -50,6 +50,40 @@ BMX_HD inline float Floor(float x) {
 
 BMX_HD inline float Abs(float x) { return x < 0.0f ? -x : x; }
 
+BMX_HD inline float Sqrt(float x) {
+#ifdef __CUDA_ARCH__
+  return __fsqrt_rn(x);
+#else
+  return std::sqrt(x);
+#endif
+}
+
+BMX_HD inline float Fma(float a, float b, float c) {
+#ifdef __CUDA_ARCH__
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+// a * b and a + b rounded on their own: nvcc would fuse a * b + c (the CPU files that
+// could are built with -ffp-contract=off).
+BMX_HD inline float RoundedMul(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+BMX_HD inline float RoundedAdd(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 // The packed bit of a value: 1 for -1 (v < 0, or NaN, as sign() maps it), 0 for +1.
 BMX_HD inline uint64_t NegativeBit(float v) { return v >= 0.0f ? 0 : 1; }
 

@@ -1,0 +1,104 @@
+// MXNet 1.9's BatchNorm in inference (over axis 1), value for value. MXNet computes it in
+// one of three ways, chosen by its build and by the layout of the tensor it is handed
+// (measured against the wheel; tests/test_batchnorm.py checks all three):
+//   oneDNN, plain NCHW (ncsp_bnorm):      (x - mean) * (gamma / sqrt(var + eps)) + beta
+//   oneDNN, blocked or NHWC (bnorm_jit):  fma(x - mean, gamma / sqrt(var + eps), beta)
+//   MXNet's own loop (MKLDNN disabled):   ((x - mean) * (1 / sqrt(var + eps))) * gamma + beta
+// each operation rounded to float. A packed model hands plain NCHW where its float-simulated
+// model had oneDNN's blocked tensors, so model-converter puts PlainBatchNorm with the
+// formula the float model used in place of MXNet's BatchNorm there.
+#ifndef BMXNET_KERNELS_BATCHNORM_H_
+#define BMXNET_KERNELS_BATCHNORM_H_
+
+#include <cstdint>
+
+#include "cpu_features.h"
+#include "host_device.h"
+
+namespace bmxnet {
+namespace kernels {
+
+enum class BatchNormFormula { kOneDnnPlain, kOneDnnBlocked, kNative };
+
+// x is [batch, channels, spatial]; gamma nullptr: every gamma is 1 (fix_gamma).
+struct BatchNormGeometry {
+  int64_t batch = 1, channels = 1, spatial = 1;
+};
+
+// A channel's factor: gamma / sqrt(var + eps) for oneDNN's formulas, 1 / sqrt(var + eps)
+// for MXNet's own.
+BMX_HD inline float BatchNormFactor(BatchNormFormula formula, float gamma, float variance, float eps) {
+  const float root = Sqrt(variance + eps);
+  return formula == BatchNormFormula::kNative ? 1.0f / root : gamma / root;
+}
+
+BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, float mean, float factor, float gamma,
+                                   float beta) {
+  const float centered = x - mean;
+  switch (formula) {
+    case BatchNormFormula::kOneDnnBlocked: return Fma(centered, factor, beta);
+    case BatchNormFormula::kNative: return RoundedAdd(RoundedMul(RoundedMul(centered, factor), gamma), beta);
+    default: return RoundedAdd(RoundedMul(centered, factor), beta);
+  }
+}
+
+// Element i of the output (the CUDA kernel's work per thread).
+BMX_HD inline float BatchNormElement(const BatchNormGeometry& g, BatchNormFormula formula, const float* x,
+                                     const float* gamma, const float* beta, const float* mean,
+                                     const float* variance, float eps, int64_t i) {
+  const int64_t c = i / g.spatial % g.channels;
+  const float scale = gamma ? gamma[c] : 1.0f;
+  return BatchNormValue(formula, x[i], mean[c], BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]);
+}
+
+// The gradient of that inference function (moving statistics held fixed in the forward
+// pass, but differentiated): data gradient element i, dy * d(y)/d(x).
+BMX_HD inline float BatchNormDataGradElement(const BatchNormGeometry& g, BatchNormFormula formula,
+                                             const float* gamma, const float* variance, float eps, const float* dy,
+                                             int64_t i) {
+  const int64_t c = i / g.spatial % g.channels;
+  const float scale = gamma ? gamma[c] : 1.0f;
+  const float factor = BatchNormFactor(formula, scale, variance[c], eps);
+  return dy[i] * (formula == BatchNormFormula::kNative ? factor * scale : factor);
+}
+
+// The parameter gradients of channel c: {gamma (0 with fix_gamma), beta, mean, variance}.
+struct BatchNormParamGrads {
+  float gamma, beta, mean, variance;
+};
+BMX_HD inline BatchNormParamGrads BatchNormParamGradChannel(const BatchNormGeometry& g, const float* x,
+                                                            const float* gamma, const float* mean,
+                                                            const float* variance, float eps, const float* dy,
+                                                            int64_t c) {
+  double sum_dy = 0.0, sum_dy_centered = 0.0;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t s = 0; s < g.spatial; ++s) {
+      const int64_t i = (n * g.channels + c) * g.spatial + s;
+      sum_dy += dy[i];
+      sum_dy_centered += static_cast<double>(dy[i]) * (x[i] - mean[c]);
+    }
+  const double scale = gamma ? gamma[c] : 1.0, inv = 1.0 / Sqrt(variance[c] + eps);
+  return {gamma ? static_cast<float>(sum_dy_centered * inv) : 0.0f, static_cast<float>(sum_dy),
+          static_cast<float>(-sum_dy * scale * inv),
+          static_cast<float>(-0.5 * sum_dy_centered * scale * inv * inv * inv)};
+}
+
+void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
+                      const float* beta, const float* mean, const float* variance, float eps, float* y,
+                      int threads, Isa isa);
+
+// dx, and dgamma, dbeta, dmean, dvariance ([channels] each).
+void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
+                       const float* mean, const float* variance, float eps, const float* dy, float* dx,
+                       float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads);
+
+namespace avx2 {
+// y[0..n) of one plane, its channel's mean, factor, gamma and beta given.
+void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, float mean, float factor, float gamma,
+                    float beta, float* y);
+}  // namespace avx2
+
+}  // namespace kernels
+}  // namespace bmxnet
+
+#endif  // BMXNET_KERNELS_BATCHNORM_H_

@@ -1,0 +1,136 @@
+// PlainBatchNorm: MXNet's BatchNorm in inference (axis 1, moving statistics), value for
+// value, on plain float tensors. inputs: data [N, C, ...], gamma, beta, moving_mean,
+// moving_var (each [C]). model-converter puts it in place of a BatchNorm whose input a
+// packed model hands on as plain NCHW, with blocked=True where the float-simulated model
+// gave MXNet a oneDNN-blocked tensor there (MXNet's formula depends on it:
+// kernels/batchnorm.h). Its gradient is that of the same function (the moving statistics
+// are inputs like the others).
+#include <cctype>
+#include <cstdlib>
+#include <string>
+
+#include "kernels/batchnorm.h"
+#include "kernels/cpu_features.h"
+#include "op_common.h"
+#ifdef BMXNET_CUDA
+#include "cuda/launchers.h"
+#endif
+
+namespace bmxnet {
+namespace {
+
+constexpr const char* kOp = "PlainBatchNorm";
+constexpr const char* kParams[] = {"gamma", "beta", "moving_mean", "moving_var"};
+
+MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
+  return Guard([&] {
+    ParsePlainBatchNorm(attrs);
+    *num_in = 5;
+    *num_out = 1;
+  });
+}
+
+MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
+  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+}
+
+MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
+  return Guard([&] {
+    ParsePlainBatchNorm(attrs);
+    const std::vector<unsigned int>& data = (*in_shapes)[0];
+    if (data.size() < 2)
+      throw ParamError(std::string(kOp) + ": data needs a channel axis (N, C, ...), got shape " + ShapeString(data));
+    for (int i = 0; i < 4; ++i) ExpectShape(kOp, kParams[i], &(*in_shapes)[i + 1], {data[1]});
+    (*out_shapes)[0] = data;
+  });
+}
+
+kernels::BatchNormGeometry GeometryOf(const std::vector<int64_t>& shape) {
+  kernels::BatchNormGeometry g;
+  g.batch = shape[0];
+  g.channels = shape[1];
+  for (size_t d = 2; d < shape.size(); ++d) g.spatial *= shape[d];
+  return g;
+}
+
+// Whether oneDNN's jit BatchNorm multiplies and adds in one fused step here: it does with
+// AVX2 and FMA (also when DNNL_MAX_CPU_ISA holds it to AVX2), not below.
+bool OneDnnFuses() {
+  static const bool fuses = [] {
+    for (const char* name : {"DNNL_MAX_CPU_ISA", "MKLDNN_MAX_CPU_ISA"}) {
+      std::string limit = std::getenv(name) ? std::getenv(name) : "";
+      for (char& c : limit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (limit == "SSE41" || limit == "AVX") return false;
+    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return fuses;
+}
+
+// The formula MXNet's BatchNorm used in the float model (kernels/batchnorm.h).
+kernels::BatchNormFormula FormulaOf(const PlainBatchNormParams& p) {
+  if (!MxnetRunsOneDnn()) return kernels::BatchNormFormula::kNative;
+  return p.blocked && OneDnnFuses() ? kernels::BatchNormFormula::kOneDnnBlocked
+                                    : kernels::BatchNormFormula::kOneDnnPlain;
+}
+
+MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                      const OpResource&) {
+  return Guard([&] {
+    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    kernels::BatchNormForward(GeometryOf((*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+                              p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
+                              Data(inputs, 4), p.eps, Data(outputs, 0), kernels::NumThreads(), kernels::ActiveIsa());
+  });
+}
+
+// inputs: [output gradient, data, gamma, beta, moving_mean, moving_var, output];
+// outputs: the gradients of the five inputs.
+MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                       const OpResource&) {
+  return Guard([&] {
+    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    kernels::BatchNormBackward(GeometryOf((*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+                               p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
+                               Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
+                               Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
+  });
+}
+
+#ifdef BMXNET_CUDA
+MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) {
+  return Guard([&] {
+    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    cuda::BatchNorm(GeometryOf((*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+                    p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
+                    Data(outputs, 0), res.get_cuda_stream());
+  });
+}
+
+MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                          const OpResource& res) {
+  return Guard([&] {
+    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    cuda::BatchNormGradient(GeometryOf((*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+                            p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
+                            Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2), Data(outputs, 3),
+                            Data(outputs, 4), res.get_cuda_stream());
+  });
+}
+#endif
+
+}  // namespace
+
+REGISTER_OP(PlainBatchNorm)
+    .setParseAttrs(ParseAttrs)
+    .setInferType(InferType)
+    .setInferShape(InferShape)
+#ifdef BMXNET_CUDA
+    .setForward(ForwardGpu, "gpu")
+    .setBackward(BackwardGpu, "gpu")
+#endif
+    .setForward(Forward, "cpu")
+    .setBackward(Backward, "cpu");
+
+}  // namespace bmxnet
