@@ -54,8 +54,8 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
-        if self.folded or self.residual_adds or self.channel_concats or self.poolings or self.shared_copies \
-                or self.poolings_first or self.batchnorms:
+        if any((self.folded, self.residual_adds, self.channel_concats, self.poolings_first, self.poolings,
+                self.batchnorms, self.shared_copies)):
             lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats "
                          "(%d slices read in place); %d max poolings moved before their BatchNorm; %d poolings and "
                          "%d BatchNorms on plain NCHW; %d shared inputs copied once"
@@ -124,8 +124,8 @@ def convert_graph(graph, params, where="model"):
     params = dict(params)
     try:
         float_layouts = float_batchnorm_layouts(graph["nodes"])  # before the binary layers are folded
-    except (KeyError, IndexError, TypeError):
-        raise ConversionError("%s: symbol graph has bad input references" % where) from None
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise ConversionError("%s: symbol graph has bad input references or attributes" % where) from None
     try:
         fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
     except (KeyError, IndexError, TypeError, ValueError) as error:
@@ -179,7 +179,7 @@ def convert_graph(graph, params, where="model"):
                               "act_bit=1 and weight_bit=1)" % where)
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
-    report.folded = fold_batchnorm_signs(nodes, consumers, params)
+    report.folded = fold_batchnorm_signs(nodes, consumers, params, float_layouts)
     absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)

@@ -93,11 +93,12 @@ def skip_sign_activation(nodes, layer, consumers):
         layer["inputs"][0] = list(activation["inputs"][0])
 
 
-def fold_batchnorm_signs(nodes, consumers, params):
+def fold_batchnorm_signs(nodes, consumers, params, float_layouts):
     """BatchNorms whose every consumer is the data of a packed convolution: the convolutions
     read the BatchNorm's input and get a `<name>_sign_threshold` input (2, C) with
-    data_threshold=True. Returns the names of the folded BatchNorms; their parameters are
-    left for the caller to drop once nothing uses them."""
+    data_threshold=True, found with the BatchNorm formula of the float model
+    (`float_layouts`, see float_batchnorm_layouts). Returns the names of the folded
+    BatchNorms; their parameters are left for the caller to drop once nothing uses them."""
     readers = {}
     for index, node in enumerate(nodes):
         if _packed_conv(node) and node.get("inputs"):
@@ -109,7 +110,7 @@ def fold_batchnorm_signs(nodes, consumers, params):
         bn = nodes[index]
         if consumers.get(index) != len(convs):
             continue  # something else needs the normalized values
-        thresholds = _thresholds(nodes, bn, params)
+        thresholds = _thresholds(nodes, bn, params, float_layouts.get(bn["name"]))
         if thresholds is None:
             continue
         variable = describe_variable({"op": "null", "name": bn["name"] + "_sign_threshold", "inputs": []},
@@ -145,17 +146,30 @@ def _batchnorm_arrays(nodes, bn, params):
     return attrs, arrays
 
 
-def _thresholds(nodes, bn, params):
-    """Sign thresholds of one BatchNorm node (axis 1, one output), or None."""
+def _plain_batchnorm_attrs(attrs, blocked):
+    """PlainBatchNorm's attributes for a BatchNorm's (MXNet's defaults where it has none)."""
+    return {"eps": str(attrs.get("eps", "0.001")), "fix_gamma": str(attrs.get("fix_gamma", "True")),
+            "blocked": str(blocked)}
+
+
+def _thresholds(nodes, bn, params, blocked):
+    """Sign thresholds of one BatchNorm node (axis 1, one output) computed as the float model
+    computed it (blocked: see PlainBatchNorm; None: unknown, so both ways, which must
+    agree), or None."""
     found = _batchnorm_arrays(nodes, bn, params)
     if found is None:
         return None
     attrs, arrays = found
-    channels = arrays[0].shape[0]
-    try:
-        return sign_thresholds(lambda x: mx.nd.BatchNorm(x, *arrays, **attrs), channels)
-    except mx.base.MXNetError:  # attributes MXNet's BatchNorm does not take: leave it alone
+    results = []
+    for layout in ([blocked] if blocked is not None else [False, True]):
+        options = _plain_batchnorm_attrs(attrs, layout)
+        try:
+            results.append(sign_thresholds(lambda x: mx.nd.PlainBatchNorm(x, *arrays, **options), arrays[0].shape[0]))
+        except mx.base.MXNetError:  # attributes it does not take: leave the BatchNorm alone
+            return None
+    if any(r is None or not np.array_equal(r, results[0]) for r in results):
         return None
+    return results[0]
 
 
 def absorb_residual_adds(nodes, consumers):
@@ -294,19 +308,17 @@ def _reads_plain_nchw(nodes, entry, absorbed):
     source = _edge(nodes, entry)
     while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
         source = _edge(nodes, nodes[source]["inputs"][0])
-    return source is not None and (source in absorbed or
-                                   nodes[source]["op"] in BMXNET_OPS + ("null", "Reshape", "reshape", "Flatten", "flatten"))
+    return source is not None and (source in absorbed or nodes[source]["op"] in BMXNET_OPS + PLAIN_OUTPUT_OPS + ("null",))
 
 
 def float_batchnorm_layouts(nodes):
     """{BatchNorm name: whether MXNet hands it a oneDNN-blocked tensor (True), a plain one
     (False) or either (None)} in the float graph `nodes` (before any rewrite: composed binary
-    layers are MXNet Convolutions there). Ungrouped convolutions hand on blocked tensors when
-    their filters are a multiple of 8, else plain ones; variables, bmxnet operators and
-    PLAIN_OUTPUT_OPS plain ones; BatchNorm, activations and
-    Pooling keep their input's; an add of two blocked (plain) operands is blocked (plain), a
-    Concat is blocked when all its inputs are and plain when one is (measured on MXNet 1.9
-    with oneDNN; the rest is left unknown)."""
+    layers are MXNet Convolutions there). Measured on MXNet 1.9 with oneDNN: an ungrouped
+    convolution hands on a blocked tensor when its filters are a multiple of 8, else a plain
+    one; variables, bmxnet operators and PLAIN_OUTPUT_OPS plain ones; BatchNorm, activations
+    and Pooling keep their input's; an add of two blocked (plain) operands is blocked (plain);
+    a Concat is blocked when all its inputs are, plain when one is. The rest is unknown."""
     blocked = []
     for node in nodes:
         op = node["op"]
@@ -341,10 +353,7 @@ def replace_batchnorms(nodes, float_layouts, absorbed, params, folded):
         found = _batchnorm_arrays(nodes, node, params)
         if found is None or not _reads_plain_nchw(nodes, node["inputs"][0], absorbed):
             continue
-        attrs = found[0]
-        node["op"] = "PlainBatchNorm"
-        node["attrs"] = {"eps": str(attrs.get("eps", "0.001")), "fix_gamma": str(attrs.get("fix_gamma", "True")),
-                         "blocked": str(layout)}
+        node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
         for entry in node["inputs"][3:]:
             name = nodes[entry[0]]["name"]
             if "aux:" + name in params:

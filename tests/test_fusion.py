@@ -351,3 +351,43 @@ def test_converter_moves_a_max_pooling_only_past_a_batchnorm_it_alone_reads(shar
     x = mx.nd.array(rng.normal(size=(2, 3, 12, 12)))
     _, report = convert_trained_exactly(BatchNormReluPool(shared), x, rng)
     assert report.poolings_first == moved
+
+
+class ConvBatchNormBinary(mx.gluon.HybridBlock):
+    """An identity 1x1 float conv (16 filters: oneDNN hands on a blocked tensor) -> BN -> binary
+    conv, whose BN + sign the converter folds."""
+
+    def __init__(self):
+        super().__init__()
+        with self.name_scope():
+            self.conv = mx.gluon.nn.Conv2D(16, 1, use_bias=False, in_channels=16)
+            self.bn = mx.gluon.nn.BatchNorm(in_channels=16)
+            self.binary = bnn.QConv2D(8, 1, in_channels=16)
+
+    def hybrid_forward(self, F, x):
+        return self.binary(self.bn(self.conv(x)))
+
+
+def test_folded_thresholds_follow_the_float_models_batchnorm_formula(rng):
+    """Inputs at and next to each channel's threshold under both of oneDNN's formulas: the
+    float model fuses (its BN sees a blocked tensor), and a third of the channels' thresholds
+    differ by one float between the formulas."""
+    net = ConvBatchNormBinary()
+    net.initialize(mx.init.Xavier())
+    net.conv.weight.set_data(mx.nd.array(np.eye(16).reshape(16, 16, 1, 1)))
+    x = mx.nd.array(rng.normal(size=(1, 16, 1, 4)))
+    net(x)
+    randomize_batchnorms(net, rng, negative_gammas=True)
+    arrays = [p.data() for p in (net.bn.gamma, net.bn.beta, net.bn.running_mean, net.bn.running_var)]
+    probes = []
+    for blocked in (False, True):
+        _, threshold = sign_thresholds(lambda v: mx.nd.PlainBatchNorm(v, *arrays, eps=1e-5, fix_gamma=False,
+                                                                      blocked=blocked), 16)
+        probes += [np.nextafter(threshold, -np.inf), threshold, np.nextafter(threshold, np.inf)]
+    values = np.stack(probes, axis=1).astype(np.float32)  # (16, 6)
+    x = mx.nd.array(np.concatenate([values, -values], axis=1)[None, :, None, :])
+    net.hybridize()
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert report.folded
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
