@@ -341,17 +341,26 @@ def float_batchnorm_layouts(nodes):
             if node["op"] == "BatchNorm" and node.get("inputs") and _edge(nodes, node["inputs"][0]) is not None}
 
 
-def replace_batchnorms(nodes, float_layouts, absorbed, params, folded):
-    """BatchNorms (axis 1, not among `folded`) of plain NCHW tensors whose float-graph layout
-    is known -> PlainBatchNorm (eps, fix_gamma; blocked as in the float graph). Their moving
-    statistics become arguments (`params` keys aux: -> arg:). Returns how many."""
+def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
+    """BatchNorms (axis 1, not among `folded`) whose float-graph layout is known and that read
+    a plain NCHW tensor, or whose readers among the `live` nodes are all bmxnet operators
+    (which MXNet hands a converted copy anyway: ResNetE's shortcuts) -> PlainBatchNorm (eps,
+    fix_gamma; blocked as in the float graph). Their moving statistics become arguments
+    (`params` keys aux: -> arg:). Returns how many."""
+    readers = {}
+    for index, node in enumerate(nodes):
+        if index in live and index not in absorbed:  # an absorbed add's operands went to its conv
+            for entry in node.get("inputs", []):
+                if _edge(nodes, entry) is not None:
+                    readers.setdefault(entry[0], []).append(node["op"])
     replaced = 0
-    for node in nodes:
+    for index, node in enumerate(nodes):
         layout = float_layouts.get(node["name"])
-        if node["op"] != "BatchNorm" or node["name"] in folded or layout is None:
+        if node["op"] != "BatchNorm" or node["name"] in folded or layout is None or index not in live:
             continue
         found = _batchnorm_arrays(nodes, node, params)
-        if found is None or not _reads_plain_nchw(nodes, node["inputs"][0], absorbed):
+        for_bmxnet = readers.get(index) and all(op in BMXNET_OPS for op in readers[index])
+        if found is None or not (for_bmxnet or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)):
             continue
         node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
         for entry in node["inputs"][3:]:

@@ -225,7 +225,7 @@ def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
-    assert report.poolings == 4 and "4 poolings and 1 BatchNorms on plain NCHW" in str(report)
+    assert report.poolings == 4 and "4 poolings and 4 BatchNorms on plain NCHW" in str(report)
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     pools = [(n["name"], n["op"]) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
     assert [op for name, op in pools if "stem" in name] == ["Pooling"]
@@ -315,13 +315,13 @@ def convert_trained_exactly(net, x, rng, negative_gammas=False):
     return convert_exactly(net, x, None)
 
 
-@pytest.mark.parametrize("name,moved,batchnorms", [("resnete18", 1, 1), ("birealnet18", 1, 1),
+@pytest.mark.parametrize("name,moved,batchnorms", [("resnete18", 1, 4), ("birealnet18", 1, 4),
                                                    ("meliusnet22", 4, 2), ("binary_densenet28", 4, 4)])
 @pytest.mark.parametrize("negative_gammas", [False, True])
 def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, negative_gammas, rng):
     """Max poolings move before the BatchNorms they follow (not past a negative gamma), and
-    BatchNorms of plain tensors run as PlainBatchNorm with the float model's formula (packed
-    ResNetE's head had differed)."""
+    BatchNorms of plain tensors or for bmxnet operators (ResNetE's head and shortcuts) run as
+    PlainBatchNorm with the float model's formula (packed ResNetE's head had differed)."""
     x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 64, 64)))
     _, report = convert_trained_exactly(get_model(name, classes=10), x, rng, negative_gammas)
     assert report.poolings_first == (0 if negative_gammas else moved) and report.batchnorms == batchnorms
