@@ -1,7 +1,8 @@
 """bmxnet-bench: packed binary layers and models against MXNet's float operators.
 
 Everything runs in one process with the same shapes and the same thread count, and every
-row is the median of --repeat timed runs after --warmup untimed ones:
+row is the median of --repeat timed runs after --warmup untimed ones; the variants of a layer
+or model are timed in turn, in three blocks each (interleaved_medians):
 
   layers    3x3 convs of ResNet-18 (batch 1) plus a strided and a 1x1 one: packed
             QConvolution vs Convolution (float, oneDNN); a run is one forward of a
@@ -64,6 +65,30 @@ def set_threads(threads, wait_policy="inherit"):
         os.environ["OMP_WAIT_POLICY"] = wait_policy
 
 
+TIMING_BLOCKS = 3
+
+
+def interleaved_medians(runs, repeat, warmup, blocks=TIMING_BLOCKS):
+    """Median seconds of each of `runs` over `repeat` timed calls, taken in `blocks` rounds
+    that time every run in turn: a slow spell of the machine (a 30-call block of one layer
+    was 15-60% slower in about 1 of 100 here) then falls on a minority of one side's calls,
+    not on all of them. Each round's first call of a run is untimed: the first call after
+    another model or layer pays for waking threads (about 0.1 ms here)."""
+    import numpy as np
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times = [[] for _ in runs]
+    for block in range(blocks):
+        for run, taken in zip(runs, times):
+            run()
+            for _ in range(repeat * (block + 1) // blocks - repeat * block // blocks):
+                start = time.perf_counter()
+                run()
+                taken.append(time.perf_counter() - start)
+    return [float(np.median(taken)) for taken in times]
+
+
 def median_seconds(run, repeat, warmup):
     import numpy as np
     for _ in range(warmup):
@@ -92,17 +117,17 @@ def cpu_description():
 
 
 # ---------------------------------------------------------------------------- layers
-def _layer_seconds(op, x, weight, attrs, args):
-    """Seconds per layer call: `args.copies` copies of op(x, weight) in one bound graph."""
+def _layer_run(op, x, weight, attrs, copies):
+    """One forward of a bound graph holding `copies` copies of op(x, weight)."""
     import mxnet as mx
     data, w = mx.sym.var("data"), mx.sym.var("weight")
-    graph = mx.sym.Group([op(data, w, **attrs) for _ in range(args.copies)])
+    graph = mx.sym.Group([op(data, w, **attrs) for _ in range(copies)])
     executor = graph.bind(mx.cpu(), {"data": x, "weight": weight}, grad_req="null")
 
     def run():
         executor.forward(is_train=False)
         mx.nd.waitall()
-    return median_seconds(run, args.repeat, args.warmup) / args.copies
+    return run
 
 
 def bench_layers(args):
@@ -118,8 +143,9 @@ def bench_layers(args):
         w_float = mx.nd.array(np.sign(w) + (w == 0))
         w_packed = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
         attrs = dict(kernel=(k, k), stride=(stride, stride), pad=(pad, pad), num_filter=cout, no_bias=True)
-        float_s = _layer_seconds(mx.sym.Convolution, x, w_float, attrs, args)
-        packed_s = _layer_seconds(mx.sym.QConvolution, x, w_packed, dict(attrs, binarized_weights_only=True), args)
+        runs = [_layer_run(mx.sym.Convolution, x, w_float, attrs, args.copies),
+                _layer_run(mx.sym.QConvolution, x, w_packed, dict(attrs, binarized_weights_only=True), args.copies)]
+        float_s, packed_s = (seconds / args.copies for seconds in interleaved_medians(runs, args.repeat, args.warmup))
         rows.append(dict(layer=name, float_ms=float_s * 1e3, packed_ms=packed_s * 1e3, speedup=float_s / packed_s))
     return rows
 
@@ -165,12 +191,13 @@ def bench_models(args):
         models[name] = simulated, _packed(simulated)
     for batch in (1, 8):
         x = mx.nd.random.uniform(-1, 1, (batch, 3, 224, 224))
-        float_s = median_seconds(lambda: reference(x).wait_to_read(), repeat, args.warmup)
+        nets = [reference] + [net for pair in models.values() for net in pair]
+        seconds = interleaved_medians([lambda net=net: net(x).wait_to_read() for net in nets], repeat, args.warmup)
+        float_s = seconds[0]
         rows.append(dict(model="resnet18_v1 (float, GluonCV)", batch=batch, ms=float_s * 1e3,
                          vs_resnet18_v1=1.0))
-        for name, (simulated, packed) in models.items():
-            simulated_s = median_seconds(lambda: simulated(x).wait_to_read(), repeat, args.warmup)
-            packed_s = median_seconds(lambda: packed(x).wait_to_read(), repeat, args.warmup)
+        for index, name in enumerate(models):
+            simulated_s, packed_s = seconds[1 + 2 * index], seconds[2 + 2 * index]
             rows.append(dict(model=name + " (float-simulated)", batch=batch, ms=simulated_s * 1e3,
                              vs_resnet18_v1=float_s / simulated_s))
             rows.append(dict(model=name + " (packed)", batch=batch, ms=packed_s * 1e3,
