@@ -121,19 +121,18 @@ class ThreadPool {
       const int64_t size = tasks * (i + 1) / shares_ - tasks * i / shares_;
       return i == 0 || 2 * share_[i].owned * chunk_ >= size;
     };
-    bool all_did = true;
-    for (int i = 1; i < shares_; ++i) all_did = all_did && did_its_share(i);
-    if (all_did) {
-      std::fill_n(moved_, shares_, false);
-      return;
-    }
     cpu_set_t busy;
     CPU_ZERO(&busy);
-    for (int i = 0; i < shares_; ++i)
+    bool late = false;
+    for (int i = 0; i < shares_; ++i) {
       if (did_its_share(i)) {
         AddCpu(cpu_[i], &busy);
         moved_[i] = false;
+      } else {
+        late = true;
       }
+    }
+    if (!late) return;
     for (int i = 1; i < shares_; ++i)
       if (!did_its_share(i) && !moved_[i]) {
         MoveOff(handle_[i], busy);
@@ -166,7 +165,7 @@ class ThreadPool {
   Share share_[kMaxThreads];
   std::atomic<int> cpu_[kMaxThreads];  // each thread's CPU when it last took part (0: the caller)
   pthread_t handle_[kMaxThreads];
-  bool moved_[kMaxThreads] = {};  // since it last joined a job
+  bool moved_[kMaxThreads] = {};  // since it last did its share
   int shares_ = 0;
   int64_t chunk_ = 1;
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
