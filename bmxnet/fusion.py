@@ -343,24 +343,29 @@ def float_batchnorm_layouts(nodes):
 
 def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
     """BatchNorms (axis 1, not among `folded`) whose float-graph layout is known and that read
-    a plain NCHW tensor, or whose readers among the `live` nodes are all bmxnet operators
-    (which MXNet hands a converted copy anyway: ResNetE's shortcuts) -> PlainBatchNorm (eps,
-    fix_gamma; blocked as in the float graph). Their moving statistics become arguments
-    (`params` keys aux: -> arg:). Returns how many."""
+    a plain NCHW tensor, or whose output reaches only bmxnet operators among the `live`
+    nodes, directly or through activations (MXNet hands those a converted copy anyway:
+    ResNetE's stem and shortcuts) -> PlainBatchNorm (eps, fix_gamma; blocked as in the float
+    graph). Their moving statistics become arguments (`params` keys aux: -> arg:). Returns
+    how many."""
     readers = {}
     for index, node in enumerate(nodes):
         if index in live and index not in absorbed:  # an absorbed add's operands went to its conv
             for entry in node.get("inputs", []):
                 if _edge(nodes, entry) is not None:
-                    readers.setdefault(entry[0], []).append(node["op"])
+                    readers.setdefault(entry[0], []).append(index)
+
+    def for_bmxnet(index):
+        return bool(readers.get(index)) and all(
+            nodes[r]["op"] in BMXNET_OPS or (nodes[r]["op"] in LAYOUT_KEEPING_OPS and for_bmxnet(r))
+            for r in readers[index])
     replaced = 0
     for index, node in enumerate(nodes):
         layout = float_layouts.get(node["name"])
         if node["op"] != "BatchNorm" or node["name"] in folded or layout is None or index not in live:
             continue
         found = _batchnorm_arrays(nodes, node, params)
-        for_bmxnet = readers.get(index) and all(op in BMXNET_OPS for op in readers[index])
-        if found is None or not (for_bmxnet or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)):
+        if found is None or not (for_bmxnet(index) or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)):
             continue
         node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
         for entry in node["inputs"][3:]:
@@ -385,18 +390,18 @@ def replace_poolings(nodes, absorbed):
 
 
 def copy_shared_inputs(nodes, absorbed, live):
-    """Every output of an MXNet operator (not a variable, nor an add a packed convolution
-    absorbed: `absorbed` maps those to the conv) read by two or more inputs of bmxnet
-    operators among the `live` nodes (a skipped sign activation reads nothing any more) is
-    read through one new ChannelConcat node (num_args 1), a dict in their input lists that
-    the converter's rebuild turns into a node. Returns how many."""
+    """Every output of an MXNet operator that is not plain NCHW (`_reads_plain_nchw`;
+    `absorbed` maps adds to the packed convolutions that took their place) read by two or
+    more inputs of bmxnet operators among the `live` nodes (a skipped sign activation reads
+    nothing any more) is read through one new ChannelConcat node (num_args 1), a dict in
+    their input lists that the converter's rebuild turns into a node. Returns how many."""
     readers = {}
     for index, node in enumerate(nodes):
         if node["op"] not in BMXNET_OPS or index not in live:
             continue
         for position, entry in enumerate(node.get("inputs", [])):
             source = _edge(nodes, entry)
-            if source is None or source in absorbed or nodes[source]["op"] in BMXNET_OPS + ("null",):
+            if source is None or _reads_plain_nchw(nodes, entry, absorbed):  # MXNet converts only blocked ones
                 continue
             readers.setdefault((source, entry[1]), []).append((index, position))
     copies = 0
