@@ -341,6 +341,22 @@ def float_batchnorm_layouts(nodes):
             if node["op"] == "BatchNorm" and node.get("inputs") and _edge(nodes, node["inputs"][0]) is not None}
 
 
+def _from_2d_onednn_layers(nodes, entry):
+    """Whether the tensor `entry` comes from a 2-D Convolution or Pooling through operators
+    that keep its layout (so it is 4-D)."""
+    source = _edge(nodes, entry)
+    while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS + ("Pooling",) \
+            and nodes[source].get("inputs") and not (nodes[source]["op"] == "Pooling" and
+                                                     len(_numbers(attrs_of(nodes[source]).get("kernel", "()"))) == 2):
+        source = _edge(nodes, nodes[source]["inputs"][0])
+    return source is not None and nodes[source]["op"] in ("Convolution", "Pooling") and \
+        len(_numbers(attrs_of(nodes[source]).get("kernel", "()"))) == 2
+
+
+def _numbers(text):
+    return [v for v in str(text).strip("()[] ").replace(" ", "").split(",") if v]
+
+
 def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
     """BatchNorms (axis 1, not among `folded`) whose float-graph layout is known and that read
     a plain NCHW tensor, or whose output reaches only bmxnet operators among the `live`
@@ -368,6 +384,12 @@ def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
         if found is None or not (for_bmxnet(index) or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)):
             continue
         node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
+        if not _reads_plain_nchw(nodes, node["inputs"][0], absorbed) and _from_2d_onednn_layers(nodes, node["inputs"][0]):
+            # oneDNN keeps such tensors NHWC inside: a transpose to NHWC is a plain copy, where
+            # MXNet's conversion to NCHW for an extension input is a transposing reorder
+            node["inputs"][0] = {"op": "transpose", "name": node["name"] + "_nhwc", "attrs": {"axes": "(0, 2, 3, 1)"},
+                                 "inputs": [list(node["inputs"][0])]}
+            node["attrs"]["channels_last"] = "True"
         for entry in node["inputs"][3:]:
             name = nodes[entry[0]]["name"]
             if "aux:" + name in params:

@@ -62,6 +62,19 @@ def test_plain_batchnorm_blocked_equals_batchnorm_after_a_conv(isa, channels, fi
     assert (other != expected).mean() > 0.05
 
 
+@pytest.mark.parametrize("channels,size", [(3, (5, 7)), (13, (4, 4)), (64, (7, 7)), (70, (9, 11))])
+def test_plain_batchnorm_reads_channels_last_data(isa, channels, size, rng):
+    """channels_last: (N, H, W, C) in, the same (N, C, H, W) values out (8 x 8 blocks and
+    their edges)."""
+    x = mx.nd.array(rng.normal(scale=3, size=(2, channels) + size))
+    params = parameters(rng, channels)
+    for blocked in (False, True):
+        expected = mx.nd.PlainBatchNorm(x, *params, fix_gamma=False, eps=1e-5, blocked=blocked).asnumpy()
+        got = mx.nd.PlainBatchNorm(x.transpose((0, 2, 3, 1)), *params, fix_gamma=False, eps=1e-5, blocked=blocked,
+                                   channels_last=True).asnumpy()
+        np.testing.assert_array_equal(got, expected)
+
+
 MXNET_OWN_LOOP_PROBE = """
 import numpy as np, mxnet as mx, bmxnet
 rng = np.random.RandomState(1)
@@ -85,18 +98,23 @@ def test_plain_batchnorm_follows_mxnet_without_onednn():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("fix_gamma,blocked", [(False, False), (False, True), (True, False)])
-def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, rng):
+@pytest.mark.parametrize("fix_gamma,blocked,channels_last", [(False, False, False), (False, True, False),
+                                                              (True, False, False), (False, False, True)])
+def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, channels_last, rng):
     x = mx.nd.array(rng.normal(size=(2, 5, 4, 3)))
     params = parameters(rng, 5)
     inputs = [x] + params
     for a in inputs:
         a.attach_grad()
     dy = mx.nd.array(rng.normal(size=x.shape))
+    data = mx.nd.array(x.asnumpy().transpose(0, 2, 3, 1)) if channels_last else x
+    data.attach_grad()
     with mx.autograd.record():
-        y = mx.nd.PlainBatchNorm(*inputs, fix_gamma=fix_gamma, eps=1e-5, blocked=blocked)
+        y = mx.nd.PlainBatchNorm(data, *params, fix_gamma=fix_gamma, eps=1e-5, blocked=blocked,
+                                 channels_last=channels_last)
     y.backward(dy)
-    got = [a.grad.asnumpy() for a in inputs]
+    got = [data.grad.asnumpy().transpose(0, 3, 1, 2) if channels_last else data.grad.asnumpy()]
+    got += [a.grad.asnumpy() for a in params]
     gamma, beta, mean, var = [p.reshape((1, -1, 1, 1)) for p in params]
     with mx.autograd.record():
         scale = (1 if fix_gamma else gamma) / mx.nd.sqrt(var + 1e-5)
@@ -116,6 +134,10 @@ def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, rn
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(eps=0), "PlainBatchNorm: invalid eps='0': must be positive"),
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(eps="x"), "PlainBatchNorm: invalid eps='x': expected a finite number"),
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(axis=2), "PlainBatchNorm: unknown parameter 'axis'"),
+    ([(2, 4, 5), (5,), (5,), (5,), (5,)], dict(channels_last=True),
+     "PlainBatchNorm: channels_last data must be 4-D (N, H, W, C), got shape (2, 4, 5)"),
+    ([(2, 4, 4, 5), (4,), (4,), (4,), (4,)], dict(channels_last=True),
+     "PlainBatchNorm: gamma has shape (4,), expected (5,)"),
 ])
 def test_plain_batchnorm_names_bad_input(shapes, attrs, message):
     inputs = [mx.nd.ones(s) for s in shapes]

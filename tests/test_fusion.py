@@ -211,15 +211,18 @@ def test_converter_copies_a_blocked_output_that_feeds_two_packed_inputs_once(sou
 
 def test_converter_converts_the_resnete_stem_output_once(rng):
     """The stem's output is both data and residual of the first block's packed conv. With the
-    max pooling moved before it, the stem's BatchNorm runs as PlainBatchNorm (its input, the
-    pooling's blocked output, converted once) and its ReLU hands on plain NCHW: no copy."""
+    max pooling moved before it, the stem's BatchNorm runs as PlainBatchNorm, reading the
+    pooling's blocked output through a transpose to NHWC (a plain copy of oneDNN's NHWC
+    tensor), and its ReLU hands on plain NCHW: no copy."""
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
     assert report.shared_copies == 0
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     bn = next(n for n in nodes if n["op"] == "PlainBatchNorm" and "stem" in n["name"])
-    assert nodes[bn["inputs"][0][0]]["op"] == "Pooling"
+    transpose = nodes[bn["inputs"][0][0]]
+    assert bn["attrs"]["channels_last"] == "True" and transpose["op"] == "transpose"
+    assert nodes[transpose["inputs"][0][0]]["op"] == "Pooling"
     relu = next(n for n in nodes if n["op"] == "Activation" and "stem" in n["name"])
     first = next(n for n in nodes if n["op"] == "QConvolution")
     assert nodes[first["inputs"][0][0]] is relu and nodes[first["inputs"][-1][0]] is relu

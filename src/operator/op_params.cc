@@ -239,6 +239,7 @@ PlainBatchNormParams ReadPlainBatchNorm(const Attributes& attrs) {
   if (p.eps <= 0.0f) reader.Fail("eps", reader.Text("eps", ""), "must be positive");
   p.fix_gamma = reader.Bool("fix_gamma", p.fix_gamma);
   p.blocked = reader.Bool("blocked", p.blocked);
+  p.channels_last = reader.Bool("channels_last", p.channels_last);
   reader.RejectUnknown();
   return p;
 }

@@ -91,6 +91,7 @@ struct PlainBatchNormParams {
   float eps = 1e-3f;       // MXNet's defaults
   bool fix_gamma = true;
   bool blocked = false;    // the float model ran it on a oneDNN-blocked tensor
+  bool channels_last = false;  // data is (N, H, W, C); the output stays (N, C, H, W)
 };
 PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);

@@ -3,8 +3,10 @@
 // moving_var (each [C]). model-converter puts it in place of a BatchNorm whose input a
 // packed model hands on as plain NCHW, with blocked=True where the float-simulated model
 // gave MXNet a oneDNN-blocked tensor there (MXNet's formula depends on it:
-// kernels/batchnorm.h). Its gradient is that of the same function (the moving statistics
-// are inputs like the others).
+// kernels/batchnorm.h). With channels_last=True it reads (N, H, W, C) data, such as a
+// transpose of a oneDNN tensor that is NHWC inside hands on with a plain copy, and writes
+// (N, C, H, W). Its gradient is that of the same function (the moving statistics are
+// inputs like the others).
 #include <cctype>
 #include <cstdlib>
 #include <string>
@@ -36,20 +38,26 @@ MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vect
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    ParsePlainBatchNorm(attrs);
+    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     const std::vector<unsigned int>& data = (*in_shapes)[0];
+    if (p.channels_last && data.size() != 4)
+      throw ParamError(std::string(kOp) + ": channels_last data must be 4-D (N, H, W, C), got shape " +
+                       ShapeString(data));
     if (data.size() < 2)
       throw ParamError(std::string(kOp) + ": data needs a channel axis (N, C, ...), got shape " + ShapeString(data));
-    for (int i = 0; i < 4; ++i) ExpectShape(kOp, kParams[i], &(*in_shapes)[i + 1], {data[1]});
-    (*out_shapes)[0] = data;
+    const unsigned int channels = p.channels_last ? data[3] : data[1];
+    for (int i = 0; i < 4; ++i) ExpectShape(kOp, kParams[i], &(*in_shapes)[i + 1], {channels});
+    (*out_shapes)[0] = p.channels_last ? std::vector<unsigned int>{data[0], data[3], data[1], data[2]} : data;
   });
 }
 
-kernels::BatchNormGeometry GeometryOf(const std::vector<int64_t>& shape) {
+kernels::BatchNormGeometry GeometryOf(const PlainBatchNormParams& p, const std::vector<int64_t>& shape) {
   kernels::BatchNormGeometry g;
   g.batch = shape[0];
-  g.channels = shape[1];
-  for (size_t d = 2; d < shape.size(); ++d) g.spatial *= shape[d];
+  g.channels_last = p.channels_last;
+  g.channels = p.channels_last ? shape[3] : shape[1];
+  for (size_t d = 1; d < shape.size(); ++d)
+    if (d != (p.channels_last ? 3u : 1u)) g.spatial *= shape[d];
   return g;
 }
 
@@ -78,7 +86,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
                       const OpResource&) {
   return Guard([&] {
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    kernels::BatchNormForward(GeometryOf((*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+    kernels::BatchNormForward(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                               p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
                               Data(inputs, 4), p.eps, Data(outputs, 0), kernels::NumThreads(), kernels::ActiveIsa());
   });
@@ -90,7 +98,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
                        const OpResource&) {
   return Guard([&] {
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    kernels::BatchNormBackward(GeometryOf((*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+    kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                                p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
                                Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
                                Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
@@ -102,7 +110,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          const OpResource& res) {
   return Guard([&] {
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    cuda::BatchNorm(GeometryOf((*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+    cuda::BatchNorm(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                     p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
                     Data(outputs, 0), res.get_cuda_stream());
   });
@@ -112,7 +120,7 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
                           const OpResource& res) {
   return Guard([&] {
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    cuda::BatchNormGradient(GeometryOf((*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+    cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                             p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
                             Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2), Data(outputs, 3),
                             Data(outputs, 4), res.get_cuda_stream());

@@ -337,8 +337,10 @@ void TestBatchNorm() {
   const kernels::BatchNormFormula formulas[] = {kernels::BatchNormFormula::kOneDnnPlain,
                                                 kernels::BatchNormFormula::kOneDnnBlocked,
                                                 kernels::BatchNormFormula::kNative};
-  for (const kernels::BatchNormGeometry g : {kernels::BatchNormGeometry{2, 5, 13}, kernels::BatchNormGeometry{1, 3, 64},
-                                             kernels::BatchNormGeometry{3, 7, 1}})
+  for (const kernels::BatchNormGeometry g :
+       {kernels::BatchNormGeometry{2, 5, 13, false}, kernels::BatchNormGeometry{1, 3, 64, false},
+        kernels::BatchNormGeometry{3, 7, 1, false}, kernels::BatchNormGeometry{2, 21, 30, true},
+        kernels::BatchNormGeometry{1, 64, 16, true}, kernels::BatchNormGeometry{2, 3, 5, true}})
     for (kernels::BatchNormFormula formula : formulas)
       for (bool with_gamma : {true, false}) {
         const int64_t n = g.batch * g.channels * g.spatial;
@@ -352,7 +354,8 @@ void TestBatchNorm() {
           expected[i] = kernels::BatchNormElement(g, formula, x.data(), scale, beta.data(), mean.data(),
                                                   variance.data(), 1e-5f, i);
         const std::string name = "batch norm formula " + std::to_string(static_cast<int>(formula)) +
-                                 (with_gamma ? "" : " fix_gamma") + " spatial " + std::to_string(g.spatial);
+                                 (with_gamma ? "" : " fix_gamma") + " spatial " + std::to_string(g.spatial) +
+                                 (g.channels_last ? " channels last" : "");
         for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
           if (isa > kernels::ActiveIsa()) continue;
           kernels::BatchNormForward(g, formula, x.data(), scale, beta.data(), mean.data(), variance.data(), 1e-5f,
@@ -364,7 +367,8 @@ void TestBatchNorm() {
                                    dx.data(), dgamma.data(), dbeta.data(), dmean.data(), dvar.data(), 2);
         bool same = true;
         for (int64_t i = 0; i < n; ++i)
-          same &= dx[i] == kernels::BatchNormDataGradElement(g, formula, scale, variance.data(), 1e-5f, dy.data(), i);
+          same &= dx[kernels::BatchNormInputIndex(g, i)] ==
+                  kernels::BatchNormDataGradElement(g, formula, scale, variance.data(), 1e-5f, dy.data(), i);
         for (int64_t c = 0; c < g.channels; ++c) {
           const kernels::BatchNormParamGrads grads = kernels::BatchNormParamGradChannel(
               g, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(), c);

@@ -49,7 +49,9 @@ __global__ void BatchNormKernel(kernels::BatchNormGeometry g, kernels::BatchNorm
 __global__ void BatchNormDataGradKernel(kernels::BatchNormGeometry g, kernels::BatchNormFormula formula,
                                         const float* gamma, const float* variance, float eps, const float* dy,
                                         float* dx, int64_t n) {
-  BMX_GRID_STRIDE(i, n) dx[i] = kernels::BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+  BMX_GRID_STRIDE(i, n) {
+    dx[kernels::BatchNormInputIndex(g, i)] = kernels::BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+  }
 }
 
 __global__ void BatchNormParamGradKernel(kernels::BatchNormGeometry g, const float* x, const float* gamma,

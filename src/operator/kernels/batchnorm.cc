@@ -1,6 +1,7 @@
 #include "batchnorm.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "thread_pool.h"
 
@@ -8,26 +9,53 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-void PortablePlane(BatchNormFormula formula, const float* x, int64_t n, float mean, float factor, float gamma,
-                   float beta, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormValue(formula, x[i], mean, factor, gamma, beta);
+void PortablePlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k.mean, k.factor, k.gamma, k.beta);
 }
+
+// Pixels first .. end - 1 of a channels-last image.
+void PortablePixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
+                                int64_t first, int64_t end, const BatchNormChannel* k, float* y) {
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t p = first; p < end; ++p)
+      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c].mean, k[c].factor, k[c].gamma, k[c].beta);
+}
+
+constexpr int64_t kBlockPixels = 8;  // of a channels-last image per AVX2 block
 
 }  // namespace
 
 void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
                       const float* beta, const float* mean, const float* variance, float eps, float* y,
                       int threads, Isa isa) {
-  const auto plane = isa >= Isa::kAvx2 ? avx2::BatchNormPlane : PortablePlane;
-  const int64_t planes = g.batch * g.channels;
+  std::vector<BatchNormChannel> k(g.channels);
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const float scale = gamma ? gamma[c] : 1.0f;
+    k[c] = {mean[c], BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]};
+  }
   // a memory-bound pass: a second thread pays off from about 64 K values
-  const int team = planes * g.spatial < (int64_t(1) << 16) ? 1 : threads;
-  ParallelFor(planes, team, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const int64_t c = p % g.channels;
-      const float scale = gamma ? gamma[c] : 1.0f;
-      plane(formula, x + p * g.spatial, g.spatial, mean[c], BatchNormFactor(formula, scale, variance[c], eps),
-            scale, beta[c], y + p * g.spatial);
+  const int team = g.batch * g.channels * g.spatial < (int64_t(1) << 16) ? 1 : threads;
+  const bool vectors = isa >= Isa::kAvx2;
+  if (!g.channels_last) {
+    const auto plane = vectors ? avx2::BatchNormPlane : PortablePlane;
+    ParallelFor(g.batch * g.channels, team, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) plane(formula, x + p * g.spatial, g.spatial, k[p % g.channels],
+                                                  y + p * g.spatial);
+    });
+    return;
+  }
+  // channels last: tasks of 8 pixels of one image, all channels (read in a row, written as
+  // 8-value pieces of the channels' planes)
+  const int64_t blocks = (g.spatial + kBlockPixels - 1) / kBlockPixels, image = g.channels * g.spatial;
+  ParallelFor(g.batch * blocks, team, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const float* in = x + task / blocks * image;
+      float* out = y + task / blocks * image;
+      const int64_t first = task % blocks * kBlockPixels, last = std::min(g.spatial, first + kBlockPixels);
+      if (vectors && last - first == kBlockPixels)
+        avx2::BatchNormPixelsChannelsLast(formula, in, g.spatial, g.channels, first, k.data(), out);
+      else
+        PortablePixelsChannelsLast(formula, in, g.spatial, g.channels, first, last, k.data(), out);
     }
   });
 }
@@ -37,7 +65,8 @@ void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, con
                        float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads) {
   const int64_t n = g.batch * g.channels * g.spatial;
   ParallelFor(n, n < (int64_t(1) << 16) ? 1 : threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dx[i] = BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+    for (int64_t i = begin; i < end; ++i)
+      dx[BatchNormInputIndex(g, i)] = BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
   });
   ParallelFor(g.channels, n < (int64_t(1) << 16) ? 1 : threads, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {

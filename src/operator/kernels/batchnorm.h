@@ -20,10 +20,20 @@ namespace kernels {
 
 enum class BatchNormFormula { kOneDnnPlain, kOneDnnBlocked, kNative };
 
-// x is [batch, channels, spatial]; gamma nullptr: every gamma is 1 (fix_gamma).
+// x is [batch, channels, spatial], or [batch, spatial, channels] with channels_last (the
+// output is [batch, channels, spatial] either way); gamma nullptr: every gamma is 1
+// (fix_gamma).
 struct BatchNormGeometry {
   int64_t batch = 1, channels = 1, spatial = 1;
+  bool channels_last = false;
 };
+
+// Where the input value of output element i lies.
+BMX_HD inline int64_t BatchNormInputIndex(const BatchNormGeometry& g, int64_t i) {
+  if (!g.channels_last) return i;
+  const int64_t n = i / (g.channels * g.spatial), c = i / g.spatial % g.channels, s = i % g.spatial;
+  return (n * g.spatial + s) * g.channels + c;
+}
 
 // A channel's factor: gamma / sqrt(var + eps) for oneDNN's formulas, 1 / sqrt(var + eps)
 // for MXNet's own.
@@ -48,11 +58,13 @@ BMX_HD inline float BatchNormElement(const BatchNormGeometry& g, BatchNormFormul
                                      const float* variance, float eps, int64_t i) {
   const int64_t c = i / g.spatial % g.channels;
   const float scale = gamma ? gamma[c] : 1.0f;
-  return BatchNormValue(formula, x[i], mean[c], BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]);
+  return BatchNormValue(formula, x[BatchNormInputIndex(g, i)], mean[c], BatchNormFactor(formula, scale, variance[c], eps),
+                        scale, beta[c]);
 }
 
 // The gradient of that inference function (moving statistics held fixed in the forward
-// pass, but differentiated): data gradient element i, dy * d(y)/d(x).
+// pass, but differentiated): the data gradient of output element i, dy * d(y)/d(x), which
+// belongs at BatchNormInputIndex(g, i).
 BMX_HD inline float BatchNormDataGradElement(const BatchNormGeometry& g, BatchNormFormula formula,
                                              const float* gamma, const float* variance, float eps, const float* dy,
                                              int64_t i) {
@@ -75,7 +87,7 @@ BMX_HD inline BatchNormParamGrads BatchNormParamGradChannel(const BatchNormGeome
     for (int64_t s = 0; s < g.spatial; ++s) {
       const int64_t i = (n * g.channels + c) * g.spatial + s;
       sum_dy += dy[i];
-      sum_dy_centered += static_cast<double>(dy[i]) * (x[i] - mean[c]);
+      sum_dy_centered += static_cast<double>(dy[i]) * (x[BatchNormInputIndex(g, i)] - mean[c]);
     }
   const double scale = gamma ? gamma[c] : 1.0, inv = 1.0 / Sqrt(variance[c] + eps);
   return {gamma ? static_cast<float>(sum_dy_centered * inv) : 0.0f, static_cast<float>(sum_dy),
@@ -92,10 +104,18 @@ void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, con
                        const float* mean, const float* variance, float eps, const float* dy, float* dx,
                        float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads);
 
+// One channel's constants, as BatchNormValue takes them.
+struct BatchNormChannel {
+  float mean, factor, gamma, beta;
+};
+
 namespace avx2 {
-// y[0..n) of one plane, its channel's mean, factor, gamma and beta given.
-void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, float mean, float factor, float gamma,
-                    float beta, float* y);
+// y[0..n) of one plane.
+void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y);
+// Pixels first .. first + 7 of one channels-last image x [spatial, channels] into y
+// [channels, spatial] (8 x 8 blocks transposed in registers; `first` + 8 <= spatial).
+void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
+                                 int64_t first, const BatchNormChannel* k, float* y);
 }  // namespace avx2
 
 }  // namespace kernels

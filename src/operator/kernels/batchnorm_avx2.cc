@@ -7,23 +7,58 @@
 namespace bmxnet {
 namespace kernels {
 namespace avx2 {
+namespace {
 
-void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, float mean, float factor, float gamma,
-                    float beta, float* y) {
-  const __m256 m = _mm256_set1_ps(mean), f = _mm256_set1_ps(factor), g = _mm256_set1_ps(gamma),
-               b = _mm256_set1_ps(beta);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 centered = _mm256_sub_ps(_mm256_loadu_ps(x + i), m);
-    __m256 value;
-    switch (formula) {
-      case BatchNormFormula::kOneDnnBlocked: value = _mm256_fmadd_ps(centered, f, b); break;
-      case BatchNormFormula::kNative: value = _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(centered, f), g), b); break;
-      default: value = _mm256_add_ps(_mm256_mul_ps(centered, f), b); break;
-    }
-    _mm256_storeu_ps(y + i, value);
+__m256 Values(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
+  const __m256 centered = _mm256_sub_ps(x, _mm256_set1_ps(k.mean)), factor = _mm256_set1_ps(k.factor),
+               beta = _mm256_set1_ps(k.beta);
+  switch (formula) {
+    case BatchNormFormula::kOneDnnBlocked: return _mm256_fmadd_ps(centered, factor, beta);
+    case BatchNormFormula::kNative:
+      return _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(centered, factor), _mm256_set1_ps(k.gamma)), beta);
+    default: return _mm256_add_ps(_mm256_mul_ps(centered, factor), beta);
   }
-  for (; i < n; ++i) y[i] = BatchNormValue(formula, x[i], mean, factor, gamma, beta);
+}
+
+// rows[r] holds 8 values of row r; afterwards rows[j] holds column j.
+void Transpose8x8(__m256 rows[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+  for (int j = 0; j < 4; ++j) {
+    rows[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    rows[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+  }
+}
+
+}  // namespace
+
+void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Values(formula, _mm256_loadu_ps(x + i), k));
+  for (; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k.mean, k.factor, k.gamma, k.beta);
+}
+
+void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
+                                 int64_t first, const BatchNormChannel* k, float* y) {
+  int64_t c = 0;
+  for (; c + 8 <= channels; c += 8) {
+    __m256 rows[8];
+    for (int r = 0; r < 8; ++r) rows[r] = _mm256_loadu_ps(x + (first + r) * channels + c);
+    Transpose8x8(rows);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(y + (c + j) * spatial + first, Values(formula, rows[j], k[c + j]));
+  }
+  for (; c < channels; ++c)
+    for (int64_t p = first; p < first + 8; ++p)
+      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c].mean, k[c].factor, k[c].gamma, k[c].beta);
 }
 
 }  // namespace avx2
