@@ -345,9 +345,7 @@ def _from_2d_onednn_layers(nodes, entry):
     """Whether the tensor `entry` comes from a 2-D Convolution or Pooling through operators
     that keep its layout (so it is 4-D)."""
     source = _edge(nodes, entry)
-    while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS + ("Pooling",) \
-            and nodes[source].get("inputs") and not (nodes[source]["op"] == "Pooling" and
-                                                     len(_numbers(attrs_of(nodes[source]).get("kernel", "()"))) == 2):
+    while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
         source = _edge(nodes, nodes[source]["inputs"][0])
     return source is not None and nodes[source]["op"] in ("Convolution", "Pooling") and \
         len(_numbers(attrs_of(nodes[source]).get("kernel", "()"))) == 2
