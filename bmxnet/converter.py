@@ -39,6 +39,7 @@ class ConversionReport:
         self.kept = []    # names of Q layers left in float (more than 1 bit)
         self.folded = []  # BatchNorms folded into the packed layers' sign thresholds
         self.residual_adds = 0  # elemwise adds absorbed by packed convolutions
+        self.residual_slices = 0  # ... whose other operand, a channel slice, is read in place
         self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
         self.slices_in_place = 0  # leading-channel slices a ChannelConcat reads in place
         self.poolings = 0  # Pooling run as PlainPooling
@@ -56,11 +57,13 @@ class ConversionReport:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
         if any((self.folded, self.residual_adds, self.channel_concats, self.poolings_first, self.poolings,
                 self.batchnorms, self.shared_copies)):
-            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds; %d channel concats "
-                         "(%d slices read in place); %d max poolings moved before their BatchNorm; %d poolings and "
-                         "%d BatchNorms on plain NCHW; %d shared inputs copied once"
-                         % (len(self.folded), self.residual_adds, self.channel_concats, self.slices_in_place,
-                            self.poolings_first, self.poolings, self.batchnorms, self.shared_copies))
+            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds (%d read from a channel "
+                         "slice in place); %d channel concats (%d slices read in place); %d max poolings moved "
+                         "before their BatchNorm; %d poolings and %d BatchNorms on plain NCHW; %d shared inputs "
+                         "copied once"
+                         % (len(self.folded), self.residual_adds, self.residual_slices, self.channel_concats,
+                            self.slices_in_place, self.poolings_first, self.poolings, self.batchnorms,
+                            self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -180,7 +183,7 @@ def convert_graph(graph, params, where="model"):
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
     report.folded = fold_batchnorm_signs(nodes, consumers, params, float_layouts)
-    absorbed = absorb_residual_adds(nodes, consumers)  # add index -> the conv that takes its place
+    absorbed, report.residual_slices = absorb_residual_adds(nodes, consumers)  # add index -> its conv
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
     report.slices_in_place = take_leading_slices(nodes, consumers, absorbed)

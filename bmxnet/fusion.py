@@ -6,7 +6,8 @@
   thresholds (bmxnet.sign_thresholds, exact for every float input);
 - a packed convolution whose only consumer is an elemwise_add absorbs it: the add's other
   operand becomes a `residual` input, added in the kernel's output loop with the same
-  single float rounding;
+  single float rounding (read in place with `residual_offset` when it is a slice of an
+  input's last channels);
 - Concat along channels becomes bmxnet's ChannelConcat: the same copy, without the
   overhead of MXNet's oneDNN Concat (15x slower on a 28x28 map; MeliusNet's dense blocks
   concatenate once per layer);
@@ -172,11 +173,28 @@ def _thresholds(nodes, bn, params, blocked):
     return results[0]
 
 
+def _trailing_channels(nodes, entry, consumers):
+    """(the sliced tensor's entry, k) when `entry` is a slice_axis(axis=1, begin=k, end=None)
+    that nothing else reads, else None."""
+    source = _edge(nodes, entry)
+    if source is None or nodes[source]["op"] != "slice_axis" or consumers.get(source) != 1 or entry[1] != 0:
+        return None
+    attrs = attrs_of(nodes[source])
+    begin = str(attrs.get("begin", "0"))
+    if str(attrs.get("axis")) != "1" or str(attrs.get("end", "None")) != "None" or not begin.isdigit() \
+            or begin == "0" or not nodes[source].get("inputs"):
+        return None
+    return list(nodes[source]["inputs"][0]), int(begin)
+
+
 def absorb_residual_adds(nodes, consumers):
     """Packed convolutions whose output only feeds an elemwise add take the add's other
-    operand as their last input (residual=True). Returns {add index: conv index}: the
-    conv moves to the add's place, where both operands exist."""
-    absorbed = {}
+    operand as their last input (residual=True); an operand that is the channels k.. of a
+    tensor (slice_axis(axis=1, begin=k), read by nothing else: MeliusNet's improvement
+    blocks) is read in place instead, as that tensor with residual_offset=k. Returns
+    ({add index: conv index}, how many were read in place): the conv moves to the add's
+    place, where both operands exist."""
+    absorbed, in_place = {}, 0
     for index, node in enumerate(nodes):
         inputs = node.get("inputs", [])
         if node["op"] not in ADD_OPS or len(inputs) != 2:
@@ -187,11 +205,15 @@ def absorb_residual_adds(nodes, consumers):
                 continue
             conv = nodes[source]
             if _packed_conv(conv) and not is_true(attrs_of(conv), "residual"):
-                conv["inputs"].append(list(other))
+                sliced = _trailing_channels(nodes, other, consumers)
+                conv["inputs"].append(sliced[0] if sliced else list(other))
                 attrs_of(conv)["residual"] = "True"
+                if sliced:
+                    attrs_of(conv)["residual_offset"] = str(sliced[1])
+                    in_place += 1
                 absorbed[index] = source
                 break
-    return absorbed
+    return absorbed, in_place
 
 
 def _non_decreasing_activation(node):

@@ -181,6 +181,7 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     _, report = convert_exactly(get_model("meliusnet22", classes=10), x, mx.init.Xavier(magnitude=2))
     assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
     assert report.slices_in_place == 17  # each improvement block's concat(x[:, :k], ...)
+    assert report.residual_slices == 17  # ... and its x[:, k:] + conv(x)
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):
@@ -403,3 +404,35 @@ def test_folded_thresholds_follow_the_float_models_batchnorm_formula(rng):
     packed, report = convert_block(net)
     assert report.folded
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+@pytest.mark.parametrize("batch,offset", [(1, 5), (3, 64)])
+def test_packed_conv_reads_a_residual_at_a_channel_offset(batch, offset, rng):
+    """residual_offset=k: the residual input has k more channels in front, which are skipped;
+    the same values as the slice, and its gradient is 0 there."""
+    x = mx.nd.array(rng.normal(size=(batch, 13, 6, 7)))
+    w = mx.nd.array(packing.pack_conv_weight(rng.normal(size=(8, 13, 3, 3)).astype(np.float32)), dtype="int64")
+    residual = mx.nd.array(rng.normal(size=(batch, offset + 8, 6, 7)))
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=8, binarized_weights_only=True, residual=True)
+    expected = mx.nd.QConvolution(x, w, residual[:, offset:], **attrs).asnumpy()
+    residual.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.QConvolution(x, w, residual, residual_offset=offset, **attrs)
+    np.testing.assert_array_equal(y.asnumpy(), expected)
+    dy = mx.nd.array(rng.normal(size=y.shape))
+    y.backward(dy)
+    np.testing.assert_array_equal(residual.grad.asnumpy()[:, :offset], 0)
+    np.testing.assert_array_equal(residual.grad.asnumpy()[:, offset:], dy.asnumpy())
+
+
+@pytest.mark.parametrize("shape,extra,message", [
+    ((2, 12, 6, 7), dict(residual_offset=5), "QConvolution: residual has shape (2, 12, 6, 7), expected (2, 13, 6, 7)"),
+    (None, dict(residual_offset=5, residual=False), "QConvolution: invalid residual_offset='5': needs residual=True"),
+])
+def test_residual_offset_is_checked(shape, extra, message, rng):
+    x = mx.nd.ones((2, 13, 6, 7))
+    w = mx.nd.array(packing.pack_conv_weight(np.ones((8, 13, 3, 3), np.float32)), dtype="int64")
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=8, binarized_weights_only=True, residual=True)
+    inputs = [x, w] + ([mx.nd.ones(shape)] if shape else [])
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.QConvolution(*inputs, **dict(attrs, **extra)).wait_to_read()

@@ -192,6 +192,9 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   p.residual = reader.Bool("residual", false);
   if (p.residual && !p.binarized_weights_only)
     reader.Fail("residual", "True", "needs binarized_weights_only=True (model-converter sets both)");
+  p.residual_offset = reader.Int("residual_offset", 0, 0, int64_t(1) << 30);
+  if (p.residual_offset > 0 && !p.residual)
+    reader.Fail("residual_offset", std::to_string(p.residual_offset), "needs residual=True");
   p.data_threshold = reader.Bool("data_threshold", false);
   if (p.data_threshold && !p.binarized_weights_only)
     reader.Fail("data_threshold", "True", "needs binarized_weights_only=True (model-converter sets both)");

@@ -37,6 +37,9 @@ struct QConvolutionParams {
   float pad_value = 0.0f;
   bool binarized_weights_only = false;  // weight is the converter's packed int64 tensor
   bool residual = false;  // packed only: one more input, added to the output (converter)
+  // packed only: the residual has residual_offset more channels in front, which are skipped
+  // (MeliusNet's improvement blocks add to the last channels of their input)
+  int64_t residual_offset = 0;
   // packed only: input (2, C) of per-channel sign directions and thresholds (converter)
   bool data_threshold = false;
 };
