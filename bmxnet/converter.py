@@ -19,8 +19,8 @@ import numpy as np
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
                      describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, is_true, pool_before_batchnorm,
-                     replace_batchnorms, replace_channel_concats, replace_poolings, skip_sign_activation,
-                     take_leading_slices, unused_params)
+                     replace_batchnorms, replace_channel_concats, replace_poolings, skip_identity_reshapes,
+                     skip_sign_activation, take_leading_slices, unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 
@@ -45,6 +45,7 @@ class ConversionReport:
         self.poolings = 0  # Pooling run as PlainPooling
         self.poolings_first = 0  # max poolings moved before the BatchNorm they followed
         self.batchnorms = 0  # BatchNorm run as PlainBatchNorm
+        self.reshapes_skipped = 0  # identity reshapes in front of bmxnet operators
         self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
         self.values = 0
@@ -56,14 +57,14 @@ class ConversionReport:
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
         if any((self.folded, self.residual_adds, self.channel_concats, self.poolings_first, self.poolings,
-                self.batchnorms, self.shared_copies)):
+                self.batchnorms, self.reshapes_skipped, self.shared_copies)):
             lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds (%d read from a channel "
                          "slice in place); %d channel concats (%d slices read in place); %d max poolings moved "
-                         "before their BatchNorm; %d poolings and %d BatchNorms on plain NCHW; %d shared inputs "
-                         "copied once"
+                         "before their BatchNorm; %d poolings and %d BatchNorms on plain NCHW; %d identity "
+                         "reshapes skipped; %d shared inputs copied once"
                          % (len(self.folded), self.residual_adds, self.residual_slices, self.channel_concats,
                             self.slices_in_place, self.poolings_first, self.poolings, self.batchnorms,
-                            self.shared_copies))
+                            self.reshapes_skipped, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -191,6 +192,7 @@ def convert_graph(graph, params, where="model"):
     report.poolings = replace_poolings(nodes, absorbed)
     report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded),
                                            _reachable(graph))
+    report.reshapes_skipped = skip_identity_reshapes(nodes, _reachable(graph))
     report.shared_copies = copy_shared_inputs(nodes, absorbed, _reachable(graph))
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))

@@ -431,6 +431,31 @@ def replace_poolings(nodes, absorbed):
     return replaced
 
 
+def skip_identity_reshapes(nodes, live):
+    """A Reshape to its own shape (every dimension 0: "keep") whose readers among the `live`
+    nodes are all bmxnet operators is skipped: it only turns a oneDNN-blocked tensor into a
+    plain one (with a copy after the conversion: MeliusNet's grouped stem convs, see
+    PlainLayoutConv2D), which MXNet does for an extension operator's input anyway. Returns
+    how many."""
+    readers = {}
+    for index, node in enumerate(nodes):
+        if index in live:
+            for position, entry in enumerate(node.get("inputs", [])):
+                if _edge(nodes, entry) is not None:
+                    readers.setdefault(entry[0], []).append((index, position))
+    skipped = 0
+    for index, node in enumerate(nodes):
+        shape = _numbers(attrs_of(node).get("shape", "()"))
+        if node["op"] not in ("Reshape", "reshape") or index not in live or not shape or \
+                any(d != "0" for d in shape) or not node.get("inputs") or not readers.get(index) or \
+                not all(nodes[r]["op"] in BMXNET_OPS for r, _ in readers[index]):
+            continue
+        for reader, position in readers[index]:
+            nodes[reader]["inputs"][position] = list(node["inputs"][0])
+        skipped += 1
+    return skipped
+
+
 def copy_shared_inputs(nodes, absorbed, live):
     """Every output of an MXNet operator that is not plain NCHW (`_reads_plain_nchw`;
     `absorbed` maps adds to the packed convolutions that took their place) read by two or

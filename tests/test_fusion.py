@@ -182,6 +182,7 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     assert report.channel_concats == 34 and report.residual_adds == 17 and len(report.folded) == 34
     assert report.slices_in_place == 17  # each improvement block's concat(x[:, :k], ...)
     assert report.residual_slices == 17  # ... and its x[:, k:] + conv(x)
+    assert report.reshapes_skipped == 2  # the grouped stem convs' (0, 0, 0, 0), now before PlainBatchNorms
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):
