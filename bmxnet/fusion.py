@@ -379,11 +379,12 @@ def _numbers(text):
 
 def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
     """BatchNorms (axis 1, not among `folded`) whose float-graph layout is known and that read
-    a plain NCHW tensor, or whose output reaches only bmxnet operators among the `live`
-    nodes, directly or through activations (MXNet hands those a converted copy anyway:
-    ResNetE's stem and shortcuts) -> PlainBatchNorm (eps, fix_gamma; blocked as in the float
-    graph). Their moving statistics become arguments (`params` keys aux: -> arg:). Returns
-    how many."""
+    a plain NCHW tensor, or a 2-D convolution's or pooling's output (through a transpose to
+    NHWC, see below), or whose output reaches only bmxnet operators among the `live` nodes,
+    directly or through activations (MXNet hands those a converted copy anyway: ResNetE's
+    stem and shortcuts) -> PlainBatchNorm (eps, fix_gamma; blocked as in the float graph).
+    Their moving statistics become arguments (`params` keys aux: -> arg:). Returns how
+    many."""
     readers = {}
     for index, node in enumerate(nodes):
         if index in live and index not in absorbed:  # an absorbed add's operands went to its conv
@@ -401,7 +402,8 @@ def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
         if node["op"] != "BatchNorm" or node["name"] in folded or layout is None or index not in live:
             continue
         found = _batchnorm_arrays(nodes, node, params)
-        if found is None or not (for_bmxnet(index) or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)):
+        if found is None or not (for_bmxnet(index) or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)
+                                 or _from_2d_onednn_layers(nodes, node["inputs"][0])):
             continue
         node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
         if not _reads_plain_nchw(nodes, node["inputs"][0], absorbed) and _from_2d_onednn_layers(nodes, node["inputs"][0]):
