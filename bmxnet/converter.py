@@ -190,10 +190,10 @@ def convert_graph(graph, params, where="model"):
     report.slices_in_place = take_leading_slices(nodes, consumers, absorbed)
     report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
     report.poolings = replace_poolings(nodes, absorbed)
-    report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded),
-                                           _reachable(graph))
-    report.reshapes_skipped = skip_identity_reshapes(nodes, _reachable(graph))
-    report.shared_copies = copy_shared_inputs(nodes, absorbed, _reachable(graph))
+    live = _reachable(graph)  # the passes below add nodes but leave no bmxnet operator unreachable
+    report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded), live)
+    report.reshapes_skipped = skip_identity_reshapes(nodes, live)
+    report.shared_copies = copy_shared_inputs(nodes, absorbed, live)
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])

@@ -173,18 +173,26 @@ def _thresholds(nodes, bn, params, blocked):
     return results[0]
 
 
-def _trailing_channels(nodes, entry, consumers):
-    """(the sliced tensor's entry, k) when `entry` is a slice_axis(axis=1, begin=k, end=None)
+def _channel_slice(nodes, entry, consumers):
+    """(the sliced tensor's entry, begin, end as text) when `entry` is a slice_axis(axis=1)
     that nothing else reads, else None."""
     source = _edge(nodes, entry)
-    if source is None or nodes[source]["op"] != "slice_axis" or consumers.get(source) != 1 or entry[1] != 0:
+    if source is None or nodes[source]["op"] != "slice_axis" or consumers.get(source) != 1 or entry[1] != 0 \
+            or not nodes[source].get("inputs"):
         return None
     attrs = attrs_of(nodes[source])
-    begin = str(attrs.get("begin", "0"))
-    if str(attrs.get("axis")) != "1" or str(attrs.get("end", "None")) != "None" or not begin.isdigit() \
-            or begin == "0" or not nodes[source].get("inputs"):
+    if str(attrs.get("axis")) != "1":
         return None
-    return list(nodes[source]["inputs"][0]), int(begin)
+    return list(nodes[source]["inputs"][0]), str(attrs.get("begin", "0")), str(attrs.get("end", "None"))
+
+
+def _trailing_channels(nodes, entry, consumers):
+    """(the sliced tensor's entry, k) when `entry` is a slice_axis(axis=1, begin=k > 0,
+    end=None) that nothing else reads, else None."""
+    found = _channel_slice(nodes, entry, consumers)
+    if found is None or found[2] != "None" or not found[1].isdigit() or found[1] == "0":
+        return None
+    return found[0], int(found[1])
 
 
 def absorb_residual_adds(nodes, consumers):
@@ -284,16 +292,12 @@ def take_leading_slices(nodes, consumers, absorbed):
             continue
         take = [0] * len(node["inputs"])
         for position, entry in enumerate(node["inputs"]):
-            source = _edge(nodes, entry)
-            if source is None or nodes[source]["op"] != "slice_axis" or consumers.get(source) != 1:
+            found = _channel_slice(nodes, entry, consumers)
+            if found is None or found[1] != "0" or not found[2].isdigit() or found[2] == "0" or \
+                    not _reads_plain_nchw(nodes, found[0], absorbed):
                 continue
-            attrs = attrs_of(nodes[source])
-            end = str(attrs.get("end", "None"))
-            if str(attrs.get("axis")) != "1" or str(attrs.get("begin", "0")) != "0" or not end.isdigit() or \
-                    end == "0" or not _reads_plain_nchw(nodes, nodes[source]["inputs"][0], absorbed):
-                continue
-            node["inputs"][position] = nodes[source]["inputs"][0]
-            take[position] = int(end)
+            node["inputs"][position] = found[0]
+            take[position] = int(found[2])
             taken += 1
         if any(take):
             attrs_of(node)["take_channels"] = "(%s)" % ", ".join(map(str, take))
@@ -304,7 +308,7 @@ def _plain_pooling_attrs(attrs):
     """PlainPooling's attributes for a Pooling node's, or None when it does something else
     (sum or lp pooling, 1-D/3-D, another layout, a pad as large as the kernel)."""
     def numbers(key, default):
-        values = [int(v) for v in str(attrs.get(key, default)).strip("()[] ").replace(" ", "").split(",") if v]
+        values = [int(v) for v in _numbers(attrs.get(key, default))]
         return values * 2 if len(values) == 1 else values
     try:
         kernel, pad = numbers("kernel", "(1, 1)"), numbers("pad", "(0, 0)")
@@ -327,10 +331,17 @@ def _reads_plain_nchw(nodes, entry, absorbed):
     and pooling are blocked, and MXNet converts a blocked input of an extension operator
     into a NCHW array on every call (ResNetE's stem, conv to pooling: 3.4 ms with MXNet's
     pooling, 5.4 ms with PlainPooling)."""
+    source = _layout_source(nodes, entry)
+    return source is not None and (source in absorbed or nodes[source]["op"] in BMXNET_OPS + PLAIN_OUTPUT_OPS + ("null",))
+
+
+def _layout_source(nodes, entry):
+    """The node that set the layout of the tensor `entry`: the first one back from it that is
+    not a LAYOUT_KEEPING_OPS operator (None for anything but a node)."""
     source = _edge(nodes, entry)
     while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
         source = _edge(nodes, nodes[source]["inputs"][0])
-    return source is not None and (source in absorbed or nodes[source]["op"] in BMXNET_OPS + PLAIN_OUTPUT_OPS + ("null",))
+    return source
 
 
 def float_batchnorm_layouts(nodes):
@@ -366,15 +377,24 @@ def float_batchnorm_layouts(nodes):
 def _from_2d_onednn_layers(nodes, entry):
     """Whether the tensor `entry` comes from a 2-D Convolution or Pooling through operators
     that keep its layout (so it is 4-D)."""
-    source = _edge(nodes, entry)
-    while source is not None and nodes[source]["op"] in LAYOUT_KEEPING_OPS and nodes[source].get("inputs"):
-        source = _edge(nodes, nodes[source]["inputs"][0])
+    source = _layout_source(nodes, entry)
     return source is not None and nodes[source]["op"] in ("Convolution", "Pooling") and \
         len(_numbers(attrs_of(nodes[source]).get("kernel", "()"))) == 2
 
 
 def _numbers(text):
     return [v for v in str(text).strip("()[] ").replace(" ", "").split(",") if v]
+
+
+def _readers(nodes, live):
+    """{node index: [(reader index, input position), ...]} over the reader nodes in `live`."""
+    readers = {}
+    for index, node in enumerate(nodes):
+        if index in live:
+            for position, entry in enumerate(node.get("inputs", [])):
+                if _edge(nodes, entry) is not None:
+                    readers.setdefault(entry[0], []).append((index, position))
+    return readers
 
 
 def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
@@ -385,28 +405,24 @@ def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
     stem and shortcuts) -> PlainBatchNorm (eps, fix_gamma; blocked as in the float graph).
     Their moving statistics become arguments (`params` keys aux: -> arg:). Returns how
     many."""
-    readers = {}
-    for index, node in enumerate(nodes):
-        if index in live and index not in absorbed:  # an absorbed add's operands went to its conv
-            for entry in node.get("inputs", []):
-                if _edge(nodes, entry) is not None:
-                    readers.setdefault(entry[0], []).append(index)
+    readers = _readers(nodes, live - set(absorbed))  # an absorbed add's operands went to its conv
 
     def for_bmxnet(index):
         return bool(readers.get(index)) and all(
             nodes[r]["op"] in BMXNET_OPS or (nodes[r]["op"] in LAYOUT_KEEPING_OPS and for_bmxnet(r))
-            for r in readers[index])
+            for r, _ in readers[index])
     replaced = 0
     for index, node in enumerate(nodes):
         layout = float_layouts.get(node["name"])
         if node["op"] != "BatchNorm" or node["name"] in folded or layout is None or index not in live:
             continue
         found = _batchnorm_arrays(nodes, node, params)
-        if found is None or not (for_bmxnet(index) or _reads_plain_nchw(nodes, node["inputs"][0], absorbed)
-                                 or _from_2d_onednn_layers(nodes, node["inputs"][0])):
+        plain = _reads_plain_nchw(nodes, node["inputs"][0], absorbed)
+        from_2d_layers = _from_2d_onednn_layers(nodes, node["inputs"][0])
+        if found is None or not (plain or from_2d_layers or for_bmxnet(index)):
             continue
         node["op"], node["attrs"] = "PlainBatchNorm", _plain_batchnorm_attrs(found[0], layout)
-        if not _reads_plain_nchw(nodes, node["inputs"][0], absorbed) and _from_2d_onednn_layers(nodes, node["inputs"][0]):
+        if not plain and from_2d_layers:
             # oneDNN keeps such tensors NHWC inside: a transpose to NHWC is a plain copy, where
             # MXNet's conversion to NCHW for an extension input is a transposing reorder
             node["inputs"][0] = {"op": "transpose", "name": node["name"] + "_nhwc", "attrs": {"axes": "(0, 2, 3, 1)"},
@@ -439,12 +455,7 @@ def skip_identity_reshapes(nodes, live):
     plain one (with a copy after the conversion: MeliusNet's grouped stem convs, see
     PlainLayoutConv2D), which MXNet does for an extension operator's input anyway. Returns
     how many."""
-    readers = {}
-    for index, node in enumerate(nodes):
-        if index in live:
-            for position, entry in enumerate(node.get("inputs", [])):
-                if _edge(nodes, entry) is not None:
-                    readers.setdefault(entry[0], []).append((index, position))
+    readers = _readers(nodes, live)
     skipped = 0
     for index, node in enumerate(nodes):
         shape = _numbers(attrs_of(node).get("shape", "()"))
