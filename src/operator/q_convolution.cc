@@ -113,16 +113,6 @@ int64_t PackedDataWords(const kernels::ConvGeometry& g) {
   return g.batch * g.in_height * g.in_width * g.groups * WordsFor(g.in_channels / g.groups);
 }
 
-// Floats per image of the data, the output and the residual, and the residual's skipped
-// leading channels (residual_offset).
-struct ImageSizes {
-  int64_t data, output, residual, skipped;
-  ImageSizes(const QConvolutionParams& p, const kernels::ConvGeometry& g)
-      : data(g.in_channels * g.in_height * g.in_width), output(g.out_channels * g.OutHeight() * g.OutWidth()),
-        residual((g.out_channels + p.residual_offset) * g.OutHeight() * g.OutWidth()),
-        skipped(p.residual_offset * g.OutHeight() * g.OutWidth()) {}
-};
-
 void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                    std::vector<MXTensor>* inputs, float* out, const OpResource& res) {
   const InputLayout layout = LayoutOf(p);
@@ -136,22 +126,9 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
         throw ParamError(std::string(kOp) + ": data threshold directions (row 0) must be +1 or -1, got " +
                          std::to_string(thresholds.direction[c]) + " for channel " + std::to_string(c));
   }
-  const float* residual = OptionalData(inputs, layout.residual);
-  if (p.residual_offset == 0) {
-    kernels::PackAndConvolve(g, Data(inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
-                             OptionalData(inputs, layout.scale), OptionalData(inputs, layout.bias), residual, out,
-                             kernels::NumThreads());
-    return;
-  }
-  // the residual's images are residual_offset channels longer: one image at a time
-  const ImageSizes sizes(p, g);
-  kernels::ConvGeometry image = g;
-  image.batch = 1;
-  for (int64_t n = 0; n < g.batch; ++n)
-    kernels::PackAndConvolve(image, Data(inputs, 0) + n * sizes.data, thresholds, packed,
-                             (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),
-                             OptionalData(inputs, layout.bias), residual + n * sizes.residual + sizes.skipped,
-                             out + n * sizes.output, kernels::NumThreads());
+  kernels::PackAndConvolve(g, Data(inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
+                           OptionalData(inputs, layout.scale), OptionalData(inputs, layout.bias),
+                           {OptionalData(inputs, layout.residual), p.residual_offset}, out, kernels::NumThreads());
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
@@ -189,11 +166,12 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                         weights + g.out_channels * g.PatchSize(), kernels::NumThreads());
   std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
   if (layout.residual >= 0) {  // the output gradient, on the channels the residual adds
-    const ImageSizes sizes(p, g);
+    const int64_t output = g.out_channels * g.OutHeight() * g.OutWidth();
+    const int64_t skipped = p.residual_offset * g.OutHeight() * g.OutWidth();
     float* grad_residual = Data(outputs, layout.residual);
     for (int64_t n = 0; n < g.batch; ++n) {
-      std::fill_n(grad_residual + n * sizes.residual, sizes.skipped, 0.0f);
-      std::copy_n(Data(inputs, 0) + n * sizes.output, sizes.output, grad_residual + n * sizes.residual + sizes.skipped);
+      std::fill_n(grad_residual + n * (skipped + output), skipped, 0.0f);
+      std::copy_n(Data(inputs, 0) + n * output, output, grad_residual + n * (skipped + output) + skipped);
     }
   }
 }
@@ -269,22 +247,11 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));
     cuda::PackActivations(s, Data(inputs, 0), OptionalData(inputs, layout.threshold),
                           packed, res.get_cuda_stream());
-    const float* residual = OptionalData(inputs, layout.residual);
-    if (p.residual_offset == 0) {
-      cuda::Convolve(s, packed, (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),
-                     OptionalData(inputs, layout.bias), residual, Data(outputs, 0), res.get_cuda_stream());
-      return;
-    }
-    // the residual's images are residual_offset channels longer: one image at a time
-    const ImageSizes sizes(p, g);
-    kernels::ConvGeometry image = g;
-    image.batch = 1;
-    const int64_t packed_image = PackedDataWords(image);
-    for (int64_t n = 0; n < g.batch; ++n)
-      cuda::Convolve(Shape(image), packed + n * packed_image, (*inputs)[1].data<uint64_t>(),
-                     OptionalData(inputs, layout.scale), OptionalData(inputs, layout.bias),
-                     residual + n * sizes.residual + sizes.skipped, Data(outputs, 0) + n * sizes.output,
-                     res.get_cuda_stream());
+    cuda::ConvShape with_residual = s;
+    with_residual.residual_skip = p.residual_offset;
+    cuda::Convolve(with_residual, packed, (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),
+                   OptionalData(inputs, layout.bias), OptionalData(inputs, layout.residual), Data(outputs, 0),
+                   res.get_cuda_stream());
   });
 }
 #endif

@@ -216,6 +216,13 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
   const auto residual = Random(out_size, rng, false);
   std::vector<float> with_residual(out_size);
   for (int64_t i = 0; i < out_size; ++i) with_residual[i] = expected[i] + residual[i];
+  // the same residual as the last channels of a wider tensor (ResidualInput::skipped_channels)
+  constexpr int64_t kSkipped = 3;
+  auto wider = Random(g.batch * (kSkipped + g.out_channels) * spatial, rng, false);
+  for (int64_t i = 0; i < out_size; ++i) {
+    const int64_t n = i / (g.out_channels * spatial);
+    wider[i + (n + 1) * kSkipped * spatial] = residual[i];
+  }
   const int64_t words = WordsFor(g.in_channels / g.groups);
   std::vector<uint64_t> packed_x(g.batch * g.in_height * g.in_width * g.groups * words);
   std::vector<uint64_t> packed_w(g.out_channels * g.kernel_h * g.kernel_w * words);
@@ -237,6 +244,10 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
                     residual.data(), fused.data(), 3, isa);
     Check(fused == with_residual, name + " pack, convolve and add " + IsaName(isa));
+    std::vector<float> skipping(out_size, -7.0f);
+    PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
+                    {wider.data(), kSkipped}, skipping.data(), 3, isa);
+    Check(skipping == with_residual, name + " pack, convolve and add skipping channels " + IsaName(isa));
   }
 }
 

@@ -39,6 +39,8 @@ struct ConvShape {
   int64_t batch, channels, height, width, filters, kernel_h, kernel_w;
   int64_t stride_h, stride_w, pad_h, pad_w, dilate_h, dilate_w, groups;
   bool minus_one_padding;  // pad_value -1 (packed: all-ones words that count), else 0
+  // packed: leading channels of each residual image that are not added (kernels::ResidualInput)
+  int64_t residual_skip = 0;
 
   BMX_HD int64_t PerGroup() const { return channels / groups; }
   BMX_HD int64_t Words() const { return (PerGroup() + 63) / 64; }
@@ -156,7 +158,10 @@ BMX_HD inline void ConvThread(const ConvShape& s, const uint64_t* x, const uint6
   ConvPixelValues(s, x, tile, filters, n, g, pixel, values);
   for (int f = 0; f < filters; ++f) {
     const int64_t index = (n * s.filters + first + f) * s.OutSpatial() + pixel;
-    y[index] = FinishValue(values[f], scale, bias, residual, first + f, index);
+    const float value = FinishValue(values[f], scale, bias, nullptr, first + f, index);
+    y[index] = residual == nullptr ? value
+                                   : value + residual[(n * (s.filters + s.residual_skip) + s.residual_skip + first + f) *
+                                                          s.OutSpatial() + pixel];
   }
 }
 

@@ -323,7 +323,8 @@ struct ConvJob {
   const ConvPlan& plan;
   const BinaryKernels& kernels;
   const uint64_t* w;
-  const float *scale, *bias, *residual;
+  const float *scale, *bias;
+  ResidualInput residual;
   float* y;
   int64_t blocks;  // of filters per group
   uint64_t call = next_call++;
@@ -345,6 +346,14 @@ struct ConvJob {
     return words;
   }
 
+  // The residual value of image n, output channel `first`, the tile's first pixel, or null.
+  const float* ResidualAt(int64_t n, int64_t first, int64_t tile) const {
+    if (residual.values == nullptr) return nullptr;
+    const int64_t skipped = residual.skipped_channels;
+    return residual.values + (n * (plan.g.out_channels + skipped) + skipped + first) * plan.spatial +
+           tile * kTilePixels;
+  }
+
   // Tasks begin .. end - 1 of (image, group, block of filters, tile), tile fastest.
   void Run(const uint64_t* x, int64_t begin, int64_t end) const {
     const ConvGeometry& g = plan.g;
@@ -358,7 +367,7 @@ struct ConvJob {
       const int64_t first = at.group * plan.filters + block_first;
       const int64_t offset = (at.n * g.out_channels + first) * plan.spatial + at.tile * kTilePixels;
       const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
-                                 residual ? residual + offset : nullptr, y + offset, plan.spatial};
+                                 ResidualAt(at.n, first, at.tile), y + offset, plan.spatial};
       kernels.conv_tile(panel, KernelWeights(at.group, at.block, first, count), plan.depth, count, output);
     }
   }
@@ -411,7 +420,7 @@ void PackPrivatelyAndConvolve(const ConvJob& job, const float* x, const ChannelT
 int64_t PackedInputWords(const ConvGeometry& g) { return PaddedInput(g).Size(g.batch); }
 
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, const float* residual, float* y,
+                       const float* scale, const float* bias, const ResidualInput& residual, float* y,
                        int threads, Isa isa) {
   const ConvPlan plan(g);
   std::vector<uint64_t> padded(PackedInputWords(g));
@@ -422,7 +431,7 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
 
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
-                     const float* scale, const float* bias, const float* residual, float* y,
+                     const float* scale, const float* bias, const ResidualInput& residual, float* y,
                      int threads, Isa isa) {
   const ConvPlan plan(g);
   const int team = TeamSize(plan, isa, threads);

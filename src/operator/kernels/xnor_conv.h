@@ -13,14 +13,24 @@
 namespace bmxnet {
 namespace kernels {
 
+// A tensor added to a convolution's output y [N, O, OH, OW]: [N, skipped_channels + O, OH,
+// OW], of which output channel o adds channel skipped_channels + o (MeliusNet's improvement
+// blocks add to the last channels of their input). A plain pointer: y's own shape.
+struct ResidualInput {
+  const float* values;
+  int64_t skipped_channels;
+  ResidualInput(const float* values = nullptr, int64_t skipped_channels = 0)  // NOLINT: implicit on purpose
+      : values(values), skipped_channels(skipped_channels) {}
+};
+
 // x: [N, H, W, groups, words] packed activations (PackActivationsNCHW's layout, which the
 // CUDA kernels read; copied here into the padded layout of padded_input.h, so this entry is
 // for tests and reference use); w: [O, KH, KW, words] packed weights. scale and bias (per
-// output channel) and residual (added to y, same shape) may be null. Zero padding is
+// output channel) and residual (added to y, see ResidualInput) may be null. Zero padding is
 // exact: the words of padded taps are masked out of the count, so they contribute 0, not
 // +-1. `isa` picks the inner loops (tests run every instruction set the CPU has).
 void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, const float* residual, float* y,
+                       const float* scale, const float* bias, const ResidualInput& residual, float* y,
                        int threads, Isa isa = ActiveIsa());
 
 // Words of `packed` that PackAndConvolve needs.
@@ -31,7 +41,7 @@ int64_t PackedInputWords(const ConvGeometry& g);
 // filters across threads packs into a buffer of each thread instead (see xnor_conv.cc).
 void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
-                     const float* scale, const float* bias, const float* residual, float* y,
+                     const float* scale, const float* bias, const ResidualInput& residual, float* y,
                      int threads, Isa isa = ActiveIsa());
 
 // x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
