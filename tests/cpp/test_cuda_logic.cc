@@ -112,13 +112,16 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   kernels::BinaryConvForward(g, expected_x.data(), expected_w.data(), scale.data(), bias.data(), residual.data(),
                              expected.data(), 1, kernels::Isa::kPortable);
   std::vector<uint64_t> shared_tile(cuda::kConvFilters * s.Depth());
-  ForEachBlock(cuda::ConvGrid(s), [&](int64_t bx, int64_t by, int64_t bz) {
-    const uint64_t* tile = expected_w.data() + cuda::ConvTileFirstFilter(s, by, bz) * s.Depth();
-    std::copy(tile, tile + cuda::ConvTileFilters(s, by) * s.Depth(), shared_tile.begin());
-    for (int t = 0; t < cuda::kConvThreads; ++t)
-      cuda::ConvThread(s, expected_x.data(), shared_tile.data(), scale.data(), bias.data(), residual.data(), bx,
-                       by, bz, t, y.data());
-  });
+  const auto convolve = [&](const ConvShape& shape, const float* with) {
+    ForEachBlock(cuda::ConvGrid(shape), [&](int64_t bx, int64_t by, int64_t bz) {
+      const uint64_t* tile = expected_w.data() + cuda::ConvTileFirstFilter(shape, by, bz) * shape.Depth();
+      std::copy(tile, tile + cuda::ConvTileFilters(shape, by) * shape.Depth(), shared_tile.begin());
+      for (int t = 0; t < cuda::kConvThreads; ++t)
+        cuda::ConvThread(shape, expected_x.data(), shared_tile.data(), scale.data(), bias.data(), with, bx, by, bz,
+                         t, y.data());
+    });
+  };
+  convolve(s, residual.data());
   Check(y == expected, name + ": convolution");
 
   // the residual as the last channels of a wider tensor (ConvShape::residual_skip)
@@ -127,13 +130,7 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   const auto wider = Random(s.batch * (s.filters + skipping.residual_skip) * s.OutSpatial(), rng);
   kernels::BinaryConvForward(g, expected_x.data(), expected_w.data(), scale.data(), bias.data(),
                              {wider.data(), skipping.residual_skip}, expected.data(), 1, kernels::Isa::kPortable);
-  ForEachBlock(cuda::ConvGrid(s), [&](int64_t bx, int64_t by, int64_t bz) {
-    const uint64_t* tile = expected_w.data() + cuda::ConvTileFirstFilter(s, by, bz) * s.Depth();
-    std::copy(tile, tile + cuda::ConvTileFilters(s, by) * s.Depth(), shared_tile.begin());
-    for (int t = 0; t < cuda::kConvThreads; ++t)
-      cuda::ConvThread(skipping, expected_x.data(), shared_tile.data(), scale.data(), bias.data(), wider.data(), bx,
-                       by, bz, t, y.data());
-  });
+  convolve(skipping, wider.data());
   Check(y == expected, name + ": convolution with a residual skipping channels");
 }
 
