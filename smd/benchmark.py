@@ -89,18 +89,6 @@ def interleaved_medians(runs, repeat, warmup, blocks=TIMING_BLOCKS):
     return [float(np.median(taken)) for taken in times]
 
 
-def median_seconds(run, repeat, warmup):
-    import numpy as np
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def cpu_description():
     """(model name, the instruction-set flags that matter here) from /proc/cpuinfo."""
     fields = {}
@@ -225,7 +213,7 @@ def bench_training(args):
             loss.backward()
             trainer.step(args.train_batch)
             mx.nd.waitall()
-        times[label] = median_seconds(step, max(3, args.repeat // 10), 2)
+        times[label] = interleaved_medians([step], max(3, args.repeat // 10), 1, blocks=1)[0]
     base = times["resnet18_v1 (float)"]
     for label, seconds in times.items():
         rows.append(dict(model=label, batch=args.train_batch, step_ms=seconds * 1e3, vs_float=seconds / base))
