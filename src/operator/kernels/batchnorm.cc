@@ -10,7 +10,7 @@ namespace kernels {
 namespace {
 
 void PortablePlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k.mean, k.factor, k.gamma, k.beta);
+  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k);
 }
 
 // Pixels first .. end - 1 of a channels-last image.
@@ -18,7 +18,7 @@ void PortablePixelsChannelsLast(BatchNormFormula formula, const float* x, int64_
                                 int64_t first, int64_t end, const BatchNormChannel* k, float* y) {
   for (int64_t c = 0; c < channels; ++c)
     for (int64_t p = first; p < end; ++p)
-      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c].mean, k[c].factor, k[c].gamma, k[c].beta);
+      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c]);
 }
 
 constexpr int64_t kBlockPixels = 8;  // of a channels-last image per AVX2 block

@@ -52,6 +52,15 @@ BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, float mean
   }
 }
 
+// One channel's constants, as BatchNormValue takes them.
+struct BatchNormChannel {
+  float mean, factor, gamma, beta;
+};
+
+BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, const BatchNormChannel& k) {
+  return BatchNormValue(formula, x, k.mean, k.factor, k.gamma, k.beta);
+}
+
 // Element i of the output (the CUDA kernel's work per thread).
 BMX_HD inline float BatchNormElement(const BatchNormGeometry& g, BatchNormFormula formula, const float* x,
                                      const float* gamma, const float* beta, const float* mean,
@@ -103,11 +112,6 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
 void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
                        const float* mean, const float* variance, float eps, const float* dy, float* dx,
                        float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads);
-
-// One channel's constants, as BatchNormValue takes them.
-struct BatchNormChannel {
-  float mean, factor, gamma, beta;
-};
 
 namespace avx2 {
 // y[0..n) of one plane.

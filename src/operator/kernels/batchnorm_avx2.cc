@@ -44,7 +44,7 @@ void Transpose8x8(__m256 rows[8]) {
 void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Values(formula, _mm256_loadu_ps(x + i), k));
-  for (; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k.mean, k.factor, k.gamma, k.beta);
+  for (; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k);
 }
 
 void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
@@ -58,7 +58,7 @@ void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64
   }
   for (; c < channels; ++c)
     for (int64_t p = first; p < first + 8; ++p)
-      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c].mean, k[c].factor, k[c].gamma, k[c].beta);
+      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c]);
 }
 
 }  // namespace avx2
