@@ -77,8 +77,10 @@ struct PixelNibbles {
   __m256i low, high;
 };
 
-// `Filters` filters against one half (8 pixels, two vectors) of a tile.
-template <int Filters>
+// `Filters` filters against one half (8 pixels, two vectors of 4) of a tile; a half of at
+// most 4 pixels (Vectors = 1) leaves the right vector out: a 7x7 map is 3 tiles and 1
+// pixel, whose 8-pixel half would have cost an eighth of the layer.
+template <int Filters, int Vectors>
 void MismatchHalf(const PixelNibbles* pixels, const TilePanel& panel, int half, const uint64_t* weights,
                   int64_t depth, const TileOutput& output) {
   const NibblePopcount popcount;
@@ -87,24 +89,35 @@ void MismatchHalf(const PixelNibbles* pixels, const TilePanel& panel, int half, 
   for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
   for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
     const int64_t k_end = std::min(depth, k0 + kByteSteps);
-    __m256i bytes[Filters][2];
-    for (int f = 0; f < Filters; ++f) bytes[f][0] = bytes[f][1] = _mm256_setzero_si256();
+    __m256i bytes[Filters][Vectors];
+    for (int f = 0; f < Filters; ++f)
+      for (int v = 0; v < Vectors; ++v) bytes[f][v] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k_end; ++k) {
       const PixelNibbles* x = pixels + k * 4 + half * 2;
       for (int f = 0; f < Filters; ++f) {
         const uint64_t* w = weights + 2 * (f * depth + k);
         const __m256i w_low = _mm256_set1_epi64x(static_cast<long long>(w[0]));
         const __m256i w_high = _mm256_set1_epi64x(static_cast<long long>(w[1]));
-        for (int v = 0; v < 2; ++v)
+        for (int v = 0; v < Vectors; ++v)
           bytes[f][v] = _mm256_add_epi8(bytes[f][v], popcount.Counts(_mm256_xor_si256(x[v].low, w_low),
                                                                      _mm256_xor_si256(x[v].high, w_high)));
       }
     }
     for (int f = 0; f < Filters; ++f)
-      for (int v = 0; v < 2; ++v)
+      for (int v = 0; v < Vectors; ++v)
         total[f][v] = _mm256_add_epi64(total[f][v], _mm256_sad_epu8(bytes[f][v], _mm256_setzero_si256()));
   }
   for (int f = 0; f < Filters; ++f) FinishHalf(total[f][0], total[f][1], panel, first, f, output);
+}
+
+// Filters f0 .. f0 + block - 1 against one half of a tile, two at a time.
+template <int Vectors>
+void MismatchBlock(const PixelNibbles* pixels, const TilePanel& panel, int half, const uint64_t* weights,
+                   int64_t depth, int64_t f0, int64_t block, const TileOutput& output) {
+  int64_t f = f0;
+  for (; f + 2 <= f0 + block; f += 2)
+    MismatchHalf<2, Vectors>(pixels, panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
+  if (f < f0 + block) MismatchHalf<1, Vectors>(pixels, panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
 }
 
 // Splits the tile's words into nibbles (4 vectors of 4 pixels per word); a padded word's
@@ -134,11 +147,10 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
   for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
     const int64_t block = std::min(kBlock, filters - f0);
     for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
-      int64_t f = f0;
-      for (; f + 2 <= f0 + block; f += 2)
-        MismatchHalf<2>(pixels.data(), panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
-      if (f < f0 + block)
-        MismatchHalf<1>(pixels.data(), panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
+      if (panel.pixels - half * 8 <= 4)
+        MismatchBlock<1>(pixels.data(), panel, half, weights, depth, f0, block, output);
+      else
+        MismatchBlock<2>(pixels.data(), panel, half, weights, depth, f0, block, output);
     }
   }
 }
