@@ -151,7 +151,8 @@ int main(int argc, char** argv) {
                      static_cast<int>(n), a, static_cast<int>(k), &zero, c, static_cast<int>(n));
       }, repeat);
       const float binary = MedianMs([&] {
-        PackActivations(s, x, nullptr, packed_x, nullptr);
+        PackActivations(s, bmxnet::kernels::ChannelPieces::Whole(x, l.channels, s.InSpatial()), nullptr, packed_x,
+                        nullptr);
         Convolve(s, packed_x, packed_w, nullptr, nullptr, nullptr, y, nullptr);
       }, repeat);
       const float xnor = MedianMs([&] { Dense(rows, columns, nullptr, nullptr, n, k, m, c, nullptr); }, repeat);

@@ -113,3 +113,57 @@ def test_residual_input_is_checked(inputs, attrs, message):
     args = [mx.nd.ones((1, 70, 5, 5)), weight, mx.nd.zeros((1, 4, 2, 2))][:inputs]
     with pytest.raises(MXNetError, match=re.escape(message)):
         mx.nd.QConvolution(*args, kernel=(3, 3), num_filter=4, **attrs).wait_to_read()
+
+
+@pytest.mark.parametrize("cuts,groups,stride", [((64,), 1, 1), ((30, 100), 1, 2), ((1, 2, 129), 2, 1)])
+def test_packed_qconvolution_reads_data_pieces_like_their_concat(cuts, groups, stride, isa, rng):
+    """data_pieces=k: input 0 and the last k - 1 inputs are the data, joined along the
+    channels (cut inside 64-channel words and groups too); thresholds and the residual
+    still come right after the weight."""
+    channels, filters = 130, 6
+    x = rng.uniform(-1, 1, size=(2, channels, 7, 6)).astype(np.float32)
+    pieces = [mx.nd.array(part) for part in np.split(x, cuts, axis=1)]
+    w = rng.uniform(-1, 1, size=(filters, channels // groups, 3, 3)).astype(np.float32)
+    thresholds = np.stack([np.where(np.arange(channels) % 3, 1.0, -1.0), rng.uniform(-0.5, 0.5, channels)])
+    out_hw = ((7 - 1) // stride + 1, (6 - 1) // stride + 1)
+    residual = mx.nd.array(rng.normal(size=(2, filters) + out_hw))
+    attrs = dict(kernel=(3, 3), stride=(stride, stride), pad=(1, 1), num_filter=filters, num_group=groups,
+                 binarized_weights_only=True, data_threshold=True, residual=True)
+    others = [mx.nd.array(packing.pack_conv_weight(w), dtype="int64"), mx.nd.array(thresholds), residual]
+    expected = mx.nd.QConvolution(mx.nd.array(x), *others, **attrs).asnumpy()
+    got = mx.nd.QConvolution(pieces[0], *others, *pieces[1:], data_pieces=len(pieces), **attrs).asnumpy()
+    np.testing.assert_array_equal(got, expected)
+    assert [p.shape[1] for p in pieces] == list(np.diff((0,) + cuts + (channels,)))  # inputs untouched
+    np.testing.assert_array_equal(np.concatenate([p.asnumpy() for p in pieces], axis=1), x)
+
+
+def test_packed_data_pieces_get_their_part_of_the_data_gradient(rng):
+    x = rng.uniform(-1, 1, size=(2, 70, 5, 6)).astype(np.float32)
+    w = rng.uniform(-1, 1, size=(4, 70, 3, 3)).astype(np.float32)
+    packed_w = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=4, binarized_weights_only=True)
+    joined, pieces = mx.nd.array(x), [mx.nd.array(part) for part in np.split(x, (20, 64), axis=1)]
+    dy = mx.nd.array(rng.normal(size=(2, 4, 5, 6)))
+    for data in [joined] + pieces:
+        data.attach_grad()
+    with mx.autograd.record():
+        whole = mx.nd.QConvolution(joined, packed_w, **attrs)
+    whole.backward(dy)
+    with mx.autograd.record():
+        split = mx.nd.QConvolution(pieces[0], packed_w, *pieces[1:], data_pieces=3, **attrs)
+    split.backward(dy)
+    np.testing.assert_array_equal(split.asnumpy(), whole.asnumpy())
+    np.testing.assert_array_equal(np.concatenate([p.grad.asnumpy() for p in pieces], axis=1), joined.grad.asnumpy())
+
+
+@pytest.mark.parametrize("second,attrs,message", [
+    ((1, 3, 4, 5), dict(binarized_weights_only=True),
+     "data piece 1 has shape (1, 3, 4, 5), which differs from the data (1, 70, 5, 5) outside dimension 1"),
+    ((1, 3, 5, 5), {}, "invalid data_pieces='2': needs binarized_weights_only=True"),
+    ((1, 3, 5, 5), dict(binarized_weights_only=True, data_pieces=17), "invalid data_pieces='17': must be in [1, 16]")])
+def test_data_pieces_are_checked(second, attrs, message):
+    weight = mx.nd.zeros((4, 3, 3, 2), dtype="int64") if attrs else mx.nd.zeros((4, 73, 3, 3))
+    attrs = {"data_pieces": 2, **attrs}
+    with pytest.raises(MXNetError, match=re.escape(message)):
+        mx.nd.QConvolution(mx.nd.ones((1, 70, 5, 5)), weight, mx.nd.ones(second), kernel=(3, 3), num_filter=4,
+                           **attrs).wait_to_read()

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/channel_pieces.h"
+
 namespace bmxnet {
 namespace {
 
@@ -198,6 +200,9 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   p.data_threshold = reader.Bool("data_threshold", false);
   if (p.data_threshold && !p.binarized_weights_only)
     reader.Fail("data_threshold", "True", "needs binarized_weights_only=True (model-converter sets both)");
+  p.data_pieces = reader.Int("data_pieces", 1, 1, kernels::kMaxChannelPieces);
+  if (p.data_pieces > 1 && !p.binarized_weights_only)
+    reader.Fail("data_pieces", std::to_string(p.data_pieces), "needs binarized_weights_only=True (model-converter sets both)");
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();

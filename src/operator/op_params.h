@@ -42,6 +42,9 @@ struct QConvolutionParams {
   int64_t residual_offset = 0;
   // packed only: input (2, C) of per-channel sign directions and thresholds (converter)
   bool data_threshold = false;
+  // packed only: the data is input 0 and data_pieces - 1 more inputs at the end, joined
+  // along the channels (converter, for a ChannelConcat that nothing else reads)
+  int64_t data_pieces = 1;
 };
 
 struct QFullyConnectedParams {
@@ -62,11 +65,13 @@ inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }
 inline bool AddsResidual(const QFullyConnectedParams&) { return false; }
 inline bool HasDataThreshold(const QConvolutionParams& p) { return p.data_threshold; }
 inline bool HasDataThreshold(const QFullyConnectedParams&) { return false; }
+inline int64_t DataPieces(const QConvolutionParams& p) { return p.data_pieces; }
+inline int64_t DataPieces(const QFullyConnectedParams&) { return 1; }
 
 // Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias],
-// [data threshold], [residual].
+// [data threshold], [residual], [data pieces 2, 3, ...].
 struct InputLayout {
-  int scale = -1, bias = -1, threshold = -1, residual = -1, count = 2;
+  int scale = -1, bias = -1, threshold = -1, residual = -1, pieces = -1, count = 2;
 };
 template <typename Params>
 InputLayout LayoutOf(const Params& p) {
@@ -75,6 +80,10 @@ InputLayout LayoutOf(const Params& p) {
   if (!p.no_bias) layout.bias = layout.count++;
   if (HasDataThreshold(p)) layout.threshold = layout.count++;
   if (AddsResidual(p)) layout.residual = layout.count++;
+  if (DataPieces(p) > 1) {
+    layout.pieces = layout.count;
+    layout.count += static_cast<int>(DataPieces(p)) - 1;
+  }
   return layout;
 }
 

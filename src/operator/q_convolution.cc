@@ -40,6 +40,48 @@ kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<in
   return g;
 }
 
+// Where data piece j is among the inputs, counted from the data (input 0, the rest after
+// layout.pieces).
+size_t PieceIndex(const InputLayout& layout, int64_t j) { return j == 0 ? 0 : layout.pieces + j - 1; }
+
+// The data's shape: input `first`'s, with the channels of the other pieces added (their
+// other dimensions must be the same).
+std::vector<unsigned int> JoinedDataShape(const QConvolutionParams& p, const InputLayout& layout,
+                                          const Shapes& shapes, size_t first) {
+  std::vector<unsigned int> joined = shapes[first];
+  for (int64_t j = 1; j < p.data_pieces; ++j) {
+    const std::vector<unsigned int>& piece = shapes[first + PieceIndex(layout, j)];
+    bool fits = piece.size() == 4 && joined.size() == 4;
+    for (size_t d = 0; fits && d < 4; ++d) fits = d == 1 || !DimKnown(piece[d]) || !DimKnown(joined[d]) || piece[d] == joined[d];
+    if (!fits)
+      throw ParamError(std::string(kOp) + ": data piece " + std::to_string(j) + " has shape " + ShapeString(piece) +
+                       ", which differs from the data " + ShapeString(shapes[first]) + " outside dimension 1");
+    joined[1] = DimKnown(joined[1]) && DimKnown(piece[1]) ? joined[1] + piece[1] : static_cast<unsigned int>(-1);
+  }
+  return joined;
+}
+
+// The data's tensors from `first` on (input `first` and the pieces after layout.pieces).
+kernels::ChannelPieces DataPieces(const QConvolutionParams& p, const InputLayout& layout,
+                                  std::vector<MXTensor>* tensors, size_t first) {
+  kernels::ChannelPieces pieces;
+  const std::vector<int64_t>& shape = (*tensors)[first].shape;
+  pieces.spatial = shape[2] * shape[3];
+  for (int64_t j = 0; j < p.data_pieces; ++j) {
+    const size_t index = first + PieceIndex(layout, j);
+    pieces.Add(Data(tensors, index), (*tensors)[index].shape[1]);
+  }
+  return pieces;
+}
+
+// The geometry of the layer whose data starts at tensors[first].
+kernels::ConvGeometry GeometryOf(const QConvolutionParams& p, std::vector<MXTensor>* tensors, size_t first) {
+  std::vector<int64_t> data = (*tensors)[first].shape;
+  const InputLayout layout = LayoutOf(p);
+  for (int64_t j = 1; j < p.data_pieces; ++j) data[1] += (*tensors)[first + PieceIndex(layout, j)].shape[1];
+  return Geometry(p, data);
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
     *num_in = LayoutOf(ParseQConvolution(attrs)).count;
@@ -60,7 +102,9 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
-    const std::vector<unsigned int>& data = (*in_shapes)[0];
+    if ((*in_shapes)[0].size() != 4)
+      throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString((*in_shapes)[0]));
+    const std::vector<unsigned int> data = JoinedDataShape(p, layout, *in_shapes, 0);
     if (data.size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString(data));
     if (data[1] % p.num_group != 0)
@@ -126,7 +170,7 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
         throw ParamError(std::string(kOp) + ": data threshold directions (row 0) must be +1 or -1, got " +
                          std::to_string(thresholds.direction[c]) + " for channel " + std::to_string(c));
   }
-  kernels::PackAndConvolve(g, Data(inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
+  kernels::PackAndConvolve(g, DataPieces(p, layout, inputs, 0), thresholds, packed, (*inputs)[1].data<uint64_t>(),
                            OptionalData(inputs, layout.scale), OptionalData(inputs, layout.bias),
                            {OptionalData(inputs, layout.residual), p.residual_offset}, out, kernels::NumThreads());
 }
@@ -135,7 +179,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
-    const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
+    const kernels::ConvGeometry g = GeometryOf(p, inputs, 0);
     if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
     float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 0, scratch);
@@ -154,16 +198,31 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
   if (layout.threshold >= 0)
     throw ParamError(std::string(kOp) + ": no gradient through data_threshold (a BatchNorm folded for "
                                         "inference); train the float-simulated model instead");
-  float* weights = AllocScratch(res, g.out_channels * g.PatchSize() + g.ScratchSize());
+  const int64_t data_size = g.batch * g.in_channels * g.in_height * g.in_width;
+  float* weights = AllocScratch(res, g.out_channels * g.PatchSize() + g.ScratchSize() +
+                                         (p.data_pieces > 1 ? data_size : 0));
+  float* scratch = weights + g.out_channels * g.PatchSize();
+  // with data pieces the data gradient is worked out whole, then handed out piece by piece
+  float* grad_data = p.data_pieces > 1 ? scratch + g.ScratchSize() : Data(outputs, 0);
   kernels::UnpackConvWeights((*inputs)[2].data<uint64_t>(), g.out_channels,
                              g.in_channels / g.groups, g.kernel_h, g.kernel_w, weights);
   if (layout.scale >= 0) {
     ScaleRows(Data(inputs, 1 + layout.scale), g.out_channels, g.PatchSize(), weights);
     std::fill_n(Data(outputs, layout.scale), g.out_channels, 0.0f);
   }
-  kernels::ConvBackward(g, nullptr, weights, Data(inputs, 0), Data(outputs, 0), nullptr,
-                        OptionalData(outputs, layout.bias),
-                        weights + g.out_channels * g.PatchSize(), kernels::NumThreads());
+  kernels::ConvBackward(g, nullptr, weights, Data(inputs, 0), grad_data, nullptr, OptionalData(outputs, layout.bias),
+                        scratch, kernels::NumThreads());
+  if (p.data_pieces > 1) {
+    const int64_t spatial = g.in_height * g.in_width;
+    for (int64_t j = 0, first = 0; j < p.data_pieces; ++j) {
+      const size_t index = PieceIndex(layout, j);
+      const int64_t channels = (*outputs)[index].shape[1];
+      for (int64_t n = 0; n < g.batch; ++n)
+        std::copy_n(grad_data + (n * g.in_channels + first) * spatial, channels * spatial,
+                    Data(outputs, index) + n * channels * spatial);
+      first += channels;
+    }
+  }
   std::fill_n((*outputs)[1].data<int64_t>(), (*outputs)[1].size(), int64_t(0));
   if (layout.residual >= 0) {  // the output gradient, on the channels the residual adds
     const int64_t output = g.out_channels * g.OutHeight() * g.OutWidth();
@@ -181,7 +240,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
-    const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
+    const kernels::ConvGeometry g = GeometryOf(p, inputs, 1);
     if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
     float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
     const QuantizedInputs q = Quantize(p, g, inputs, 1, scratch);
@@ -235,7 +294,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
-    const kernels::ConvGeometry g = Geometry(p, (*inputs)[0].shape);
+    const kernels::ConvGeometry g = GeometryOf(p, inputs, 0);
     const cuda::ConvShape s = Shape(g);
     if (!p.binarized_weights_only) {
       float* scratch = AllocGpuScratch(res, GpuScratchFor(g));
@@ -245,8 +304,8 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
       return;
     }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));
-    cuda::PackActivations(s, Data(inputs, 0), OptionalData(inputs, layout.threshold),
-                          packed, res.get_cuda_stream());
+    cuda::PackActivations(s, DataPieces(p, layout, inputs, 0), OptionalData(inputs, layout.threshold), packed,
+                          res.get_cuda_stream());
     cuda::ConvShape with_residual = s;
     with_residual.residual_skip = p.residual_offset;
     cuda::Convolve(with_residual, packed, (*inputs)[1].data<uint64_t>(), OptionalData(inputs, layout.scale),

@@ -79,11 +79,31 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   std::vector<uint64_t> expected_x(packed_words), packed_x(packed_words, 0xdeadbeef);
   kernels::PackActivationsNCHW(x.data(), s.batch, s.channels, s.height, s.width, s.groups, expected_x.data(), 1,
                                kernels::Isa::kPortable);
+  const kernels::ChannelPieces whole = kernels::ChannelPieces::Whole(x.data(), s.channels, s.InSpatial());
   ForEachBlock(cuda::PackGrid(s), [&](int64_t bx, int64_t by, int64_t) {
     for (int t = 0; t < cuda::kPackThreads; ++t)
-      cuda::PackActivationThread(s, x.data(), nullptr, nullptr, bx, by, t, packed_x.data());
+      cuda::PackActivationThread(s, whole, nullptr, nullptr, bx, by, t, packed_x.data());
   });
   Check(packed_x == expected_x, name + ": activation packing");
+  // the same channels from two tensors cut at 2C/3 + 1 (inside a word once C > 64)
+  const int64_t cut = std::min<int64_t>(s.channels - 1, 2 * s.channels / 3 + 1);
+  if (cut > 0) {
+    std::vector<float> head(s.batch * cut * s.InSpatial()), tail(s.batch * (s.channels - cut) * s.InSpatial());
+    for (int64_t n = 0; n < s.batch; ++n) {
+      const auto image = x.begin() + n * s.channels * s.InSpatial();
+      std::copy(image, image + cut * s.InSpatial(), head.begin() + n * cut * s.InSpatial());
+      std::copy(image + cut * s.InSpatial(), image + s.channels * s.InSpatial(),
+                tail.begin() + n * (s.channels - cut) * s.InSpatial());
+    }
+    kernels::ChannelPieces pieces = kernels::ChannelPieces::Whole(head.data(), cut, s.InSpatial());
+    pieces.Add(tail.data(), s.channels - cut);
+    std::vector<uint64_t> from_pieces(packed_words, 0xdeadbeef);
+    ForEachBlock(cuda::PackGrid(s), [&](int64_t bx, int64_t by, int64_t) {
+      for (int t = 0; t < cuda::kPackThreads; ++t)
+        cuda::PackActivationThread(s, pieces, nullptr, nullptr, bx, by, t, from_pieces.data());
+    });
+    Check(from_pieces == expected_x, name + ": activation packing from two channel pieces");
+  }
 
   std::vector<float> thresholds(2 * s.channels);
   for (int64_t c = 0; c < s.channels; ++c) {
@@ -95,7 +115,7 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
                                kernels::Isa::kPortable, {thresholds.data(), thresholds.data() + s.channels});
   ForEachBlock(cuda::PackGrid(s), [&](int64_t bx, int64_t by, int64_t) {
     for (int t = 0; t < cuda::kPackThreads; ++t)
-      cuda::PackActivationThread(s, x.data(), thresholds.data(), thresholds.data() + s.channels, bx, by, t,
+      cuda::PackActivationThread(s, whole, thresholds.data(), thresholds.data() + s.channels, bx, by, t,
                                  packed_t.data());
   });
   Check(packed_t == expected_t, name + ": packing against thresholds");
@@ -179,7 +199,8 @@ void TestDense() {
     const ConvShape rows_as_images{rows, features, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false};
     ForEachBlock(cuda::PackGrid(rows_as_images), [&](int64_t bx, int64_t by, int64_t) {
       for (int t = 0; t < cuda::kPackThreads; ++t)
-        cuda::PackActivationThread(rows_as_images, x.data(), nullptr, nullptr, bx, by, t, gx.data());
+        cuda::PackActivationThread(rows_as_images, kernels::ChannelPieces::Whole(x.data(), features, 1), nullptr,
+                                   nullptr, bx, by, t, gx.data());
     });
     Check(gx == px, "dense row packing k=" + std::to_string(features));
     std::vector<float> expected(rows * outputs), y(rows * outputs, -7.0f);

@@ -199,6 +199,30 @@ void TestWeightQuantizers() {
   Check(in_place == q, "weight quantization in place");
 }
 
+// x [N, C, H, W] copied into up to 3 tensors along the channels, cut at C/3 + 1 and 2C/3 + 2
+// (inside 64-channel words, and inside groups, once there are enough channels).
+struct SplitChannels {
+  std::vector<std::vector<float>> copies;
+  ChannelPieces pieces;
+
+  SplitChannels(const std::vector<float>& x, const ConvGeometry& g) {
+    const int64_t spatial = g.in_height * g.in_width;
+    std::vector<int64_t> cuts = {0};
+    for (int64_t cut : {g.in_channels / 3 + 1, 2 * g.in_channels / 3 + 2})
+      if (cut > cuts.back() && cut < g.in_channels) cuts.push_back(cut);
+    cuts.push_back(g.in_channels);
+    pieces.spatial = spatial;
+    for (size_t p = 0; p + 1 < cuts.size(); ++p) {
+      const int64_t channels = cuts[p + 1] - cuts[p];
+      copies.emplace_back(g.batch * channels * spatial);
+      for (int64_t n = 0; n < g.batch; ++n)
+        std::copy_n(x.begin() + (n * g.in_channels + cuts[p]) * spatial, channels * spatial,
+                    copies.back().begin() + n * channels * spatial);
+    }
+    for (size_t p = 0; p < copies.size(); ++p) pieces.Add(copies[p].data(), cuts[p + 1] - cuts[p]);
+  }
+};
+
 // Packed xnor convolution == float convolution of the signs, exactly, on each ISA build.
 void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::string& name) {
   const auto x = Random(g.batch * g.in_channels * g.in_height * g.in_width, rng, true);
@@ -223,6 +247,7 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     const int64_t n = i / (g.out_channels * spatial);
     wider[i + (n + 1) * kSkipped * spatial] = residual[i];
   }
+  const SplitChannels pieces(x, g);
   const int64_t words = WordsFor(g.in_channels / g.groups);
   std::vector<uint64_t> packed_x(g.batch * g.in_height * g.in_width * g.groups * words);
   std::vector<uint64_t> packed_w(g.out_channels * g.kernel_h * g.kernel_w * words);
@@ -248,6 +273,10 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
     PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
                     {wider.data(), kSkipped}, skipping.data(), 3, isa);
     Check(skipping == with_residual, name + " pack, convolve and add skipping channels " + IsaName(isa));
+    std::vector<float> from_pieces(out_size, -7.0f);
+    PackAndConvolve(g, pieces.pieces, {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
+                    residual.data(), from_pieces.data(), 3, isa);
+    Check(from_pieces == with_residual, name + " pack from channel pieces " + IsaName(isa));
   }
 }
 

@@ -10,8 +10,8 @@ namespace {
 
 constexpr size_t kSharedTileBytes = 48 * 1024;  // default dynamic shared memory per block
 
-__global__ void PackActivationsKernel(ConvShape s, const float* x, const float* direction, const float* threshold,
-                                      uint64_t* packed) {
+__global__ void PackActivationsKernel(ConvShape s, kernels::ChannelPieces x, const float* direction,
+                                      const float* threshold, uint64_t* packed) {
   PackActivationThread(s, x, direction, threshold, blockIdx.x, blockIdx.y, threadIdx.x, packed);
 }
 
@@ -58,7 +58,8 @@ void ZeroRows(void* destination, int64_t pitch, int64_t bytes, int64_t images, v
   if (error != cudaSuccess) throw std::runtime_error(std::string("bmxnet CUDA channel zeroing: ") + cudaGetErrorString(error));
 }
 
-void PackActivations(const ConvShape& s, const float* x, const float* thresholds, uint64_t* packed, void* stream) {
+void PackActivations(const ConvShape& s, const kernels::ChannelPieces& x, const float* thresholds, uint64_t* packed,
+                     void* stream) {
   if (s.batch * s.InSpatial() == 0) return;
   PackActivationsKernel<<<ToDim3(PackGrid(s), "packing"), kPackThreads, 0, Stream(stream)>>>(
       s, x, thresholds, thresholds ? thresholds + s.channels : nullptr, packed);
@@ -76,7 +77,7 @@ void PackConvWeights(const float* w, int64_t filters, int64_t per_group, int64_t
 
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, void* stream) {
   const ConvShape rows_as_images{rows, length, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false};
-  PackActivations(rows_as_images, x, nullptr, packed, stream);
+  PackActivations(rows_as_images, kernels::ChannelPieces::Whole(x, length, 1), nullptr, packed, stream);
 }
 
 void Convolve(const ConvShape& s, const uint64_t* x, const uint64_t* w, const float* scale, const float* bias,

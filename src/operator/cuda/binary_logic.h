@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "../kernels/channel_pieces.h"
 #include "../kernels/host_device.h"
 #include "../kernels/quantize_element.h"
 
@@ -61,22 +62,26 @@ inline Dim3 PackGrid(const ConvShape& s) {
 
 // Word `word` of group g at one pixel of image n: bit c set when channel first + c is
 // negative (or NaN), or, with thresholds, when !(direction * x >= threshold).
-BMX_HD inline uint64_t PackActivationWord(const ConvShape& s, const float* x, const float* direction,
-                                          const float* threshold, int64_t n, int64_t g, int64_t word,
-                                          int64_t pixel) {
+BMX_HD inline uint64_t PackActivationWord(const ConvShape& s, const kernels::ChannelPieces& x,
+                                          const float* direction, const float* threshold, int64_t n, int64_t g,
+                                          int64_t word, int64_t pixel) {
   const int64_t first = g * s.PerGroup() + word * 64;
   const int64_t count = s.PerGroup() - word * 64 < 64 ? s.PerGroup() - word * 64 : 64;
-  const float* plane = x + (n * s.channels + first) * s.InSpatial() + pixel;
   uint64_t bits = 0;
-  for (int64_t c = 0; c < count; ++c) {
-    const float v = plane[c * s.InSpatial()];
-    bits |= (direction ? BelowThresholdBit(v, direction[first + c], threshold[first + c]) : NegativeBit(v)) << c;
+  for (int64_t c = 0; c < count;) {  // a run of channels at a time that lie in one piece
+    const int64_t left = x.RunFrom(first + c), run = left < count - c ? left : count - c;
+    const float* plane = x.Plane(n, first + c) + pixel;
+    for (int64_t i = 0; i < run; ++i, ++c) {
+      const float v = plane[i * s.InSpatial()];
+      bits |= (direction ? BelowThresholdBit(v, direction[first + c], threshold[first + c]) : NegativeBit(v)) << c;
+    }
   }
   return bits;
 }
 
 // The thread (block, thread) of the packing grid: which word it writes, or false past the end.
-BMX_HD inline bool PackActivationThread(const ConvShape& s, const float* x, const float* direction,
+BMX_HD inline bool PackActivationThread(const ConvShape& s, const kernels::ChannelPieces& x,
+                                        const float* direction,
                                         const float* threshold, int64_t block_x, int64_t block_y,
                                         int64_t thread, uint64_t* packed) {
   const int64_t pixel = block_x * kPackThreads + thread;

@@ -14,8 +14,9 @@
 namespace bmxnet {
 namespace cuda {
 
-// Activations [N, C, H, W] -> [N, H, W, groups, words]; thresholds (2, C) or nullptr.
-void PackActivations(const ConvShape& s, const float* x, const float* thresholds, uint64_t* packed,
+// Activations [N, C, H, W] (or channel pieces of them) -> [N, H, W, groups, words];
+// thresholds (2, C) or nullptr.
+void PackActivations(const ConvShape& s, const kernels::ChannelPieces& x, const float* thresholds, uint64_t* packed,
                      void* stream);
 
 // Conv weights [O, C/groups, KH, KW] -> [O, KH, KW, words].

@@ -1,6 +1,7 @@
 #include "padded_input.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "bitpack.h"
 #include "thread_pool.h"
@@ -11,6 +12,27 @@ namespace {
 
 uint64_t BorderWord(const ConvGeometry& g, int64_t c) {
   return g.pad_value != 0.0f ? TailMask(g.in_channels / g.groups, c) : 0;
+}
+
+// The words of channels first .. first + count - 1 (one word's worth) of image n for
+// `pixels` pixels from `offset` on in each plane: one pack_planes call when they lie in one
+// piece, else one per piece, ORed together at their bit offsets.
+void PackWords(const BinaryKernels& kernels, const ChannelPieces& x, int64_t n, int64_t first, int64_t count,
+               int64_t offset, int64_t pixels, const ChannelThresholds& thresholds, uint64_t* out) {
+  int64_t run = std::min(count, x.RunFrom(first));
+  if (run == count) {
+    kernels.pack_planes(x.Plane(n, first) + offset, count, x.spatial, pixels, thresholds.From(first), out, 1);
+    return;
+  }
+  thread_local std::vector<uint64_t> piece_bits;
+  piece_bits.resize(pixels);
+  std::fill_n(out, pixels, uint64_t(0));
+  for (int64_t done = 0; done < count; done += run) {
+    run = std::min(count - done, x.RunFrom(first + done));
+    kernels.pack_planes(x.Plane(n, first + done) + offset, run, x.spatial, pixels, thresholds.From(first + done),
+                        piece_bits.data(), 1);
+    for (int64_t i = 0; i < pixels; ++i) out[i] |= piece_bits[i] << done;
+  }
 }
 
 }  // namespace
@@ -25,11 +47,11 @@ PaddedInput::PaddedInput(const ConvGeometry& g)
       plane(height * width),
       image(g.groups * words * plane) {}
 
-void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+void PackPaddedInput(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* out, int threads, Isa isa) {
   const PaddedInput layout(g);
   const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const int64_t per_group = g.in_channels / g.groups, spatial = g.in_height * g.in_width;
+  const int64_t per_group = g.in_channels / g.groups;
   const int64_t planes = layout.groups * layout.words;
   // Without a left or right border the image rows of a plane follow each other, and one
   // call packs a band of them (short rows would leave most of each vector empty).
@@ -46,7 +68,6 @@ void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresho
       const int64_t last_row = std::min(layout.height, first_row + band);
       const uint64_t border = BorderWord(g, c);
       const int64_t channel = group * per_group + c * 64;
-      const float* image = x + (n * g.in_channels + channel) * spatial;
       for (int64_t h = first_row; h < last_row;) {
         uint64_t* row = out + layout.Offset(n, h, group, c, 0);
         const int64_t image_row = h - g.pad_h;
@@ -59,8 +80,8 @@ void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresho
         const int64_t rows = no_side_border ? std::min(last_row - h, g.in_height - image_row) : 1;
         std::fill_n(row, g.pad_w, border);
         std::fill(row + g.pad_w + g.in_width, row + layout.width, border);
-        kernels.pack_planes(image + image_row * g.in_width, std::min<int64_t>(64, per_group - c * 64), spatial,
-                            rows * g.in_width, thresholds.From(channel), row + g.pad_w, 1);
+        PackWords(kernels, x, n, channel, std::min<int64_t>(64, per_group - c * 64), image_row * g.in_width,
+                  rows * g.in_width, thresholds, row + g.pad_w);
         h += rows;
       }
     }

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "binary_kernels.h"
+#include "channel_pieces.h"
 #include "conv_float.h"
 #include "cpu_features.h"
 
@@ -31,10 +32,11 @@ struct PaddedInput {
   int64_t Size(int64_t batch) const { return batch * image + kTilePixels; }
 };
 
-// Packs float activations x [N, C, H, W] (against the thresholds when given) into that
-// layout. The border holds zeros for zero padding, whose taps the convolution masks out,
-// and -1 bits for pad_value -1, a value like any other.
-void PackPaddedInput(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+// Packs float activations x [N, C, H, W] (against the thresholds when given; the C channels
+// may be pieces, see channel_pieces.h) into that layout. The border holds zeros for zero
+// padding, whose taps the convolution masks out, and -1 bits for pad_value -1, a value like
+// any other.
+void PackPaddedInput(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* out, int threads, Isa isa = ActiveIsa());
 
 // The same from activations already packed pixel-major [N, H, W, groups, words]

@@ -398,7 +398,7 @@ void Convolve(const ConvJob& job, const uint64_t* x, int team) {
 // the whole input into its thread's own buffer (kept from call to call) and convolves it
 // (2 threads, C++: 1x1 256 ch 14x14 13-17 -> 10.5-11.7 us, 128 ch 28x28 21-23 -> 15-17 us,
 // 256 ch 16x16 27-28 -> 15 us; one thread: 15-21 us).
-void PackPrivatelyAndConvolve(const ConvJob& job, const float* x, const ChannelThresholds& thresholds, Isa isa,
+void PackPrivatelyAndConvolve(const ConvJob& job, const ChannelPieces& x, const ChannelThresholds& thresholds, Isa isa,
                               int team) {
   const ConvGeometry& g = job.plan.g;
   const int64_t per_image = g.groups * job.blocks * job.plan.tiles;
@@ -429,7 +429,7 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
   Convolve({plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, FilterBlocks(plan, team)}, padded.data(), team);
 }
 
-void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,
                      int threads, Isa isa) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "binary_kernels.h"
+#include "channel_pieces.h"
 #include "conv_float.h"
 #include "cpu_features.h"
 
@@ -36,13 +37,22 @@ void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t*
 // Words of `packed` that PackAndConvolve needs.
 int64_t PackedInputWords(const ConvGeometry& g);
 
-// The same from float activations x [N, C, H, W]: packs them (against the thresholds when
-// given) into `packed` (padded_input.h), then convolves. A 1x1 layer that splits its
-// filters across threads packs into a buffer of each thread instead (see xnor_conv.cc).
-void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+// The same from float activations x [N, C, H, W] (or its channel pieces): packs them
+// (against the thresholds when given) into `packed` (padded_input.h), then convolves. A 1x1
+// layer that splits its filters across threads packs into a buffer of each thread instead
+// (see xnor_conv.cc).
+void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,
                      int threads, Isa isa = ActiveIsa());
+
+inline void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
+                            uint64_t* packed, const uint64_t* w,
+                            const float* scale, const float* bias, const ResidualInput& residual, float* y,
+                            int threads, Isa isa = ActiveIsa()) {
+  PackAndConvolve(g, ChannelPieces::Whole(x, g.in_channels, g.in_height * g.in_width), thresholds, packed, w,
+                  scale, bias, residual, y, threads, isa);
+}
 
 // x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
 void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
