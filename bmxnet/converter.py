@@ -19,6 +19,7 @@ import numpy as np
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
                      describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, is_true, pool_before_batchnorm,
+                     read_concat_pieces,
                      replace_batchnorms, replace_channel_concats, replace_poolings, skip_identity_reshapes,
                      skip_sign_activation, take_leading_slices, unused_params)
 from .nn.composed import fold_composed_layers
@@ -42,6 +43,7 @@ class ConversionReport:
         self.residual_slices = 0  # ... whose other operand, a channel slice, is read in place
         self.channel_concats = 0  # Concat(dim=1) run as ChannelConcat
         self.slices_in_place = 0  # leading-channel slices a ChannelConcat reads in place
+        self.concats_as_pieces = 0  # ChannelConcats whose readers take its pieces instead
         self.poolings = 0  # Pooling run as PlainPooling
         self.poolings_first = 0  # max poolings moved before the BatchNorm they followed
         self.batchnorms = 0  # BatchNorm run as PlainBatchNorm
@@ -59,11 +61,13 @@ class ConversionReport:
         if any((self.folded, self.residual_adds, self.channel_concats, self.poolings_first, self.poolings,
                 self.batchnorms, self.reshapes_skipped, self.shared_copies)):
             lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds (%d read from a channel "
-                         "slice in place); %d channel concats (%d slices read in place); %d max poolings moved "
+                         "slice in place); %d channel concats (%d slices read in place, %d read as their pieces "
+                         "by packed layers and concats); %d max poolings moved "
                          "before their BatchNorm; %d poolings and %d BatchNorms on plain NCHW; %d identity "
                          "reshapes skipped; %d shared inputs copied once"
                          % (len(self.folded), self.residual_adds, self.residual_slices, self.channel_concats,
-                            self.slices_in_place, self.poolings_first, self.poolings, self.batchnorms,
+                            self.slices_in_place, self.concats_as_pieces, self.poolings_first, self.poolings,
+                            self.batchnorms,
                             self.reshapes_skipped, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
@@ -192,6 +196,8 @@ def convert_graph(graph, params, where="model"):
     report.poolings = replace_poolings(nodes, absorbed)
     live = _reachable(graph)  # the passes below add nodes but leave no bmxnet operator unreachable
     report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded), live)
+    report.concats_as_pieces = read_concat_pieces(nodes, [head[0] for head in graph["heads"]], absorbed)
+    live = _reachable(graph)
     report.reshapes_skipped = skip_identity_reshapes(nodes, live)
     report.shared_copies = copy_shared_inputs(nodes, absorbed, live)
     reachable, moved = _reachable(graph), set(absorbed.values())

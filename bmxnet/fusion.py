@@ -449,6 +449,163 @@ def replace_poolings(nodes, absorbed):
     return replaced
 
 
+MAX_DATA_PIECES = 16  # QConvolution's limit (kernels/channel_pieces.h)
+SAME_CHANNEL_OPS = LAYOUT_KEEPING_OPS + ADD_OPS + ("Pooling", "PlainPooling", "QActivation", "BlockGrad", "identity")
+
+
+def _channels(nodes, entry):
+    """The channel count of the tensor `entry` where its producers tell it (convolutions,
+    concats, and operators that keep their input's channels), else None."""
+    def keeps_channels(node):
+        attrs = attrs_of(node)
+        return node.get("inputs") and (
+            node["op"] in SAME_CHANNEL_OPS or (node["op"] == "PlainBatchNorm" and not is_true(attrs, "channels_last"))
+            or (node["op"] in ("Reshape", "reshape") and set(_numbers(attrs.get("shape", "()"))) == {"0"}))
+    source = _edge(nodes, entry)
+    while source is not None and keeps_channels(nodes[source]):
+        if nodes[source]["op"] in ADD_OPS:  # either operand tells
+            counts = [_channels(nodes, e) for e in nodes[source]["inputs"]]
+            return next((count for count in counts if count is not None), None)
+        source = _edge(nodes, nodes[source]["inputs"][0])
+    if source is None:
+        return None
+    node, attrs = nodes[source], attrs_of(nodes[source])
+    if node["op"] in ("QConvolution", "Convolution"):
+        return int(attrs["num_filter"]) if str(attrs.get("num_filter", "")).isdigit() else None
+    if node["op"] == "ChannelConcat":
+        counts = [take or _channels(nodes, e) for e, take in zip(node["inputs"], _takes(node))]
+        return None if None in counts else sum(counts)
+    return None
+
+
+def _takes(concat):
+    """A ChannelConcat's take_channels, one per input (0: all its channels)."""
+    takes = [int(v) for v in _numbers(attrs_of(concat).get("take_channels", "()"))]
+    return takes if len(takes) == len(concat["inputs"]) else [0] * len(concat["inputs"])
+
+
+def _data_positions(conv):
+    """Input positions of a QConvolution's data pieces: 0 and the last data_pieces - 1."""
+    count, inputs = int(attrs_of(conv).get("data_pieces", 1)), len(conv["inputs"])
+    return [0] + list(range(inputs - count + 1, inputs))
+
+
+def _set_data(conv, pieces):
+    """Gives a QConvolution the data `pieces` (entries), in their order."""
+    others = conv["inputs"][1:len(conv["inputs"]) - len(_data_positions(conv)) + 1]
+    conv["inputs"] = [pieces[0]] + others + pieces[1:]
+    if len(pieces) > 1:
+        attrs_of(conv)["data_pieces"] = str(len(pieces))
+    else:
+        attrs_of(conv).pop("data_pieces", None)
+
+
+def _leading_pieces(pieces, channels, count):
+    """The (entry, take) pieces that make up the first `count` channels of `pieces` (whose
+    channel counts are `channels`), or None when that is not known."""
+    taken, total = [], 0
+    for (entry, take), size in zip(pieces, channels):
+        if total >= count:
+            break
+        size = take or size
+        if size is None:
+            return None
+        taken.append((entry, take if total + size <= count else count - total))
+        total += size
+    return taken
+
+
+def _piece_reads(nodes, index, pieces, readers):
+    """How each of its `readers` would read the pieces of ChannelConcat `index`
+    instead: [(reader, position, kind, detail)] with kind "concat" (detail: the (entry,
+    take) pieces it takes), "data" or "residual" (detail: the piece holding the channels);
+    None when some reader cannot."""
+    channels = [_channels(nodes, e) for e in pieces]
+    starts = [None if None in channels[:i] else sum(channels[:i]) for i in range(len(pieces) + 1)]
+    plans = []
+    for reader, position in readers.get(index, []):
+        node = nodes[reader]
+        if node["op"] == "ChannelConcat":
+            take = _takes(node)[position]
+            whole = [(e, 0) for e in pieces]
+            plans.append((reader, position, "concat", whole if take == 0 else _leading_pieces(whole, channels, take)))
+        elif _packed_conv(node) and position in _data_positions(node):
+            if len(_data_positions(node)) + len(pieces) - 1 > MAX_DATA_PIECES:
+                return None
+            plans.append((reader, position, "data", None))
+        elif _packed_conv(node) and is_true(attrs_of(node), "residual") and \
+                position == len(node["inputs"]) - len(_data_positions(node)):
+            offset, filters = int(attrs_of(node).get("residual_offset", 0)), int(attrs_of(node)["num_filter"])
+            holding = [i for i in range(len(pieces)) if starts[i + 1] is not None and
+                       starts[i] <= offset and offset + filters <= starts[i + 1]]
+            plans.append((reader, position, "residual", (holding[0], offset - starts[holding[0]]) if holding else None))
+        else:
+            return None
+    if not plans or any(kind != "data" and detail is None for _, _, kind, detail in plans):
+        return None
+    return plans
+
+
+def _live_without_adds(nodes, heads, absorbed):
+    """Indices of the nodes the `heads` depend on once each add a convolution `absorbed`
+    is that convolution (the add's other operand, a slice read in place, is then gone)."""
+    live, stack = set(), list(heads)
+    while stack:
+        index = stack.pop()
+        index = absorbed.get(index, index)
+        if index in live:
+            continue
+        live.add(index)
+        for entry in nodes[index].get("inputs", []):
+            if isinstance(entry, dict):  # a new node, reading old ones
+                stack.extend(e[0] for e in entry.get("inputs", []))
+            else:
+                stack.append(entry[0])
+    return live
+
+
+def read_concat_pieces(nodes, heads, absorbed):
+    """A ChannelConcat of two or more whole inputs that is no output (`heads`), and whose
+    readers (the nodes the heads depend on, an add that a convolution `absorbed` being that
+    convolution) are all packed QConvolutions reading it as data or
+    residual, or ChannelConcats, is not computed: each reader takes its pieces instead. A
+    convolution reads them as data_pieces (its residual from the one piece holding the
+    residual's channels), a concat as inputs of its own (the leading channels it took, as
+    the pieces up to there). Visited in graph order, later concats of a chain take the
+    earlier ones' pieces: MeliusNet's dense blocks then copy their feature map once per
+    stage instead of twice per layer. Returns how many."""
+    live, removed = _live_without_adds(nodes, heads, absorbed), 0
+    for index, concat in enumerate(nodes):
+        if concat["op"] != "ChannelConcat" or len(concat["inputs"]) < 2 or index not in live or index in heads \
+                or any(_takes(concat)):
+            continue
+        pieces = [list(e) for e in concat["inputs"]]
+        plans = _piece_reads(nodes, index, pieces, _readers(nodes, live))
+        if plans is None:
+            continue
+        for reader, position, kind, detail in sorted(plans, key=lambda plan: -plan[1]):  # later inputs first
+            node = nodes[reader]
+            if kind == "concat":
+                takes = _takes(node)
+                node["inputs"][position:position + 1] = [list(e) for e, _ in detail]
+                takes[position:position + 1] = [take for _, take in detail]
+                node["attrs"]["num_args"] = str(len(node["inputs"]))
+                node["attrs"].pop("take_channels", None)
+                if any(takes):
+                    node["attrs"]["take_channels"] = "(%s)" % ", ".join(map(str, takes))
+            elif kind == "data":
+                data = [node["inputs"][i] for i in _data_positions(node)]
+                at = _data_positions(node).index(position)
+                _set_data(node, data[:at] + [list(e) for e in pieces] + data[at + 1:])
+            else:
+                node["inputs"][position] = list(pieces[detail[0]])
+                attrs_of(node).pop("residual_offset", None)
+                if detail[1]:
+                    attrs_of(node)["residual_offset"] = str(detail[1])
+        removed += 1
+    return removed
+
+
 def skip_identity_reshapes(nodes, live):
     """A Reshape to its own shape (every dimension 0: "keep") whose readers among the `live`
     nodes are all bmxnet operators is skipped: it only turns a oneDNN-blocked tensor into a
