@@ -502,15 +502,14 @@ def _set_data(conv, pieces):
 
 def _leading_pieces(pieces, channels, count):
     """The (entry, take) pieces that make up the first `count` channels of `pieces` (whose
-    channel counts are `channels`), or None when that is not known."""
+    channel counts are `channels`; take 0: all of a piece), or None when that is not known."""
     taken, total = [], 0
-    for (entry, take), size in zip(pieces, channels):
+    for entry, size in zip(pieces, channels):
         if total >= count:
             break
-        size = take or size
         if size is None:
             return None
-        taken.append((entry, take if total + size <= count else count - total))
+        taken.append((entry, 0 if total + size <= count else count - total))
         total += size
     return taken
 
@@ -527,8 +526,8 @@ def _piece_reads(nodes, index, pieces, readers):
         node = nodes[reader]
         if node["op"] == "ChannelConcat":
             take = _takes(node)[position]
-            whole = [(e, 0) for e in pieces]
-            plans.append((reader, position, "concat", whole if take == 0 else _leading_pieces(whole, channels, take)))
+            plans.append((reader, position, "concat",
+                          [(e, 0) for e in pieces] if take == 0 else _leading_pieces(pieces, channels, take)))
         elif _packed_conv(node) and position in _data_positions(node):
             if len(_data_positions(node)) + len(pieces) - 1 > MAX_DATA_PIECES:
                 return None

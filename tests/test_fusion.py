@@ -1,5 +1,6 @@
 """The converter's fusions: BatchNorm + sign folded into per-channel thresholds, the packed
 QConvolution inputs they use (data_threshold, residual), and ChannelConcat."""
+import json
 import re
 
 import mxnet as mx
@@ -183,6 +184,51 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     assert report.slices_in_place == 17  # each improvement block's concat(x[:, :k], ...)
     assert report.residual_slices == 17  # ... and its x[:, k:] + conv(x)
     assert report.reshapes_skipped == 2  # the grouped stem convs' (0, 0, 0, 0), now before PlainBatchNorms
+    assert report.concats_as_pieces == 30  # all but each stage's last: the transitions and head read those
+
+
+class DenseChain(mx.gluon.HybridBlock):
+    """Two MeliusNet-style dense layers on a float conv's 5 channels y: concat(y, conv(y)),
+    an improvement adding conv(k) to k's last 4 channels, concat of its first `kept` (5: y)
+    and that, concat again; `ending` says what reads the last concat: a packed conv
+    ("packed"), nothing (it is the output), or that and a float op reading the middle concat
+    too ("float")."""
+
+    def __init__(self, ending, kept=5):
+        super().__init__()
+        self.ending, self.kept = ending, kept
+        with self.name_scope():
+            self.stem = mx.gluon.nn.Conv2D(5, 1, in_channels=3)  # (channel counts come from the layers)
+            self.dense1 = bnn.QConv2D(4, 3, padding=1, in_channels=5)
+            self.improve = bnn.QConv2D(4, 3, padding=1, in_channels=9)
+            self.dense2 = bnn.QConv2D(4, 1, in_channels=kept + 4)
+            self.last = bnn.QConv2D(3, 3, padding=1, in_channels=kept + 8)
+
+    def hybrid_forward(self, F, x):
+        y = self.stem(x)
+        k1 = F.concat(y, self.dense1(y), dim=1)
+        improved = self.improve(k1) + F.slice_axis(k1, axis=1, begin=5, end=None)
+        k2 = F.concat(F.slice_axis(k1, axis=1, begin=0, end=self.kept), improved, dim=1)
+        k3 = F.concat(k2, self.dense2(k2), dim=1)
+        if self.ending == "output":
+            return k3
+        out = self.last(k3)
+        return F.broadcast_add(out, F.mean(k2)) if self.ending == "float" else out
+
+
+# what the last concat's readers end with; the packed convs' data_pieces, in graph order
+@pytest.mark.parametrize("ending,kept,as_pieces,data_pieces", [
+    ("packed", 5, 3, [1, 2, 2, 3]), ("output", 5, 2, [1, 2, 2]), ("float", 5, 2, [1, 2, 1, 2]),
+    ("packed", 3, 2, [1, 2, 1, 2])])  # the middle concat takes 3 of y's channels: it is made
+def test_converter_hands_a_concat_read_only_by_packed_layers_and_concats_to_them_in_pieces(
+        ending, kept, as_pieces, data_pieces, rng):
+    """Exactly the same outputs; a concat that is an output, that an MXNet operator reads or
+    that takes part of an input is still made."""
+    x = mx.nd.array(rng.normal(size=(2, 3, 6, 6)))
+    packed, report = convert_exactly(DenseChain(ending, kept), x, mx.init.Xavier())
+    assert report.concats_as_pieces == as_pieces
+    nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
+    assert [int(n["attrs"].get("data_pieces", 1)) for n in nodes if n["op"] == "QConvolution"] == data_pieces
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):
