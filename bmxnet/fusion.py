@@ -485,13 +485,14 @@ def _takes(concat):
 
 
 def _data_positions(conv):
-    """Input positions of a QConvolution's data pieces: 0 and the last data_pieces - 1."""
+    """Input positions of a QConvolution's (or PlainPooling's) data pieces: 0 and the last
+    data_pieces - 1."""
     count, inputs = int(attrs_of(conv).get("data_pieces", 1)), len(conv["inputs"])
     return [0] + list(range(inputs - count + 1, inputs))
 
 
 def _set_data(conv, pieces):
-    """Gives a QConvolution the data `pieces` (entries), in their order."""
+    """Gives a QConvolution (or PlainPooling) the data `pieces` (entries), in their order."""
     others = conv["inputs"][1:len(conv["inputs"]) - len(_data_positions(conv)) + 1]
     conv["inputs"] = [pieces[0]] + others + pieces[1:]
     if len(pieces) > 1:
@@ -528,7 +529,7 @@ def _piece_reads(nodes, index, pieces, readers):
             take = _takes(node)[position]
             plans.append((reader, position, "concat",
                           [(e, 0) for e in pieces] if take == 0 else _leading_pieces(pieces, channels, take)))
-        elif _packed_conv(node) and position in _data_positions(node):
+        elif (_packed_conv(node) or node["op"] == "PlainPooling") and position in _data_positions(node):
             if len(_data_positions(node)) + len(pieces) - 1 > MAX_DATA_PIECES:
                 return None
             plans.append((reader, position, "data", None))
@@ -566,13 +567,13 @@ def _live_without_adds(nodes, heads, absorbed):
 def read_concat_pieces(nodes, heads, absorbed):
     """A ChannelConcat of two or more whole inputs that is no output (`heads`), and whose
     readers (the nodes the heads depend on, an add that a convolution `absorbed` being that
-    convolution) are all packed QConvolutions reading it as data or
-    residual, or ChannelConcats, is not computed: each reader takes its pieces instead. A
-    convolution reads them as data_pieces (its residual from the one piece holding the
-    residual's channels), a concat as inputs of its own (the leading channels it took, as
-    the pieces up to there). Visited in graph order, later concats of a chain take the
-    earlier ones' pieces: MeliusNet's dense blocks then copy their feature map once per
-    stage instead of twice per layer. Returns how many."""
+    convolution) are all packed QConvolutions reading it as data or residual, PlainPoolings
+    or ChannelConcats, is not computed: each reader takes its pieces instead. A convolution
+    or pooling reads them as data_pieces (a convolution's residual from the one piece
+    holding the residual's channels), a concat as inputs of its own (the leading channels it
+    took, as the pieces up to there). Visited in graph order, later concats of a chain take
+    the earlier ones' pieces: MeliusNet's dense blocks then hand theirs on to the
+    transition's pooling, and no copy of a stage's feature map is made. Returns how many."""
     live, removed = _live_without_adds(nodes, heads, absorbed), 0
     for index, concat in enumerate(nodes):
         if concat["op"] != "ChannelConcat" or len(concat["inputs"]) < 2 or index not in live or index in heads \

@@ -184,15 +184,15 @@ def test_converter_runs_meliusnet_concats_as_channel_concat(rng):
     assert report.slices_in_place == 17  # each improvement block's concat(x[:, :k], ...)
     assert report.residual_slices == 17  # ... and its x[:, k:] + conv(x)
     assert report.reshapes_skipped == 2  # the grouped stem convs' (0, 0, 0, 0), now before PlainBatchNorms
-    assert report.concats_as_pieces == 30  # all but each stage's last: the transitions and head read those
+    assert report.concats_as_pieces == 33  # all but the last stage's, which the head's BatchNorm reads
 
 
 class DenseChain(mx.gluon.HybridBlock):
     """Two MeliusNet-style dense layers on a float conv's 5 channels y: concat(y, conv(y)),
     an improvement adding conv(k) to k's last 4 channels, concat of its first `kept` (5: y)
     and that, concat again; `ending` says what reads the last concat: a packed conv
-    ("packed"), nothing (it is the output), or that and a float op reading the middle concat
-    too ("float")."""
+    ("packed"), a max pooling ("pool"), nothing (it is the output), or a packed conv and a
+    float op reading the middle concat too ("float")."""
 
     def __init__(self, ending, kept=5):
         super().__init__()
@@ -212,13 +212,16 @@ class DenseChain(mx.gluon.HybridBlock):
         k3 = F.concat(k2, self.dense2(k2), dim=1)
         if self.ending == "output":
             return k3
+        if self.ending == "pool":
+            return F.Pooling(k3, kernel=(2, 2), stride=(2, 2), pool_type="max")
         out = self.last(k3)
         return F.broadcast_add(out, F.mean(k2)) if self.ending == "float" else out
 
 
 # what the last concat's readers end with; the packed convs' data_pieces, in graph order
 @pytest.mark.parametrize("ending,kept,as_pieces,data_pieces", [
-    ("packed", 5, 3, [1, 2, 2, 3]), ("output", 5, 2, [1, 2, 2]), ("float", 5, 2, [1, 2, 1, 2]),
+    ("packed", 5, 3, [1, 2, 2, 3]), ("pool", 5, 3, [1, 2, 2]), ("output", 5, 2, [1, 2, 2]),
+    ("float", 5, 2, [1, 2, 1, 2]),
     ("packed", 3, 2, [1, 2, 1, 2])])  # the middle concat takes 3 of y's channels: it is made
 def test_converter_hands_a_concat_read_only_by_packed_layers_and_concats_to_them_in_pieces(
         ending, kept, as_pieces, data_pieces, rng):
@@ -229,6 +232,8 @@ def test_converter_hands_a_concat_read_only_by_packed_layers_and_concats_to_them
     assert report.concats_as_pieces == as_pieces
     nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
     assert [int(n["attrs"].get("data_pieces", 1)) for n in nodes if n["op"] == "QConvolution"] == data_pieces
+    poolings = [int(n["attrs"].get("data_pieces", 1)) for n in nodes if n["op"] == "PlainPooling"]
+    assert poolings == ([3] if ending == "pool" else [])  # the pooling reads y and both convs' outputs
 
 
 class ConvPlusInput(mx.gluon.HybridBlock):

@@ -58,6 +58,27 @@ def test_plain_pooling_gradient_equals_mxnet(attrs, rng):
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("attrs", [dict(kernel=(2, 2), stride=(2, 2), pool_type="max", pooling_convention="full"),
+                                   dict(kernel=(3, 3), stride=(1, 1), pad=(1, 1), pool_type="avg"),
+                                   dict(global_pool=True, pool_type="avg")])
+def test_plain_pooling_reads_data_pieces_like_their_concat(attrs, rng):
+    """data_pieces=k: the k inputs are the data, joined along the channels; each gets its
+    part of the gradient."""
+    x = rng.normal(size=(2, 7, 5, 6)).astype(np.float32)
+    joined, pieces = mx.nd.array(x), [mx.nd.array(part) for part in np.split(x, (1, 4), axis=1)]
+    for data in [joined] + pieces:
+        data.attach_grad()
+    with mx.autograd.record():
+        whole = mx.nd.PlainPooling(joined, **attrs)
+    dy = mx.nd.array(rng.normal(size=whole.shape))
+    whole.backward(dy)
+    with mx.autograd.record():
+        split = mx.nd.PlainPooling(*pieces, data_pieces=3, **attrs)
+    split.backward(dy)
+    np.testing.assert_array_equal(split.asnumpy(), whole.asnumpy())
+    np.testing.assert_array_equal(np.concatenate([p.grad.asnumpy() for p in pieces], axis=1), joined.grad.asnumpy())
+
+
 def test_plain_pooling_leaves_its_input_alone(rng):
     data = rng.normal(size=(1, 2, 6, 6)).astype(np.float32)
     x = mx.nd.array(data)
@@ -74,10 +95,19 @@ def test_plain_pooling_leaves_its_input_alone(rng):
     ((1, 1, 2, 2), dict(kernel=(3, 3)), "kernel (3, 3) is larger than the padded input (2 along dimension 2)"),
     ((4, 4), dict(kernel=(2, 2)), "data must be 4-D NCHW, got (4, 4)"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NHWC"), "invalid layout='NHWC': only NCHW is supported"),
-    ((1, 1, 4, 4), dict(kernel=(2, 2), p_value=2), "unknown parameter 'p_value'")])
+    ((1, 1, 4, 4), dict(kernel=(2, 2), p_value=2), "unknown parameter 'p_value'"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), data_pieces=17), "invalid data_pieces='17': must be in [1, 16]")])
 def test_plain_pooling_names_bad_input(shape, attrs, message):
     with pytest.raises(MXNetError, match=re.escape(message)):
         mx.nd.PlainPooling(mx.nd.ones(shape), **attrs).wait_to_read()
+
+
+def test_plain_pooling_data_pieces_must_agree_outside_the_channels():
+    with pytest.raises(MXNetError, match=re.escape(
+            "PlainPooling: data piece 1 has shape (1, 2, 4, 5), which differs from the data (1, 1, 4, 4) "
+            "outside dimension 1")):
+        mx.nd.PlainPooling(mx.nd.ones((1, 1, 4, 4)), mx.nd.ones((1, 2, 4, 5)), kernel=(2, 2),
+                           data_pieces=2).wait_to_read()
 
 
 @pytest.mark.parametrize("pool_type", ["max", "avg"])

@@ -72,6 +72,24 @@ inline void ExpectShape(const char* op, const char* what, std::vector<unsigned i
   *actual = expected;
 }
 
+// The shape of NCHW tensors joined along the channels (the inputs at `pieces`): the first's,
+// with the others' channels added; their other dimensions must be the same.
+inline std::vector<unsigned int> JoinedChannelsShape(const char* op, const Shapes& shapes,
+                                                     const std::vector<size_t>& pieces) {
+  const std::vector<unsigned int>& first = shapes[pieces[0]];
+  std::vector<unsigned int> joined = first;
+  for (size_t j = 1; j < pieces.size(); ++j) {
+    const std::vector<unsigned int>& piece = shapes[pieces[j]];
+    bool fits = piece.size() == 4 && joined.size() == 4;
+    for (size_t d = 0; fits && d < 4; ++d) fits = d == 1 || !DimKnown(piece[d]) || !DimKnown(joined[d]) || piece[d] == joined[d];
+    if (!fits)
+      throw ParamError(std::string(op) + ": data piece " + std::to_string(j) + " has shape " + ShapeString(piece) +
+                       ", which differs from the data " + ShapeString(first) + " outside dimension 1");
+    joined[1] = DimKnown(joined[1]) && DimKnown(piece[1]) ? joined[1] + piece[1] : static_cast<unsigned int>(-1);
+  }
+  return joined;
+}
+
 // Checks (and fills in unknown, -1) input types against `expected`; outputs are float32.
 inline void InferTypes(const char* op, const std::vector<int>& expected,
                        std::vector<int>* in_types, std::vector<int>* out_types) {

@@ -234,6 +234,7 @@ PlainPoolingParams ReadPlainPooling(const Attributes& attrs) {
   p.max = reader.Choice<bool>("pool_type", "max", {{"max", true}, {"avg", false}});
   p.full_convention = reader.Choice<bool>("pooling_convention", "valid", {{"valid", false}, {"full", true}});
   p.count_include_pad = reader.Bool("count_include_pad", true);
+  p.data_pieces = reader.Int("data_pieces", 1, 1, kernels::kMaxChannelPieces);
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();

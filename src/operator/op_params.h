@@ -59,6 +59,7 @@ struct QFullyConnectedParams {
 struct PlainPoolingParams {
   std::vector<int64_t> kernel{1, 1}, stride{1, 1}, pad{0, 0};
   bool max = true, global_pool = false, full_convention = false, count_include_pad = true;
+  int64_t data_pieces = 1;  // inputs joined along the channels (converter, as for QConvolution)
 };
 
 inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }

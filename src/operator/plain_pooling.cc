@@ -3,6 +3,8 @@
 // bmxnet layers hand on plain NCHW: MXNet 1.9 sends such a tensor through oneDNN's
 // reference average pooling (simple_nchw, on AVX2) or first reorders it to a blocked
 // layout and back (packed ResNetE-18 with AVX2: 7.7 -> 6.8 ms per image with this op).
+// With data_pieces=k its k inputs are the data, joined along the channels where they lie
+// (the converter's stand-in for a ChannelConcat in front: MeliusNet's transitions).
 #include "kernels/cpu_features.h"
 #include "kernels/pooling.h"
 #include "op_common.h"
@@ -17,8 +19,7 @@ constexpr const char* kOp = "PlainPooling";
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    ParsePlainPooling(attrs);
-    *num_in = 1;
+    *num_in = static_cast<int>(ParsePlainPooling(attrs).data_pieces);
     *num_out = 1;
   });
 }
@@ -64,28 +65,58 @@ kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<
   return g;
 }
 
+std::vector<size_t> Pieces(const PlainPoolingParams& p) {
+  std::vector<size_t> indices(p.data_pieces);
+  for (size_t j = 0; j < indices.size(); ++j) indices[j] = j;
+  return indices;
+}
+
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    const std::vector<unsigned int>& in = (*in_shapes)[0];
-    const kernels::PoolGeometry g = GeometryOf(ParsePlainPooling(attrs), std::vector<int64_t>(in.begin(), in.end()));
+    const PlainPoolingParams p = ParsePlainPooling(attrs);
+    if ((*in_shapes)[0].size() != 4)
+      throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString((*in_shapes)[0]));
+    const std::vector<unsigned int> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
+    const kernels::PoolGeometry g = GeometryOf(p, std::vector<int64_t>(in.begin(), in.end()));
     (*out_shapes)[0] = {in[0], in[1], static_cast<unsigned int>(g.out_height), static_cast<unsigned int>(g.out_width)};
   });
+}
+
+// Calls run(geometry, piece, at) for each image and data piece, with the piece's planes of
+// that image at piece (tensors[first + j]) and their outputs at `at` floats into the
+// joined output: pooling is plane by plane.
+template <typename Run>
+void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, size_t first, Run run) {
+  std::vector<int64_t> joined = (*tensors)[first].shape;
+  for (int64_t j = 1; j < p.data_pieces; ++j) joined[1] += (*tensors)[first + j].shape[1];
+  kernels::PoolGeometry g = GeometryOf(p, joined);
+  const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
+  for (int64_t n = 0; n < joined[0]; ++n)
+    for (int64_t j = 0, channel = 0; j < p.data_pieces; ++j) {
+      const int64_t channels = (*tensors)[first + j].shape[1];
+      g.planes = channels;
+      run(g, n * channels * in_plane, first + j, (n * joined[1] + channel) * out_plane);
+      channel += channels;
+    }
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
-    const kernels::PoolGeometry g = GeometryOf(ParsePlainPooling(attrs), (*inputs)[0].shape);
-    kernels::PoolForward(g, Data(inputs, 0), Data(outputs, 0), kernels::NumThreads());
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+      kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
+    });
   });
 }
 
-// inputs: [output gradient, data, output]; outputs: [data gradient]
+// inputs: [output gradient, data pieces..., output]; outputs: [data pieces' gradients]
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
-    const kernels::PoolGeometry g = GeometryOf(ParsePlainPooling(attrs), (*inputs)[1].shape);
-    kernels::PoolBackward(g, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), kernels::NumThreads());
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+      kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
+                            kernels::NumThreads());
+    });
   });
 }
 
@@ -93,16 +124,19 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
-    const kernels::PoolGeometry g = GeometryOf(ParsePlainPooling(attrs), (*inputs)[0].shape);
-    cuda::Pool(g, Data(inputs, 0), Data(outputs, 0), res.get_cuda_stream());
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+      cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
+    });
   });
 }
 
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
-    const kernels::PoolGeometry g = GeometryOf(ParsePlainPooling(attrs), (*inputs)[1].shape);
-    cuda::PoolGradient(g, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), res.get_cuda_stream());
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+      cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
+                         res.get_cuda_stream());
+    });
   });
 }
 #endif

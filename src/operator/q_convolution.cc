@@ -44,21 +44,11 @@ kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<in
 // layout.pieces).
 size_t PieceIndex(const InputLayout& layout, int64_t j) { return j == 0 ? 0 : layout.pieces + j - 1; }
 
-// The data's shape: input `first`'s, with the channels of the other pieces added (their
-// other dimensions must be the same).
-std::vector<unsigned int> JoinedDataShape(const QConvolutionParams& p, const InputLayout& layout,
-                                          const Shapes& shapes, size_t first) {
-  std::vector<unsigned int> joined = shapes[first];
-  for (int64_t j = 1; j < p.data_pieces; ++j) {
-    const std::vector<unsigned int>& piece = shapes[first + PieceIndex(layout, j)];
-    bool fits = piece.size() == 4 && joined.size() == 4;
-    for (size_t d = 0; fits && d < 4; ++d) fits = d == 1 || !DimKnown(piece[d]) || !DimKnown(joined[d]) || piece[d] == joined[d];
-    if (!fits)
-      throw ParamError(std::string(kOp) + ": data piece " + std::to_string(j) + " has shape " + ShapeString(piece) +
-                       ", which differs from the data " + ShapeString(shapes[first]) + " outside dimension 1");
-    joined[1] = DimKnown(joined[1]) && DimKnown(piece[1]) ? joined[1] + piece[1] : static_cast<unsigned int>(-1);
-  }
-  return joined;
+// The inputs holding the data's pieces.
+std::vector<size_t> PieceIndices(const QConvolutionParams& p, const InputLayout& layout) {
+  std::vector<size_t> indices;
+  for (int64_t j = 0; j < p.data_pieces; ++j) indices.push_back(PieceIndex(layout, j));
+  return indices;
 }
 
 // The data's tensors from `first` on (input `first` and the pieces after layout.pieces).
@@ -104,7 +94,7 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     const InputLayout layout = LayoutOf(p);
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString((*in_shapes)[0]));
-    const std::vector<unsigned int> data = JoinedDataShape(p, layout, *in_shapes, 0);
+    const std::vector<unsigned int> data = JoinedChannelsShape(kOp, *in_shapes, PieceIndices(p, layout));
     if (data.size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString(data));
     if (data[1] % p.num_group != 0)
