@@ -40,14 +40,11 @@ kernels::ConvGeometry Geometry(const QConvolutionParams& p, const std::vector<in
   return g;
 }
 
-// Where data piece j is among the inputs, counted from the data (input 0, the rest after
-// layout.pieces).
-size_t PieceIndex(const InputLayout& layout, int64_t j) { return j == 0 ? 0 : layout.pieces + j - 1; }
-
-// The inputs holding the data's pieces.
+// The inputs holding the data's pieces, counted from the data: input 0, the rest from
+// layout.pieces on.
 std::vector<size_t> PieceIndices(const QConvolutionParams& p, const InputLayout& layout) {
-  std::vector<size_t> indices;
-  for (int64_t j = 0; j < p.data_pieces; ++j) indices.push_back(PieceIndex(layout, j));
+  std::vector<size_t> indices = {0};
+  for (int64_t j = 1; j < p.data_pieces; ++j) indices.push_back(layout.pieces + j - 1);
   return indices;
 }
 
@@ -57,18 +54,15 @@ kernels::ChannelPieces DataPieces(const QConvolutionParams& p, const InputLayout
   kernels::ChannelPieces pieces;
   const std::vector<int64_t>& shape = (*tensors)[first].shape;
   pieces.spatial = shape[2] * shape[3];
-  for (int64_t j = 0; j < p.data_pieces; ++j) {
-    const size_t index = first + PieceIndex(layout, j);
-    pieces.Add(Data(tensors, index), (*tensors)[index].shape[1]);
-  }
+  for (size_t index : PieceIndices(p, layout)) pieces.Add(Data(tensors, first + index), (*tensors)[first + index].shape[1]);
   return pieces;
 }
 
 // The geometry of the layer whose data starts at tensors[first].
 kernels::ConvGeometry GeometryOf(const QConvolutionParams& p, std::vector<MXTensor>* tensors, size_t first) {
   std::vector<int64_t> data = (*tensors)[first].shape;
-  const InputLayout layout = LayoutOf(p);
-  for (int64_t j = 1; j < p.data_pieces; ++j) data[1] += (*tensors)[first + PieceIndex(layout, j)].shape[1];
+  data[1] = 0;
+  for (size_t index : PieceIndices(p, LayoutOf(p))) data[1] += (*tensors)[first + index].shape[1];
   return Geometry(p, data);
 }
 
@@ -95,8 +89,6 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString((*in_shapes)[0]));
     const std::vector<unsigned int> data = JoinedChannelsShape(kOp, *in_shapes, PieceIndices(p, layout));
-    if (data.size() != 4)
-      throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString(data));
     if (data[1] % p.num_group != 0)
       throw ParamError(std::string(kOp) + ": input channels " + std::to_string(data[1]) +
                        " not divisible by num_group=" + std::to_string(p.num_group));
@@ -204,8 +196,8 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
                         scratch, kernels::NumThreads());
   if (p.data_pieces > 1) {
     const int64_t spatial = g.in_height * g.in_width;
-    for (int64_t j = 0, first = 0; j < p.data_pieces; ++j) {
-      const size_t index = PieceIndex(layout, j);
+    int64_t first = 0;
+    for (size_t index : PieceIndices(p, layout)) {
       const int64_t channels = (*outputs)[index].shape[1];
       for (int64_t n = 0; n < g.batch; ++n)
         std::copy_n(grad_data + (n * g.in_channels + first) * spatial, channels * spatial,
