@@ -13,6 +13,9 @@
   concatenate once per layer);
 - a slice of an input's leading channels that only a ChannelConcat reads is read in place
   (`take_channels`), not copied first;
+- a ChannelConcat that only packed convolutions, PlainPoolings and other ChannelConcats
+  read is not made: they read its inputs where they lie (`data_pieces`), so MeliusNet's
+  dense blocks no longer copy their feature maps;
 - a max pooling after a BatchNorm (and ReLUs) moves before it when no gamma is negative:
   the maximum of a non-decreasing per-channel function's values is that function of the
   maximum, so the BatchNorm then normalizes a quarter of the values (ResNetE's stem,
@@ -564,6 +567,12 @@ def _live_without_adds(nodes, heads, absorbed):
     return live
 
 
+def _read_by_new_nodes(nodes, index, live):
+    """Whether a new node (a dict in a `live` node's inputs) reads node `index`."""
+    return any(isinstance(entry, dict) and any(_edge(nodes, e) == index for e in entry.get("inputs", []))
+               for i in live for entry in nodes[i].get("inputs", []))
+
+
 def read_concat_pieces(nodes, heads, absorbed):
     """A ChannelConcat of two or more whole inputs that is no output (`heads`), and whose
     readers (the nodes the heads depend on, an add that a convolution `absorbed` being that
@@ -581,7 +590,7 @@ def read_concat_pieces(nodes, heads, absorbed):
             continue
         pieces = [list(e) for e in concat["inputs"]]
         plans = _piece_reads(nodes, index, pieces, _readers(nodes, live))
-        if plans is None:
+        if plans is None or _read_by_new_nodes(nodes, index, live):
             continue
         for reader, position, kind, detail in sorted(plans, key=lambda plan: -plan[1]):  # later inputs first
             node = nodes[reader]
