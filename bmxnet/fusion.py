@@ -354,7 +354,9 @@ def float_batchnorm_layouts(nodes):
     convolution hands on a blocked tensor when its filters are a multiple of 8, else a plain
     one; variables, bmxnet operators and PLAIN_OUTPUT_OPS plain ones; BatchNorm, activations
     and Pooling keep their input's; an add of two blocked (plain) operands is blocked (plain);
-    a Concat is blocked when all its inputs are, plain when one is. The rest is unknown."""
+    a Concat is blocked when all its inputs are, plain when one is (whatever the others are:
+    MeliusNet's concat(x[:, :k], x[:, k:] + conv(x)), whose add is either). The rest is
+    unknown."""
     blocked = []
     for node in nodes:
         op = node["op"]
@@ -368,8 +370,10 @@ def float_batchnorm_layouts(nodes):
             value = inputs[0] if inputs else None
         elif op in ADD_OPS and inputs and len(set(inputs)) == 1:
             value = inputs[0]  # a plain and a blocked operand: either, by MXNet's internals
+        elif op == "Concat" and False in inputs:
+            value = False  # whatever the others are
         elif op == "Concat" and inputs and None not in inputs:
-            value = all(inputs)
+            value = True
         else:
             value = None
         blocked.append(value)

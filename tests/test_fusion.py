@@ -377,11 +377,14 @@ def convert_trained_exactly(net, x, rng, negative_gammas=False):
     return convert_exactly(net, x, None)
 
 
-# model, max poolings moved, BatchNorms run as PlainBatchNorm
-@pytest.mark.parametrize("name,moved,batchnorms", [("resnete18", 1, 5), ("birealnet18", 1, 5),
-                                                   ("meliusnet22", 4, 3), ("binary_densenet28", 4, 5)])
+# model, max poolings moved, BatchNorms run as PlainBatchNorm, concats read as pieces (without
+# and with negative gammas: a max pooling that stays behind its BatchNorm keeps the concat
+# before it)
+@pytest.mark.parametrize("name,moved,batchnorms,as_pieces", [
+    ("resnete18", 1, 5, (0, 0)), ("birealnet18", 1, 5, (0, 0)), ("meliusnet22", 4, 7, (33, 30)),
+    ("binary_densenet28", 4, 5, (22, 19))])
 @pytest.mark.parametrize("negative_gammas", [False, True])
-def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, negative_gammas, rng):
+def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, as_pieces, negative_gammas, rng):
     """Max poolings move before the BatchNorms they follow (not past a negative gamma), and
     BatchNorms of plain tensors, for bmxnet operators or of 2-D convs and poolings (ResNetE's
     stem, head and shortcuts) run as PlainBatchNorm with the float model's formula (packed
@@ -389,6 +392,7 @@ def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchno
     x = mx.nd.array(rng.uniform(-1, 1, size=(2, 3, 64, 64)))
     _, report = convert_trained_exactly(get_model(name, classes=10), x, rng, negative_gammas)
     assert report.poolings_first == (0 if negative_gammas else moved) and report.batchnorms == batchnorms
+    assert report.concats_as_pieces == as_pieces[negative_gammas]
     assert "%d BatchNorms on plain NCHW" % batchnorms in str(report)
 
 
@@ -454,6 +458,48 @@ def test_folded_thresholds_follow_the_float_models_batchnorm_formula(rng):
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
     assert report.folded
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+class ImprovementBatchNormBinary(mx.gluon.HybridBlock):
+    """MeliusNet's improvement block on k = concat(x, conv(x)) (8 + 8 channels): y =
+    concat(k[:, :8], k[:, 8:] + binary(k)), then BN -> binary conv. The add of a plain slice
+    and a blocked conv output may come out either way, but the concat with the plain slice is
+    plain, so the converter knows the BN's formula and folds it."""
+
+    def __init__(self):
+        super().__init__()
+        with self.name_scope():
+            self.conv = mx.gluon.nn.Conv2D(8, 1, use_bias=False, in_channels=8)
+            self.improve = bnn.QConv2D(8, 1, in_channels=16)
+            self.bn = mx.gluon.nn.BatchNorm(in_channels=16)
+            self.binary = bnn.QConv2D(8, 1, in_channels=16)
+
+    def hybrid_forward(self, F, x):
+        k = F.concat(x, self.conv(x), dim=1)
+        improved = F.slice_axis(k, axis=1, begin=8, end=None) + self.improve(k)
+        return self.binary(self.bn(F.concat(F.slice_axis(k, axis=1, begin=0, end=8), improved, dim=1)))
+
+
+def test_meliusnet_batchnorms_fold_with_the_plain_formula(rng):
+    """Inputs at and next to the thresholds of the BN's first 8 channels (x passes to them
+    unchanged) under both formulas: those of a third of the channels differ by one float."""
+    net = ImprovementBatchNormBinary()
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.array(rng.normal(size=(1, 8, 1, 4))))
+    randomize_batchnorms(net, rng, negative_gammas=True)
+    arrays = [p.data() for p in (net.bn.gamma, net.bn.beta, net.bn.running_mean, net.bn.running_var)]
+    probes = []
+    for blocked in (False, True):
+        _, threshold = sign_thresholds(lambda v: mx.nd.PlainBatchNorm(v, *arrays, eps=1e-5, fix_gamma=False,
+                                                                      blocked=blocked), 16)
+        probes += [np.nextafter(threshold[:8], -np.inf), threshold[:8], np.nextafter(threshold[:8], np.inf)]
+    values = np.stack(probes, axis=1).astype(np.float32)  # (8, 6)
+    x = mx.nd.array(np.concatenate([values, -values], axis=1)[None, :, None, :])
+    net.hybridize()
+    expected = net(x).asnumpy()
+    packed, report = convert_block(net)
+    assert any("bn" in name or "batchnorm" in name for name in report.folded)
     np.testing.assert_array_equal(packed(x).asnumpy(), expected)
 
 
