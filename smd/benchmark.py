@@ -9,7 +9,8 @@ or model are timed in turn, in three blocks each (interleaved_medians):
             graph with --copies copies of the layer, which MXNet executes as one engine
             operation as it does a network's layers (time per copy)
   models    packed resnete18 / meliusnet22 vs the same models float-simulated and vs
-            GluonCV's float resnet18_v1 (224x224, batch 1 and 8)
+            GluonCV's float resnet18_v1 (224x224, batch 1 and 8; random weights and
+            trained-looking BatchNorm statistics)
   training  one step (forward, backward, update) of binary resnete18 vs float resnet18_v1
   memory    peak resident memory of packed vs float resnet18_v1 inference (subprocesses)
 
