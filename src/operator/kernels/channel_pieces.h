@@ -1,8 +1,9 @@
-// A convolution's data as the concatenation along channels of NCHW tensors with the same
-// N, H and W, read where they lie: model-converter gives packed layers the pieces of a
-// ChannelConcat instead of its output when nothing else reads it (MeliusNet's dense
-// blocks, whose concatenations then happen once per stage instead of twice per layer).
-// Passed by value to CUDA kernels, hence fixed arrays.
+// A layer's data as the concatenation along channels of NCHW tensors with the same N, H
+// and W, read where they lie: model-converter gives packed convolutions (and poolings) the
+// pieces of a ChannelConcat instead of its output when nothing else reads it (MeliusNet's
+// and BinaryDenseNet's dense blocks, whose feature maps are then not copied at all; the
+// parsers allow up to kMaxChannelPieces). Passed by value to CUDA kernels, hence fixed
+// arrays.
 #ifndef BMXNET_KERNELS_CHANNEL_PIECES_H_
 #define BMXNET_KERNELS_CHANNEL_PIECES_H_
 
