@@ -436,6 +436,21 @@ class ConvBatchNormBinary(mx.gluon.HybridBlock):
         return self.binary(self.bn(self.conv(x)))
 
 
+def threshold_probes(bn, channels):
+    """An input (1, channels, 1, 12) holding, for each of the BatchNorm `bn`'s first `channels`
+    channels, its sign threshold and the floats next to it under both of oneDNN's formulas,
+    and their negatives."""
+    arrays = [p.data() for p in (bn.gamma, bn.beta, bn.running_mean, bn.running_var)]
+    probes = []
+    for blocked in (False, True):
+        _, threshold = sign_thresholds(lambda v: mx.nd.PlainBatchNorm(v, *arrays, eps=1e-5, fix_gamma=False,
+                                                                      blocked=blocked), arrays[0].shape[0])
+        threshold = threshold[:channels]
+        probes += [np.nextafter(threshold, -np.inf), threshold, np.nextafter(threshold, np.inf)]
+    values = np.stack(probes, axis=1).astype(np.float32)  # (channels, 6)
+    return mx.nd.array(np.concatenate([values, -values], axis=1)[None, :, None, :])
+
+
 def test_folded_thresholds_follow_the_float_models_batchnorm_formula(rng):
     """Inputs at and next to each channel's threshold under both of oneDNN's formulas: the
     float model fuses (its BN sees a blocked tensor), and a third of the channels' thresholds
@@ -446,14 +461,7 @@ def test_folded_thresholds_follow_the_float_models_batchnorm_formula(rng):
     x = mx.nd.array(rng.normal(size=(1, 16, 1, 4)))
     net(x)
     randomize_batchnorms(net, rng, negative_gammas=True)
-    arrays = [p.data() for p in (net.bn.gamma, net.bn.beta, net.bn.running_mean, net.bn.running_var)]
-    probes = []
-    for blocked in (False, True):
-        _, threshold = sign_thresholds(lambda v: mx.nd.PlainBatchNorm(v, *arrays, eps=1e-5, fix_gamma=False,
-                                                                      blocked=blocked), 16)
-        probes += [np.nextafter(threshold, -np.inf), threshold, np.nextafter(threshold, np.inf)]
-    values = np.stack(probes, axis=1).astype(np.float32)  # (16, 6)
-    x = mx.nd.array(np.concatenate([values, -values], axis=1)[None, :, None, :])
+    x = threshold_probes(net.bn, 16)
     net.hybridize()
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
@@ -488,14 +496,7 @@ def test_meliusnet_batchnorms_fold_with_the_plain_formula(rng):
     net.initialize(mx.init.Xavier())
     net(mx.nd.array(rng.normal(size=(1, 8, 1, 4))))
     randomize_batchnorms(net, rng, negative_gammas=True)
-    arrays = [p.data() for p in (net.bn.gamma, net.bn.beta, net.bn.running_mean, net.bn.running_var)]
-    probes = []
-    for blocked in (False, True):
-        _, threshold = sign_thresholds(lambda v: mx.nd.PlainBatchNorm(v, *arrays, eps=1e-5, fix_gamma=False,
-                                                                      blocked=blocked), 16)
-        probes += [np.nextafter(threshold[:8], -np.inf), threshold[:8], np.nextafter(threshold[:8], np.inf)]
-    values = np.stack(probes, axis=1).astype(np.float32)  # (8, 6)
-    x = mx.nd.array(np.concatenate([values, -values], axis=1)[None, :, None, :])
+    x = threshold_probes(net.bn, 8)
     net.hybridize()
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
