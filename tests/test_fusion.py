@@ -396,6 +396,16 @@ def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchno
     assert "%d BatchNorms on plain NCHW" % batchnorms in str(report)
 
 
+def test_converter_caps_data_pieces_at_sixteen(rng):
+    """meliusnet59's stages have up to 24 dense layers: a concat whose pieces would give a
+    layer more than 16 is made, and the chain goes on from it; still exact."""
+    x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
+    packed, report = convert_trained_exactly(get_model("meliusnet59", classes=10), x, rng)
+    nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
+    pieces = [int(n["attrs"].get("data_pieces", 1)) for n in nodes if n["op"] in ("QConvolution", "PlainPooling")]
+    assert max(pieces) == 16 and report.concats_as_pieces == 105 and report.channel_concats == 108
+
+
 class BatchNormReluPool(mx.gluon.HybridBlock):
     """conv -> BN -> ReLU -> max pool -> binary conv, the BN output also read elsewhere when
     `shared`."""
