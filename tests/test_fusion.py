@@ -167,9 +167,10 @@ def test_channel_concat_names_bad_input(shapes, attrs, message):
 
 
 def convert_exactly(net, x, initializer):
-    """Initializes, hybridizes and converts net; its packed output must equal the float-simulated
-    one on x. Returns (packed block, report)."""
-    net.initialize(initializer)
+    """Initializes (unless `initializer` is None: already done), hybridizes and converts net;
+    its packed output must equal the float-simulated one on x. Returns (packed block, report)."""
+    if initializer is not None:
+        net.initialize(initializer)
     net.hybridize()
     expected = net(x).asnumpy()
     packed, report = convert_block(net)
