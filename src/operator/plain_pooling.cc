@@ -82,14 +82,16 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   });
 }
 
-// Calls run(geometry, piece, at) for each image and data piece, with the piece's planes of
-// that image at piece (tensors[first + j]) and their outputs at `at` floats into the
-// joined output: pooling is plane by plane.
+// Calls run(geometry, in, piece, at) for each image and data piece: the piece's planes of
+// that image start `in` floats into tensors[first + piece], their outputs `at` floats into
+// the joined output (pooling is plane by plane). Without pieces, one call for the batch,
+// so that small maps of several images still share the threads.
 template <typename Run>
 void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, size_t first, Run run) {
   std::vector<int64_t> joined = (*tensors)[first].shape;
   for (int64_t j = 1; j < p.data_pieces; ++j) joined[1] += (*tensors)[first + j].shape[1];
   kernels::PoolGeometry g = GeometryOf(p, joined);
+  if (p.data_pieces == 1) return run(g, 0, first, 0);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   for (int64_t n = 0; n < joined[0]; ++n)
     for (int64_t j = 0, channel = 0; j < p.data_pieces; ++j) {
