@@ -18,7 +18,8 @@ import numpy as np
 
 from . import ndarray_file, packing
 from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
-                     describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, is_true, pool_before_batchnorm,
+                     describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus, is_true,
+                     pool_before_batchnorm,
                      read_concat_pieces,
                      replace_batchnorms, replace_channel_concats, replace_poolings, skip_identity_reshapes,
                      skip_sign_activation, take_leading_slices, unused_params)
@@ -47,6 +48,7 @@ class ConversionReport:
         self.poolings = 0  # Pooling run as PlainPooling
         self.poolings_first = 0  # max poolings moved before the BatchNorm they followed
         self.batchnorms = 0  # BatchNorm run as PlainBatchNorm
+        self.relus_fused = 0  # ReLUs that PlainBatchNorms apply in the same pass
         self.reshapes_skipped = 0  # identity reshapes in front of bmxnet operators
         self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
@@ -63,12 +65,11 @@ class ConversionReport:
             lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds (%d read from a channel "
                          "slice in place); %d channel concats (%d slices read in place, %d read as their pieces "
                          "by packed layers and concats); %d max poolings moved "
-                         "before their BatchNorm; %d poolings and %d BatchNorms on plain NCHW; %d identity "
-                         "reshapes skipped; %d shared inputs copied once"
+                         "before their BatchNorm; %d poolings and %d BatchNorms (%d with their ReLU) on plain "
+                         "NCHW; %d identity reshapes skipped; %d shared inputs copied once"
                          % (len(self.folded), self.residual_adds, self.residual_slices, self.channel_concats,
                             self.slices_in_place, self.concats_as_pieces, self.poolings_first, self.poolings,
-                            self.batchnorms,
-                            self.reshapes_skipped, self.shared_copies))
+                            self.batchnorms, self.relus_fused, self.reshapes_skipped, self.shared_copies))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -196,6 +197,7 @@ def convert_graph(graph, params, where="model"):
     report.poolings = replace_poolings(nodes, absorbed)
     live = _reachable(graph)  # the passes below add nodes but leave no bmxnet operator unreachable
     report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded), live)
+    report.relus_fused = fuse_batchnorm_relus(nodes, graph["heads"], live)
     report.concats_as_pieces = read_concat_pieces(nodes, [head[0] for head in graph["heads"]], absorbed)
     live = _reachable(graph)
     report.reshapes_skipped = skip_identity_reshapes(nodes, live)

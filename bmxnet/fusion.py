@@ -443,6 +443,45 @@ def replace_batchnorms(nodes, float_layouts, absorbed, params, folded, live):
     return replaced
 
 
+def _is_relu(node):
+    return node["op"] == "relu" or (node["op"] == "Activation" and str(attrs_of(node).get("act_type")) == "relu")
+
+
+def fuse_batchnorm_relus(nodes, heads, live):
+    """A ReLU (Activation or relu) that reads a PlainBatchNorm, directly or through max
+    PlainPoolings (which commute with it), each the only reader of the one before among the
+    `live` nodes and none a graph output -> the PlainBatchNorm's act_type="relu" (one pass
+    over the map where there were two: MeliusNet's stem and its transitions, whose pooling
+    stays behind a BatchNorm with a negative gamma). The ReLU's readers and the graph outputs
+    (`heads`, rewritten in place) read its input. Returns how many."""
+    readers = _readers(nodes, live)
+    outputs = {entry[0] for entry in heads}
+
+    def sole_input(index):  # the node index reads, if it alone reads it and it is no output
+        source = _edge(nodes, nodes[index]["inputs"][0]) if nodes[index].get("inputs") else None
+        alone = source is not None and source not in outputs and readers.get(source) == [(index, 0)]
+        return source if alone and nodes[index]["inputs"][0][1] == 0 else None
+    fused = 0
+    for index, node in enumerate(nodes):
+        if index not in live or not _is_relu(node):
+            continue
+        source = sole_input(index)
+        while source is not None and nodes[source]["op"] == "PlainPooling" and \
+                str(attrs_of(nodes[source]).get("pool_type", "max")) == "max":
+            source = sole_input(source)
+        if source is None or nodes[source]["op"] != "PlainBatchNorm" or \
+                str(attrs_of(nodes[source]).get("act_type", "none")) != "none":
+            continue
+        attrs_of(nodes[source])["act_type"] = "relu"
+        for reader, position in readers.get(index, []):
+            nodes[reader]["inputs"][position] = list(node["inputs"][0])
+        for entry in heads:
+            if entry[0] == index:
+                entry[:2] = node["inputs"][0][:2]
+        fused += 1
+    return fused
+
+
 def replace_poolings(nodes, absorbed):
     """Pooling of a plain NCHW tensor -> PlainPooling where it has the same meaning;
     returns how many."""

@@ -75,6 +75,23 @@ def test_plain_batchnorm_reads_channels_last_data(isa, channels, size, rng):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_plain_batchnorm_fused_relu_equals_relu_after_it(isa, channels_last, rng):
+    """act_type="relu": MXNet's relu of the same values, NaN kept, on every kernel path
+    (vector bodies, their tails and the channels-last blocks' edges)."""
+    for shape in [(2, 37, 5, 6), (2, 64, 7, 7), (1, 13, 4, 4)]:
+        x = rng.normal(scale=3, size=shape).astype(np.float32)
+        x[0, 0, 0, :2] = np.nan, -np.inf
+        params = parameters(rng, shape[1])
+        data = mx.nd.array(x.transpose(0, 2, 3, 1) if channels_last else x)
+        for blocked in (False, True):
+            attrs = dict(fix_gamma=False, eps=1e-5, blocked=blocked, channels_last=channels_last)
+            expected = mx.nd.relu(mx.nd.PlainBatchNorm(data, *params, **attrs)).asnumpy()
+            got = mx.nd.PlainBatchNorm(data, *params, act_type="relu", **attrs).asnumpy()
+            np.testing.assert_array_equal(got, expected, err_msg=str((shape, blocked)))
+            assert np.isnan(got[0, 0, 0, 0]) and (got[~np.isnan(got)] >= 0).all()
+
+
 MXNET_OWN_LOOP_PROBE = """
 import numpy as np, mxnet as mx, bmxnet
 rng = np.random.RandomState(1)
@@ -98,9 +115,10 @@ def test_plain_batchnorm_follows_mxnet_without_onednn():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("fix_gamma,blocked,channels_last", [(False, False, False), (False, True, False),
-                                                              (True, False, False), (False, False, True)])
-def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, channels_last, rng):
+@pytest.mark.parametrize("fix_gamma,blocked,channels_last,relu", [
+    (False, False, False, False), (False, True, False, False), (True, False, False, False),
+    (False, False, True, False), (False, False, False, True), (True, False, True, True)])
+def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, channels_last, relu, rng):
     x = mx.nd.array(rng.normal(size=(2, 5, 4, 3)))
     params = parameters(rng, 5)
     inputs = [x] + params
@@ -111,7 +129,7 @@ def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, ch
     data.attach_grad()
     with mx.autograd.record():
         y = mx.nd.PlainBatchNorm(data, *params, fix_gamma=fix_gamma, eps=1e-5, blocked=blocked,
-                                 channels_last=channels_last)
+                                 channels_last=channels_last, act_type="relu" if relu else "none")
     y.backward(dy)
     got = [data.grad.asnumpy().transpose(0, 3, 1, 2) if channels_last else data.grad.asnumpy()]
     got += [a.grad.asnumpy() for a in params]
@@ -119,6 +137,8 @@ def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, ch
     with mx.autograd.record():
         scale = (1 if fix_gamma else gamma) / mx.nd.sqrt(var + 1e-5)
         reference = (x - mean) * scale + beta
+        if relu:
+            reference = mx.nd.relu(reference)
     reference.backward(dy)
     expected = [a.grad.asnumpy() for a in inputs]
     if fix_gamma:
@@ -134,6 +154,8 @@ def test_plain_batchnorm_gradient_is_that_of_its_function(fix_gamma, blocked, ch
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(eps=0), "PlainBatchNorm: invalid eps='0': must be positive"),
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(eps="x"), "PlainBatchNorm: invalid eps='x': expected a finite number"),
     ([(2, 5), (5,), (5,), (5,), (5,)], dict(axis=2), "PlainBatchNorm: unknown parameter 'axis'"),
+    ([(2, 5), (5,), (5,), (5,), (5,)], dict(act_type="sigmoid"),
+     "PlainBatchNorm: invalid act_type='sigmoid': expected one of none, relu"),
     ([(2, 4, 5), (5,), (5,), (5,), (5,)], dict(channels_last=True),
      "PlainBatchNorm: channels_last data must be 4-D (N, H, W, C), got shape (2, 4, 5)"),
     ([(2, 4, 4, 5), (4,), (4,), (4,), (4,)], dict(channels_last=True),

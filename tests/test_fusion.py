@@ -267,7 +267,7 @@ def test_converter_converts_the_resnete_stem_output_once(rng):
     """The stem's output is both data and residual of the first block's packed conv. With the
     max pooling moved before it, the stem's BatchNorm runs as PlainBatchNorm, reading the
     pooling's blocked output through a transpose to NHWC (a plain copy of oneDNN's NHWC
-    tensor), and its ReLU hands on plain NCHW: no copy."""
+    tensor) and applying the ReLU: it hands on plain NCHW, no copy."""
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
@@ -275,11 +275,10 @@ def test_converter_converts_the_resnete_stem_output_once(rng):
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     bn = next(n for n in nodes if n["op"] == "PlainBatchNorm" and "stem" in n["name"])
     transpose = nodes[bn["inputs"][0][0]]
-    assert bn["attrs"]["channels_last"] == "True" and transpose["op"] == "transpose"
-    assert nodes[transpose["inputs"][0][0]]["op"] == "Pooling"
-    relu = next(n for n in nodes if n["op"] == "Activation" and "stem" in n["name"])
+    assert bn["attrs"]["channels_last"] == "True" and bn["attrs"]["act_type"] == "relu"
+    assert transpose["op"] == "transpose" and nodes[transpose["inputs"][0][0]]["op"] == "Pooling"
     first = next(n for n in nodes if n["op"] == "QConvolution")
-    assert nodes[first["inputs"][0][0]] is relu and nodes[first["inputs"][-1][0]] is relu
+    assert nodes[first["inputs"][0][0]] is bn and nodes[first["inputs"][-1][0]] is bn
 
 
 def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
@@ -288,7 +287,7 @@ def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
-    assert report.poolings == 4 and "4 poolings and 5 BatchNorms on plain NCHW" in str(report)
+    assert report.poolings == 4 and "4 poolings and 5 BatchNorms (2 with their ReLU) on plain NCHW" in str(report)
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     pools = [(n["name"], n["op"]) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
     assert [op for name, op in pools if "stem" in name] == ["Pooling"]
@@ -381,11 +380,12 @@ def convert_trained_exactly(net, x, rng, negative_gammas=False):
 # model, max poolings moved, BatchNorms run as PlainBatchNorm, concats read as pieces (without
 # and with negative gammas: a max pooling that stays behind its BatchNorm keeps the concat
 # before it)
-@pytest.mark.parametrize("name,moved,batchnorms,as_pieces", [
-    ("resnete18", 1, 5, (0, 0)), ("birealnet18", 1, 5, (0, 0)), ("meliusnet22", 4, 7, (33, 30)),
-    ("binary_densenet28", 4, 5, (22, 19))])
+@pytest.mark.parametrize("name,moved,batchnorms,relus,as_pieces", [
+    ("resnete18", 1, 5, 2, (0, 0)), ("birealnet18", 1, 5, 2, (0, 0)), ("meliusnet22", 4, 7, 7, (33, 30)),
+    ("binary_densenet28", 4, 5, 5, (22, 19))])
 @pytest.mark.parametrize("negative_gammas", [False, True])
-def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, as_pieces, negative_gammas, rng):
+def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchnorms, relus, as_pieces,
+                                                            negative_gammas, rng):
     """Max poolings move before the BatchNorms they follow (not past a negative gamma), and
     BatchNorms of plain tensors, for bmxnet operators or of 2-D convs and poolings (ResNetE's
     stem, head and shortcuts) run as PlainBatchNorm with the float model's formula (packed
@@ -394,7 +394,8 @@ def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchno
     _, report = convert_trained_exactly(get_model(name, classes=10), x, rng, negative_gammas)
     assert report.poolings_first == (0 if negative_gammas else moved) and report.batchnorms == batchnorms
     assert report.concats_as_pieces == as_pieces[negative_gammas]
-    assert "%d BatchNorms on plain NCHW" % batchnorms in str(report)
+    assert report.relus_fused == relus  # every ReLU after a PlainBatchNorm (MeliusNet: stem, transitions, head)
+    assert "%d BatchNorms (%d with their ReLU) on plain NCHW" % (batchnorms, relus) in str(report)
 
 
 def test_converter_caps_data_pieces_at_sixteen(rng):
@@ -430,6 +431,42 @@ def test_converter_moves_a_max_pooling_only_past_a_batchnorm_it_alone_reads(shar
     x = mx.nd.array(rng.normal(size=(2, 3, 12, 12)))
     _, report = convert_trained_exactly(BatchNormReluPool(shared), x, rng)
     assert report.poolings_first == moved
+
+
+class BatchNormReluBinary(mx.gluon.HybridBlock):
+    """binary conv -> BN -> [pooling ->] ReLU -> binary conv ("max", "avg": a pooling between,
+    which the BN's negative gammas keep behind it; "shared": the BN's output also read
+    elsewhere; "output": no second binary conv, the ReLU is the graph's output)."""
+
+    def __init__(self, case):
+        super().__init__()
+        self.case = case
+        with self.name_scope():
+            self.first = bnn.QConv2D(16, 3, padding=1, in_channels=16)
+            self.bn = mx.gluon.nn.BatchNorm(in_channels=16)
+            self.binary = bnn.QConv2D(16, 3, padding=1, in_channels=16)
+
+    def hybrid_forward(self, F, x):
+        y = self.bn(self.first(x))
+        if self.case == "output":
+            return F.relu(y)
+        z = F.Pooling(y, kernel=(2, 2), stride=(2, 2), pool_type=self.case) if self.case in ("max", "avg") else y
+        out = self.binary(F.Activation(z, act_type="relu"))
+        return out + y if self.case == "shared" else out
+
+
+@pytest.mark.parametrize("case,fused", [("relu", 1), ("max", 1), ("avg", 0), ("shared", 0), ("output", 1)])
+def test_converter_fuses_a_relu_into_the_plain_batchnorm_it_alone_reads(case, fused, rng):
+    """Also through a max pooling (ReLU and max commute), not through an average one, not when
+    another layer reads the BatchNorm's output; a fused ReLU that was the graph's output
+    hands that role to the PlainBatchNorm."""
+    x = mx.nd.array(rng.normal(size=(2, 16, 8, 8)))
+    packed, report = convert_trained_exactly(BatchNormReluBinary(case), x, rng, negative_gammas=True)
+    assert report.relus_fused == fused and report.batchnorms == 1
+    nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
+    relus = [n for n in nodes if n["op"] in ("relu", "Activation")]
+    assert len(relus) == 1 - fused
+    assert "(%d with their ReLU)" % fused in str(report)
 
 
 class ConvBatchNormBinary(mx.gluon.HybridBlock):

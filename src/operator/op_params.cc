@@ -249,6 +249,7 @@ PlainBatchNormParams ReadPlainBatchNorm(const Attributes& attrs) {
   p.fix_gamma = reader.Bool("fix_gamma", p.fix_gamma);
   p.blocked = reader.Bool("blocked", p.blocked);
   p.channels_last = reader.Bool("channels_last", p.channels_last);
+  p.relu = reader.Choice<bool>("act_type", "none", {{"none", false}, {"relu", true}});
   reader.RejectUnknown();
   return p;
 }

@@ -105,6 +105,7 @@ struct PlainBatchNormParams {
   bool fix_gamma = true;
   bool blocked = false;    // the float model ran it on a oneDNN-blocked tensor
   bool channels_last = false;  // data is (N, H, W, C); the output stays (N, C, H, W)
+  bool relu = false;           // act_type="relu": a ReLU follows in the same pass
 };
 PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);

@@ -5,8 +5,9 @@
 // gave MXNet a oneDNN-blocked tensor there (MXNet's formula depends on it:
 // kernels/batchnorm.h). With channels_last=True it reads (N, H, W, C) data, such as a
 // transpose of a oneDNN tensor that is NHWC inside hands on with a plain copy, and writes
-// (N, C, H, W). Its gradient is that of the same function (the moving statistics are
-// inputs like the others).
+// (N, C, H, W). With act_type="relu" a ReLU follows in the same pass (the converter fuses
+// the Activation that read it). Its gradient is that of the same function (the moving
+// statistics are inputs like the others).
 #include <cctype>
 #include <cstdlib>
 #include <string>
@@ -55,6 +56,7 @@ kernels::BatchNormGeometry GeometryOf(const PlainBatchNormParams& p, const std::
   kernels::BatchNormGeometry g;
   g.batch = shape[0];
   g.channels_last = p.channels_last;
+  g.relu = p.relu;
   g.channels = p.channels_last ? shape[3] : shape[1];
   for (size_t d = 1; d < shape.size(); ++d)
     if (d != (p.channels_last ? 3u : 1u)) g.spatial *= shape[d];
@@ -100,8 +102,8 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                                p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
-                               Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
-                               Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
+                               Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1),
+                               Data(outputs, 2), Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
   });
 }
 
@@ -122,8 +124,8 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                             p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
-                            Data(inputs, 0), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2), Data(outputs, 3),
-                            Data(outputs, 4), res.get_cuda_stream());
+                            Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
+                            Data(outputs, 3), Data(outputs, 4), res.get_cuda_stream());
   });
 }
 #endif

@@ -363,19 +363,21 @@ void TestPooling() {
 
 // BatchNormElement, one value per thread as the CUDA kernel runs it, against
 // BatchNormForward on every kernel path (vector body and scalar tail), for the three
-// formulas, with and without gamma; and the gradient functions the CUDA kernels run
-// against BatchNormBackward.
+// formulas, with and without gamma and the fused ReLU (which must give max(0, value)); and
+// the gradient functions the CUDA kernels run against BatchNormBackward.
 void TestBatchNorm() {
   std::mt19937 rng(12);
   const kernels::BatchNormFormula formulas[] = {kernels::BatchNormFormula::kOneDnnPlain,
                                                 kernels::BatchNormFormula::kOneDnnBlocked,
                                                 kernels::BatchNormFormula::kNative};
-  for (const kernels::BatchNormGeometry g :
+  for (kernels::BatchNormGeometry g :
        {kernels::BatchNormGeometry{2, 5, 13, false}, kernels::BatchNormGeometry{1, 3, 64, false},
         kernels::BatchNormGeometry{3, 7, 1, false}, kernels::BatchNormGeometry{2, 21, 30, true},
         kernels::BatchNormGeometry{1, 64, 16, true}, kernels::BatchNormGeometry{2, 3, 5, true}})
     for (kernels::BatchNormFormula formula : formulas)
-      for (bool with_gamma : {true, false}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool with_gamma = variant % 2 == 0;
+        g.relu = variant >= 2;
         const int64_t n = g.batch * g.channels * g.spatial;
         const std::vector<float> x = Random(n, &rng), dy = Random(n, &rng), gamma = Random(g.channels, &rng),
                                  beta = Random(g.channels, &rng), mean = Random(g.channels, &rng);
@@ -383,12 +385,20 @@ void TestBatchNorm() {
         for (float& v : variance) v = v * v + 0.1f;
         const float* scale = with_gamma ? gamma.data() : nullptr;
         std::vector<float> expected(n), y(n);
-        for (int64_t i = 0; i < n; ++i)
+        kernels::BatchNormGeometry without_relu = g;
+        without_relu.relu = false;
+        bool relu_applied = true;
+        for (int64_t i = 0; i < n; ++i) {
           expected[i] = kernels::BatchNormElement(g, formula, x.data(), scale, beta.data(), mean.data(),
                                                   variance.data(), 1e-5f, i);
+          const float value = kernels::BatchNormElement(without_relu, formula, x.data(), scale, beta.data(),
+                                                        mean.data(), variance.data(), 1e-5f, i);
+          relu_applied &= expected[i] == (g.relu ? std::max(0.0f, value) : value);
+        }
         const std::string name = "batch norm formula " + std::to_string(static_cast<int>(formula)) +
                                  (with_gamma ? "" : " fix_gamma") + " spatial " + std::to_string(g.spatial) +
-                                 (g.channels_last ? " channels last" : "");
+                                 (g.channels_last ? " channels last" : "") + (g.relu ? " relu" : "");
+        Check(relu_applied, name + ": the ReLU");
         for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
           if (isa > kernels::ActiveIsa()) continue;
           kernels::BatchNormForward(g, formula, x.data(), scale, beta.data(), mean.data(), variance.data(), 1e-5f,
@@ -397,14 +407,15 @@ void TestBatchNorm() {
         }
         std::vector<float> dx(n), dgamma(g.channels), dbeta(g.channels), dmean(g.channels), dvar(g.channels);
         kernels::BatchNormBackward(g, formula, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(),
-                                   dx.data(), dgamma.data(), dbeta.data(), dmean.data(), dvar.data(), 2);
+                                   expected.data(), dx.data(), dgamma.data(), dbeta.data(), dmean.data(), dvar.data(), 2);
         bool same = true;
         for (int64_t i = 0; i < n; ++i)
           same &= dx[kernels::BatchNormInputIndex(g, i)] ==
-                  kernels::BatchNormDataGradElement(g, formula, scale, variance.data(), 1e-5f, dy.data(), i);
+                  kernels::BatchNormDataGradElement(g, formula, scale, variance.data(), 1e-5f, dy.data(),
+                                                    expected.data(), i);
         for (int64_t c = 0; c < g.channels; ++c) {
           const kernels::BatchNormParamGrads grads = kernels::BatchNormParamGradChannel(
-              g, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(), c);
+              g, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(), expected.data(), c);
           same &= grads.gamma == dgamma[c] && grads.beta == dbeta[c] && grads.mean == dmean[c] &&
                   grads.variance == dvar[c];
         }

@@ -48,18 +48,20 @@ __global__ void BatchNormKernel(kernels::BatchNormGeometry g, kernels::BatchNorm
 
 __global__ void BatchNormDataGradKernel(kernels::BatchNormGeometry g, kernels::BatchNormFormula formula,
                                         const float* gamma, const float* variance, float eps, const float* dy,
-                                        float* dx, int64_t n) {
+                                        const float* y, float* dx, int64_t n) {
   BMX_GRID_STRIDE(i, n) {
-    dx[kernels::BatchNormInputIndex(g, i)] = kernels::BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+    dx[kernels::BatchNormInputIndex(g, i)] =
+        kernels::BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, y, i);
   }
 }
 
 __global__ void BatchNormParamGradKernel(kernels::BatchNormGeometry g, const float* x, const float* gamma,
                                          const float* mean, const float* variance, float eps, const float* dy,
-                                         float* dgamma, float* dbeta, float* dmean, float* dvariance) {
+                                         const float* y, float* dgamma, float* dbeta, float* dmean,
+                                         float* dvariance) {
   BMX_GRID_STRIDE(c, g.channels) {
     const kernels::BatchNormParamGrads grads =
-        kernels::BatchNormParamGradChannel(g, x, gamma, mean, variance, eps, dy, c);
+        kernels::BatchNormParamGradChannel(g, x, gamma, mean, variance, eps, dy, y, c);
     dgamma[c] = grads.gamma;
     dbeta[c] = grads.beta;
     dmean[c] = grads.mean;
@@ -96,13 +98,14 @@ void BatchNorm(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula fo
 
 void BatchNormGradient(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
                        const float* gamma, const float* mean, const float* variance, float eps, const float* dy,
-                       float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance, void* stream) {
+                       const float* y, float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance,
+                       void* stream) {
   const int64_t n = g.batch * g.channels * g.spatial;
   if (n == 0) return;
   BatchNormDataGradKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(g, formula, gamma, variance, eps,
-                                                                                  dy, dx, n);
+                                                                                  dy, y, dx, n);
   BatchNormParamGradKernel<<<StrideBlocks(g.channels), kElementThreads, 0, Stream(stream)>>>(
-      g, x, gamma, mean, variance, eps, dy, dgamma, dbeta, dmean, dvariance);
+      g, x, gamma, mean, variance, eps, dy, y, dgamma, dbeta, dmean, dvariance);
   Check("batch norm gradient");
 }
 

@@ -44,10 +44,12 @@ void ZeroRows(void* destination, int64_t pitch, int64_t bytes, int64_t images, v
 void BatchNorm(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
                const float* gamma, const float* beta, const float* mean, const float* variance, float eps, float* y,
                void* stream);
-// Its gradients: dx, and dgamma, dbeta, dmean, dvariance ([channels], one thread each).
+// Its gradients (y: the forward output): dx, and dgamma, dbeta, dmean, dvariance
+// ([channels], one thread each).
 void BatchNormGradient(const kernels::BatchNormGeometry& g, kernels::BatchNormFormula formula, const float* x,
                        const float* gamma, const float* mean, const float* variance, float eps, const float* dy,
-                       float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance, void* stream);
+                       const float* y, float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance,
+                       void* stream);
 // PlainPooling: y [planes, OH, OW] from x [planes, H, W], one thread per output (PoolValue).
 void Pool(const kernels::PoolGeometry& g, const float* x, float* y, void* stream);
 // Its data gradient dx [planes, H, W], one thread per input (PoolGradValue).

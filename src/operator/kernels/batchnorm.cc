@@ -9,16 +9,17 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-void PortablePlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k);
+void PortablePlane(BatchNormFormula formula, bool relu, const float* x, int64_t n, const BatchNormChannel& k,
+                   float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = BatchNormOutput(formula, relu, x[i], k);
 }
 
 // Pixels first .. end - 1 of a channels-last image.
-void PortablePixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
-                                int64_t first, int64_t end, const BatchNormChannel* k, float* y) {
+void PortablePixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
+                                int64_t channels, int64_t first, int64_t end, const BatchNormChannel* k, float* y) {
   for (int64_t c = 0; c < channels; ++c)
     for (int64_t p = first; p < end; ++p)
-      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c]);
+      y[c * spatial + p] = BatchNormOutput(formula, relu, x[p * channels + c], k[c]);
 }
 
 constexpr int64_t kBlockPixels = 8;  // of a channels-last image per AVX2 block
@@ -39,8 +40,8 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
   if (!g.channels_last) {
     const auto plane = vectors ? avx2::BatchNormPlane : PortablePlane;
     ParallelFor(g.batch * g.channels, team, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) plane(formula, x + p * g.spatial, g.spatial, k[p % g.channels],
-                                                  y + p * g.spatial);
+      for (int64_t p = begin; p < end; ++p)
+        plane(formula, g.relu, x + p * g.spatial, g.spatial, k[p % g.channels], y + p * g.spatial);
     });
     return;
   }
@@ -53,24 +54,24 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
       float* out = y + task / blocks * image;
       const int64_t first = task % blocks * kBlockPixels, last = std::min(g.spatial, first + kBlockPixels);
       if (vectors && last - first == kBlockPixels)
-        avx2::BatchNormPixelsChannelsLast(formula, in, g.spatial, g.channels, first, k.data(), out);
+        avx2::BatchNormPixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, k.data(), out);
       else
-        PortablePixelsChannelsLast(formula, in, g.spatial, g.channels, first, last, k.data(), out);
+        PortablePixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, last, k.data(), out);
     }
   });
 }
 
 void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
-                       const float* mean, const float* variance, float eps, const float* dy, float* dx,
-                       float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads) {
+                       const float* mean, const float* variance, float eps, const float* dy, const float* y,
+                       float* dx, float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads) {
   const int64_t n = g.batch * g.channels * g.spatial;
   ParallelFor(n, n < (int64_t(1) << 16) ? 1 : threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      dx[BatchNormInputIndex(g, i)] = BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, i);
+      dx[BatchNormInputIndex(g, i)] = BatchNormDataGradElement(g, formula, gamma, variance, eps, dy, y, i);
   });
   ParallelFor(g.channels, n < (int64_t(1) << 16) ? 1 : threads, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      const BatchNormParamGrads grads = BatchNormParamGradChannel(g, x, gamma, mean, variance, eps, dy, c);
+      const BatchNormParamGrads grads = BatchNormParamGradChannel(g, x, gamma, mean, variance, eps, dy, y, c);
       dgamma[c] = grads.gamma;
       dbeta[c] = grads.beta;
       dmean[c] = grads.mean;

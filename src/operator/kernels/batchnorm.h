@@ -22,11 +22,16 @@ enum class BatchNormFormula { kOneDnnPlain, kOneDnnBlocked, kNative };
 
 // x is [batch, channels, spatial], or [batch, spatial, channels] with channels_last (the
 // output is [batch, channels, spatial] either way); gamma nullptr: every gamma is 1
-// (fix_gamma).
+// (fix_gamma). relu: a ReLU the converter fused follows (one pass over the map, not two).
 struct BatchNormGeometry {
   int64_t batch = 1, channels = 1, spatial = 1;
   bool channels_last = false;
+  bool relu = false;
 };
+
+// The fused ReLU: max(0, v) as the vector code computes it (_mm256_max_ps(0, v)), which
+// keeps NaN and -0 as MXNet's and oneDNN's ReLUs do up to the sign of a zero.
+BMX_HD inline float Relu(float v) { return v < 0.0f ? 0.0f : v; }
 
 // Where the input value of output element i lies.
 BMX_HD inline int64_t BatchNormInputIndex(const BatchNormGeometry& g, int64_t i) {
@@ -61,26 +66,39 @@ BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, const Batc
   return BatchNormValue(formula, x, k.mean, k.factor, k.gamma, k.beta);
 }
 
+// A value of the op's output: the BatchNorm's, through the fused ReLU with relu.
+BMX_HD inline float BatchNormOutput(BatchNormFormula formula, bool relu, float x, const BatchNormChannel& k) {
+  const float value = BatchNormValue(formula, x, k);
+  return relu ? Relu(value) : value;
+}
+
 // Element i of the output (the CUDA kernel's work per thread).
 BMX_HD inline float BatchNormElement(const BatchNormGeometry& g, BatchNormFormula formula, const float* x,
                                      const float* gamma, const float* beta, const float* mean,
                                      const float* variance, float eps, int64_t i) {
   const int64_t c = i / g.spatial % g.channels;
   const float scale = gamma ? gamma[c] : 1.0f;
-  return BatchNormValue(formula, x[BatchNormInputIndex(g, i)], mean[c], BatchNormFactor(formula, scale, variance[c], eps),
-                        scale, beta[c]);
+  const float value = BatchNormValue(formula, x[BatchNormInputIndex(g, i)], mean[c],
+                                     BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]);
+  return g.relu ? Relu(value) : value;
+}
+
+// The gradient that reaches the BatchNorm's value at output element i: dy, or 0 where the
+// fused ReLU's output y is not positive (MXNet's ReLU gradient).
+BMX_HD inline float BatchNormValueGrad(const BatchNormGeometry& g, const float* dy, const float* y, int64_t i) {
+  return !g.relu || y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 // The gradient of that inference function (moving statistics held fixed in the forward
-// pass, but differentiated): the data gradient of output element i, dy * d(y)/d(x), which
-// belongs at BatchNormInputIndex(g, i).
+// pass, but differentiated; y is its output): the data gradient of output element i,
+// dy * d(y)/d(x), which belongs at BatchNormInputIndex(g, i).
 BMX_HD inline float BatchNormDataGradElement(const BatchNormGeometry& g, BatchNormFormula formula,
                                              const float* gamma, const float* variance, float eps, const float* dy,
-                                             int64_t i) {
+                                             const float* y, int64_t i) {
   const int64_t c = i / g.spatial % g.channels;
   const float scale = gamma ? gamma[c] : 1.0f;
   const float factor = BatchNormFactor(formula, scale, variance[c], eps);
-  return dy[i] * (formula == BatchNormFormula::kNative ? factor * scale : factor);
+  return BatchNormValueGrad(g, dy, y, i) * (formula == BatchNormFormula::kNative ? factor * scale : factor);
 }
 
 // The parameter gradients of channel c: {gamma (0 with fix_gamma), beta, mean, variance}.
@@ -90,13 +108,14 @@ struct BatchNormParamGrads {
 BMX_HD inline BatchNormParamGrads BatchNormParamGradChannel(const BatchNormGeometry& g, const float* x,
                                                             const float* gamma, const float* mean,
                                                             const float* variance, float eps, const float* dy,
-                                                            int64_t c) {
+                                                            const float* y, int64_t c) {
   double sum_dy = 0.0, sum_dy_centered = 0.0;
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t s = 0; s < g.spatial; ++s) {
       const int64_t i = (n * g.channels + c) * g.spatial + s;
-      sum_dy += dy[i];
-      sum_dy_centered += static_cast<double>(dy[i]) * (x[BatchNormInputIndex(g, i)] - mean[c]);
+      const float grad = BatchNormValueGrad(g, dy, y, i);
+      sum_dy += grad;
+      sum_dy_centered += static_cast<double>(grad) * (x[BatchNormInputIndex(g, i)] - mean[c]);
     }
   const double scale = gamma ? gamma[c] : 1.0, inv = 1.0 / Sqrt(variance[c] + eps);
   return {gamma ? static_cast<float>(sum_dy_centered * inv) : 0.0f, static_cast<float>(sum_dy),
@@ -108,18 +127,19 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
                       const float* beta, const float* mean, const float* variance, float eps, float* y,
                       int threads, Isa isa);
 
-// dx, and dgamma, dbeta, dmean, dvariance ([channels] each).
+// dx, and dgamma, dbeta, dmean, dvariance ([channels] each); y is the forward output.
 void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, const float* x, const float* gamma,
-                       const float* mean, const float* variance, float eps, const float* dy, float* dx,
+                       const float* mean, const float* variance, float eps, const float* dy, const float* y, float* dx,
                        float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads);
 
 namespace avx2 {
-// y[0..n) of one plane.
-void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y);
+// y[0..n) of one plane (then the ReLU with relu).
+void BatchNormPlane(BatchNormFormula formula, bool relu, const float* x, int64_t n, const BatchNormChannel& k,
+                    float* y);
 // Pixels first .. first + 7 of one channels-last image x [spatial, channels] into y
 // [channels, spatial] (8 x 8 blocks transposed in registers; `first` + 8 <= spatial).
-void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
-                                 int64_t first, const BatchNormChannel* k, float* y);
+void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
+                                 int64_t channels, int64_t first, const BatchNormChannel* k, float* y);
 }  // namespace avx2
 
 }  // namespace kernels

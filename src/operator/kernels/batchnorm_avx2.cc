@@ -9,7 +9,7 @@ namespace kernels {
 namespace avx2 {
 namespace {
 
-__m256 Values(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
+__m256 Affine(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
   const __m256 centered = _mm256_sub_ps(x, _mm256_set1_ps(k.mean)), factor = _mm256_set1_ps(k.factor),
                beta = _mm256_set1_ps(k.beta);
   switch (formula) {
@@ -18,6 +18,11 @@ __m256 Values(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
       return _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(centered, factor), _mm256_set1_ps(k.gamma)), beta);
     default: return _mm256_add_ps(_mm256_mul_ps(centered, factor), beta);
   }
+}
+
+__m256 Values(BatchNormFormula formula, bool relu, __m256 x, const BatchNormChannel& k) {
+  const __m256 value = Affine(formula, x, k);
+  return relu ? _mm256_max_ps(_mm256_setzero_ps(), value) : value;  // NaN is max_ps's second operand: kept
 }
 
 // rows[r] holds 8 values of row r; afterwards rows[j] holds column j.
@@ -41,24 +46,26 @@ void Transpose8x8(__m256 rows[8]) {
 
 }  // namespace
 
-void BatchNormPlane(BatchNormFormula formula, const float* x, int64_t n, const BatchNormChannel& k, float* y) {
+void BatchNormPlane(BatchNormFormula formula, bool relu, const float* x, int64_t n, const BatchNormChannel& k,
+                    float* y) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Values(formula, _mm256_loadu_ps(x + i), k));
-  for (; i < n; ++i) y[i] = BatchNormValue(formula, x[i], k);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Values(formula, relu, _mm256_loadu_ps(x + i), k));
+  for (; i < n; ++i) y[i] = BatchNormOutput(formula, relu, x[i], k);
 }
 
-void BatchNormPixelsChannelsLast(BatchNormFormula formula, const float* x, int64_t spatial, int64_t channels,
-                                 int64_t first, const BatchNormChannel* k, float* y) {
+void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
+                                 int64_t channels, int64_t first, const BatchNormChannel* k, float* y) {
   int64_t c = 0;
   for (; c + 8 <= channels; c += 8) {
     __m256 rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = _mm256_loadu_ps(x + (first + r) * channels + c);
     Transpose8x8(rows);
-    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(y + (c + j) * spatial + first, Values(formula, rows[j], k[c + j]));
+    for (int j = 0; j < 8; ++j)
+      _mm256_storeu_ps(y + (c + j) * spatial + first, Values(formula, relu, rows[j], k[c + j]));
   }
   for (; c < channels; ++c)
     for (int64_t p = first; p < first + 8; ++p)
-      y[c * spatial + p] = BatchNormValue(formula, x[p * channels + c], k[c]);
+      y[c * spatial + p] = BatchNormOutput(formula, relu, x[p * channels + c], k[c]);
 }
 
 }  // namespace avx2
