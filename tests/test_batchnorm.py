@@ -62,10 +62,10 @@ def test_plain_batchnorm_blocked_equals_batchnorm_after_a_conv(isa, channels, fi
     assert (other != expected).mean() > 0.05
 
 
-@pytest.mark.parametrize("channels,size", [(3, (5, 7)), (13, (4, 4)), (64, (7, 7)), (70, (9, 11))])
+@pytest.mark.parametrize("channels,size", [(3, (5, 7)), (13, (4, 4)), (64, (7, 7)), (70, (9, 11)), (37, (15, 13))])
 def test_plain_batchnorm_reads_channels_last_data(isa, channels, size, rng):
-    """channels_last: (N, H, W, C) in, the same (N, C, H, W) values out (8 x 8 blocks and
-    their edges)."""
+    """channels_last: (N, H, W, C) in, the same (N, C, H, W) values out (8 x 8 blocks, their
+    edges, and tasks of 32 channels and 128 pixels with theirs)."""
     x = mx.nd.array(rng.normal(scale=3, size=(2, channels) + size))
     params = parameters(rng, channels)
     for blocked in (False, True):

@@ -373,7 +373,8 @@ void TestBatchNorm() {
   for (kernels::BatchNormGeometry g :
        {kernels::BatchNormGeometry{2, 5, 13, false}, kernels::BatchNormGeometry{1, 3, 64, false},
         kernels::BatchNormGeometry{3, 7, 1, false}, kernels::BatchNormGeometry{2, 21, 30, true},
-        kernels::BatchNormGeometry{1, 64, 16, true}, kernels::BatchNormGeometry{2, 3, 5, true}})
+        kernels::BatchNormGeometry{1, 64, 16, true}, kernels::BatchNormGeometry{2, 3, 5, true},
+        kernels::BatchNormGeometry{1, 70, 195, true}})
     for (kernels::BatchNormFormula formula : formulas)
       for (int variant = 0; variant < 4; ++variant) {
         const bool with_gamma = variant % 2 == 0;

@@ -136,10 +136,12 @@ namespace avx2 {
 // y[0..n) of one plane (then the ReLU with relu).
 void BatchNormPlane(BatchNormFormula formula, bool relu, const float* x, int64_t n, const BatchNormChannel& k,
                     float* y);
-// Pixels first .. first + 7 of one channels-last image x [spatial, channels] into y
-// [channels, spatial] (8 x 8 blocks transposed in registers; `first` + 8 <= spatial).
+// Pixels first .. first + 7, channels c_begin .. c_end - 1 of one channels-last image x
+// [spatial, channels] into y [channels, spatial] (8 x 8 blocks transposed in registers;
+// `first` + 8 <= spatial).
 void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
-                                 int64_t channels, int64_t first, const BatchNormChannel* k, float* y);
+                                 int64_t channels, int64_t first, int64_t c_begin, int64_t c_end,
+                                 const BatchNormChannel* k, float* y);
 }  // namespace avx2
 
 }  // namespace kernels

@@ -54,16 +54,17 @@ void BatchNormPlane(BatchNormFormula formula, bool relu, const float* x, int64_t
 }
 
 void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
-                                 int64_t channels, int64_t first, const BatchNormChannel* k, float* y) {
-  int64_t c = 0;
-  for (; c + 8 <= channels; c += 8) {
+                                 int64_t channels, int64_t first, int64_t c_begin, int64_t c_end,
+                                 const BatchNormChannel* k, float* y) {
+  int64_t c = c_begin;
+  for (; c + 8 <= c_end; c += 8) {
     __m256 rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = _mm256_loadu_ps(x + (first + r) * channels + c);
     Transpose8x8(rows);
     for (int j = 0; j < 8; ++j)
       _mm256_storeu_ps(y + (c + j) * spatial + first, Values(formula, relu, rows[j], k[c + j]));
   }
-  for (; c < channels; ++c)
+  for (; c < c_end; ++c)
     for (int64_t p = first; p < first + 8; ++p)
       y[c * spatial + p] = BatchNormOutput(formula, relu, x[p * channels + c], k[c]);
 }
