@@ -444,7 +444,8 @@ class BatchNormReluBinary(mx.gluon.HybridBlock):
         with self.name_scope():
             self.first = bnn.QConv2D(16, 3, padding=1, in_channels=16)
             self.bn = mx.gluon.nn.BatchNorm(in_channels=16)
-            self.binary = bnn.QConv2D(16, 3, padding=1, in_channels=16)
+            if case != "output":
+                self.binary = bnn.QConv2D(16, 3, padding=1, in_channels=16)
 
     def hybrid_forward(self, F, x):
         y = self.bn(self.first(x))
