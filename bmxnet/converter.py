@@ -188,12 +188,13 @@ def convert_graph(graph, params, where="model"):
                               "act_bit=1 and weight_bit=1)" % where)
     if not report.layers:
         raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
+    # max poolings move first: a BatchNorm that then feeds a packed layer folds into it
+    report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
     report.folded = fold_batchnorm_signs(nodes, consumers, params, float_layouts)
     absorbed, report.residual_slices = absorb_residual_adds(nodes, consumers)  # add index -> its conv
     report.residual_adds = len(absorbed)
     report.channel_concats = replace_channel_concats(nodes)
     report.slices_in_place = take_leading_slices(nodes, consumers, absorbed)
-    report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
     report.poolings = replace_poolings(nodes, absorbed)
     live = _reachable(graph)  # the passes below add nodes but leave no bmxnet operator unreachable
     report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded), live)
