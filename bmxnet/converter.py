@@ -17,12 +17,11 @@ import mxnet as mx
 import numpy as np
 
 from . import ndarray_file, packing
-from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs,
-                     describe_variable, float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus, is_true,
-                     pool_before_batchnorm,
-                     read_concat_pieces,
-                     replace_batchnorms, replace_channel_concats, replace_poolings, skip_identity_reshapes,
-                     skip_sign_activation, take_leading_slices, unused_params)
+from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs, describe_variable,
+                     float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus, is_true,
+                     pool_before_batchnorm, read_concat_pieces, replace_batchnorms, replace_channel_concats,
+                     replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices,
+                     unused_params)
 from .nn.composed import fold_composed_layers
 from .fileio import atomic_write
 

@@ -499,6 +499,11 @@ MAX_DATA_PIECES = 16  # QConvolution's limit (kernels/channel_pieces.h)
 SAME_CHANNEL_OPS = LAYOUT_KEEPING_OPS + ADD_OPS + ("Pooling", "PlainPooling", "QActivation", "BlockGrad", "identity")
 
 
+def _identity_reshape(node):
+    """A Reshape to its own shape: every dimension 0 ("keep")."""
+    return node["op"] in ("Reshape", "reshape") and set(_numbers(attrs_of(node).get("shape", "()"))) == {"0"}
+
+
 def _channels(nodes, entry):
     """The channel count of the tensor `entry` where its producers tell it (convolutions,
     concats, and operators that keep their input's channels), else None."""
@@ -506,7 +511,7 @@ def _channels(nodes, entry):
         attrs = attrs_of(node)
         return node.get("inputs") and (
             node["op"] in SAME_CHANNEL_OPS or (node["op"] == "PlainBatchNorm" and not is_true(attrs, "channels_last"))
-            or (node["op"] in ("Reshape", "reshape") and set(_numbers(attrs.get("shape", "()"))) == {"0"}))
+            or _identity_reshape(node))
     source = _edge(nodes, entry)
     while source is not None and keeps_channels(nodes[source]):
         if nodes[source]["op"] in ADD_OPS:  # either operand tells
@@ -641,10 +646,11 @@ def read_concat_pieces(nodes, heads, absorbed):
                 takes = _takes(node)
                 node["inputs"][position:position + 1] = [list(e) for e, _ in detail]
                 takes[position:position + 1] = [take for _, take in detail]
-                node["attrs"]["num_args"] = str(len(node["inputs"]))
-                node["attrs"].pop("take_channels", None)
+                attrs = attrs_of(node)
+                attrs["num_args"] = str(len(node["inputs"]))
+                attrs.pop("take_channels", None)
                 if any(takes):
-                    node["attrs"]["take_channels"] = "(%s)" % ", ".join(map(str, takes))
+                    attrs["take_channels"] = "(%s)" % ", ".join(map(str, takes))
             elif kind == "data":
                 data = [node["inputs"][i] for i in _data_positions(node)]
                 at = _data_positions(node).index(position)
@@ -667,9 +673,7 @@ def skip_identity_reshapes(nodes, live):
     readers = _readers(nodes, live)
     skipped = 0
     for index, node in enumerate(nodes):
-        shape = _numbers(attrs_of(node).get("shape", "()"))
-        if node["op"] not in ("Reshape", "reshape") or index not in live or not shape or \
-                any(d != "0" for d in shape) or not node.get("inputs") or not readers.get(index) or \
+        if not _identity_reshape(node) or index not in live or not node.get("inputs") or not readers.get(index) or \
                 not all(nodes[r]["op"] in BMXNET_OPS for r, _ in readers[index]):
             continue
         for reader, position in readers[index]:

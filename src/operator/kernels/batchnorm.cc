@@ -36,10 +36,7 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
                       const float* beta, const float* mean, const float* variance, float eps, float* y,
                       int threads, Isa isa) {
   std::vector<BatchNormChannel> k(g.channels);
-  for (int64_t c = 0; c < g.channels; ++c) {
-    const float scale = gamma ? gamma[c] : 1.0f;
-    k[c] = {mean[c], BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]};
-  }
+  for (int64_t c = 0; c < g.channels; ++c) k[c] = BatchNormChannelOf(formula, gamma, beta, mean, variance, eps, c);
   // a memory-bound pass: a second thread pays off from about 64 K values
   const int team = g.batch * g.channels * g.spatial < (int64_t(1) << 16) ? 1 : threads;
   const bool vectors = isa >= Isa::kAvx2;

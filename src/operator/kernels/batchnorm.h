@@ -72,15 +72,19 @@ BMX_HD inline float BatchNormOutput(BatchNormFormula formula, bool relu, float x
   return relu ? Relu(value) : value;
 }
 
+// Channel c's constants.
+BMX_HD inline BatchNormChannel BatchNormChannelOf(BatchNormFormula formula, const float* gamma, const float* beta,
+                                                  const float* mean, const float* variance, float eps, int64_t c) {
+  const float scale = gamma ? gamma[c] : 1.0f;
+  return {mean[c], BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]};
+}
+
 // Element i of the output (the CUDA kernel's work per thread).
 BMX_HD inline float BatchNormElement(const BatchNormGeometry& g, BatchNormFormula formula, const float* x,
                                      const float* gamma, const float* beta, const float* mean,
                                      const float* variance, float eps, int64_t i) {
-  const int64_t c = i / g.spatial % g.channels;
-  const float scale = gamma ? gamma[c] : 1.0f;
-  const float value = BatchNormValue(formula, x[BatchNormInputIndex(g, i)], mean[c],
-                                     BatchNormFactor(formula, scale, variance[c], eps), scale, beta[c]);
-  return g.relu ? Relu(value) : value;
+  const BatchNormChannel k = BatchNormChannelOf(formula, gamma, beta, mean, variance, eps, i / g.spatial % g.channels);
+  return BatchNormOutput(formula, g.relu, x[BatchNormInputIndex(g, i)], k);
 }
 
 // The gradient that reaches the BatchNorm's value at output element i: dy, or 0 where the

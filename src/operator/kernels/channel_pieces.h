@@ -37,16 +37,22 @@ struct ChannelPieces {
 
   // The plane of channel c of image n (channels counted over all pieces).
   BMX_HD const float* Plane(int64_t n, int64_t c) const {
-    int p = 0;
-    while (p + 1 < count && c >= channels[p]) c -= channels[p++];
+    const int p = PieceOf(&c);
     return data[p] + (n * channels[p] + c) * spatial;
   }
 
   // How many channels from c on lie in c's piece.
   BMX_HD int64_t RunFrom(int64_t c) const {
-    int p = 0;
-    while (p + 1 < count && c >= channels[p]) c -= channels[p++];
+    const int p = PieceOf(&c);
     return channels[p] - c;
+  }
+
+ private:
+  // The piece holding channel *c; *c becomes the channel's index within it.
+  BMX_HD int PieceOf(int64_t* c) const {
+    int p = 0;
+    while (p + 1 < count && *c >= channels[p]) *c -= channels[p++];
+    return p;
   }
 };
 
