@@ -13,11 +13,19 @@ def pad_to(images, size):
     return np.pad(images, widths)
 
 
+def check_crop_pad(pad, height, width):
+    """ValueError unless a random crop of `pad` pixels keeps part of every height x width image."""
+    if not 0 <= pad < min(height, width):
+        raise ValueError("--random-crop-pad %d must be in [0, %d) for %dx%d images: a larger pad crops "
+                         "windows that miss the image" % (pad, min(height, width), height, width))
+
+
 def random_crop_flip(images, rng, pad=0, flip=False, fill=None):
     """The CIFAR recipe: pad by `pad` pixels of `fill` (per channel; black after
     normalisation), crop back to the original size at a random offset, mirror half of the
     images left-right. Returns a new array; `images` is not modified."""
     n, c, h, w = images.shape
+    check_crop_pad(pad, h, w)
     out = images.copy()
     if pad:
         canvas = np.empty((n, c, h + 2 * pad, w + 2 * pad), images.dtype)

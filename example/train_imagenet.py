@@ -6,17 +6,18 @@ fashion-mnist (IDX files), dummy.
     python example/train_imagenet.py --model meliusnet22 --rec-train train.rec --rec-val val.rec \\
         --optimizer radam --lr 0.002 --lr-mode cosine --num-epochs 120 --batch-size 256
 """
-import sys
-
 from bmxnet.trainer_core import UsageError, argument_parser, train
 
 
 def main(argv=None, **defaults):
-    args = argument_parser(__doc__, **defaults).parse_args(argv)
+    """Trains as the flags say and returns the history; bad flags or data end the process
+    with one line "error: ..." on stderr and exit code 2, as argparse's own errors do."""
+    parser = argument_parser(__doc__, **defaults)
+    args = parser.parse_args(argv)
     try:
         return train(args)
     except UsageError as error:
-        sys.exit("error: %s" % error)
+        parser.exit(2, "error: %s\n" % " ".join(str(error).splitlines()))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
-"""example/train_imagenet.py: resume equals an uninterrupted run, RecordIO training, bad input."""
+"""example/train_imagenet.py: resume equals an uninterrupted run, RecordIO training, padding,
+two workers (bad input: test_train_flags.py, test_train_data.py, test_checkpoints.py)."""
 import os
 import sys
 
-import cv2
 import mxnet as mx
 import numpy as np
-import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "example"))
 import train_imagenet  # noqa: E402
@@ -36,6 +35,7 @@ def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
     for suffix in ("-symbol.json", "-0000.params", "-curves.png", "-best.params"):
         assert os.path.isfile(str(resumed / ("lenet_binary-dummy" + suffix)))
     assert "[epoch 3]" in open(str(resumed / "train.log")).read()
+    assert not [name for name in os.listdir(str(resumed)) if name.startswith(".bmxnet-tmp-")]
 
 
 def make_recordio(directory, name, count, classes=4):
@@ -72,37 +72,6 @@ def test_pad_to_makes_28x28_images_32x32_for_cifar_style_networks():
     assert images.shape == (16, 1, 32, 32)
     border = images.asnumpy()[:, :, :2, :]
     np.testing.assert_allclose(border, border.min())  # black, normalised like the images
-
-
-def bad_cases(tmp_path):
-    not_rec = tmp_path / "fake.rec"
-    not_rec.write_bytes(b"JFIF not a record file")
-    return [
-        (["--model", "resnet99", "--dataset", "dummy"], "unknown model 'resnet99'"),
-        (["--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere")], "does not exist"),
-        (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "data_batch_1: missing"),
-        (["--dataset", "cifar10"], "needs --data-dir"),
-        (["--dataset", "imagenet"], "needs --rec-train and --rec-val"),
-        (["--dataset", "imagenet", "--rec-train", str(not_rec), "--rec-val", str(not_rec)], "not a RecordIO file"),
-        (["--dataset", "imagenet", "--rec-train", str(tmp_path / "x.rec"), "--rec-val", str(not_rec)], "cannot read"),
-        (["--dataset", "dummy", "--warmup-epochs", "5", "--num-epochs", "5"], "--warmup-epochs (5) must be below"),
-        (["--dataset", "dummy", "--resume-epoch", "3"], "--resume-epoch needs --resume-params"),
-        (["--dataset", "dummy", "--approximation", "binet"], "binet"),
-        (["--dataset", "dummy", "--bits-a", "0"], "--bits-a must be in [1, 32]"),
-        (["--dataset", "dummy", "--model", "lenet_binary", "--initial-layers", "thumbnail"], "--model lenet_binary"),
-        (["--dataset", "dummy", "--resume-epoch", "1", "--resume-params", str(not_rec)], "cannot resume"),
-        (["--dataset", "dummy", "--dummy-shape", "28,28,1", "--pad-to", "20"], "--pad-to 20 is smaller"),
-        (["--dataset", "imagenet", "--random-crop-pad", "4"], "in-memory datasets"),
-        (["--dataset", "dummy", "--random-crop-pad", "-1"], "must not be negative"),
-    ]
-
-
-def test_bad_input_stops_with_one_line_before_training(tmp_path):
-    for argv, message in bad_cases(tmp_path):
-        with pytest.raises(SystemExit) as stop:
-            train_imagenet.main(argv + ["--quiet", "--save-dir", str(tmp_path / "out")])
-        text = str(stop.value.code)
-        assert text.startswith("error: ") and message in text and "\n" not in text, (argv, text)
 
 
 def test_dist_sync_two_workers_one_server_on_localhost(tmp_path):
