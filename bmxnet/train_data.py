@@ -96,17 +96,26 @@ def _count_records(path, flag):
 
 
 def _imagenet(args):
+    counts = {}
     for flag, path in (("--rec-train", args.rec_train), ("--rec-val", args.rec_val)):
         _check_recordio(path, flag)
+        counts[flag] = _count_records(path, flag)
+        if counts[flag] < args.batch_size:  # ImageRecordIter stops with an error on its first batch
+            raise UsageError("%s %s: %d images, fewer than --batch-size %d"
+                             % (flag, path, counts[flag], args.batch_size))
     size = args.input_size
     mean = dict(mean_r=123.68, mean_g=116.779, mean_b=103.939, std_r=58.393, std_g=57.12, std_b=57.375)
-    train = mx.io.ImageRecordIter(path_imgrec=args.rec_train, data_shape=(3, size, size),
-                                  batch_size=args.batch_size, shuffle=True, rand_crop=True,
-                                  rand_mirror=True, seed=args.seed, **mean)
-    val = mx.io.ImageRecordIter(path_imgrec=args.rec_val, data_shape=(3, size, size),
-                                batch_size=args.batch_size, shuffle=False, resize=size * 8 // 7, **mean)
-    return (RecordSource(train, _count_records(args.rec_train, "--rec-train"), args.batch_size, args.rec_train),
-            RecordSource(val, _count_records(args.rec_val, "--rec-val"), args.batch_size, args.rec_val),
+    try:
+        train = mx.io.ImageRecordIter(path_imgrec=args.rec_train, data_shape=(3, size, size),
+                                      batch_size=args.batch_size, shuffle=True, rand_crop=True,
+                                      rand_mirror=True, seed=args.seed, **mean)
+        val = mx.io.ImageRecordIter(path_imgrec=args.rec_val, data_shape=(3, size, size),
+                                    batch_size=args.batch_size, shuffle=False, resize=size * 8 // 7, **mean)
+    except mx.base.MXNetError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise UsageError("--rec-train/--rec-val: %s" % (lines[-1] if lines else "cannot be read")) from None
+    return (RecordSource(train, counts["--rec-train"], args.batch_size, args.rec_train),
+            RecordSource(val, counts["--rec-val"], args.batch_size, args.rec_val),
             IMAGENET_CLASSES, (3, size, size))
 
 

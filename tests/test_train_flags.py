@@ -13,13 +13,16 @@ TINY = ["--dataset", "dummy", "--dummy-shape", "28,28,1", "--model", "lenet_bina
         "--optimizer", "adam", "--num-epochs", "2", "--quiet", "--max-train-samples", "32"]
 
 
-def usage_error(argv, capsys):
-    """The stderr line of a run of train_imagenet.py that must stop with a usage error."""
+def usage_error(argv, capsys, during_training=False):
+    """The stderr line of a run of train_imagenet.py that must stop with a usage error (before
+    training, so nothing else is on stderr, unless the error can only show during training)."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         train_imagenet.main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2, (argv, stop.value.code, err)
+    if during_training:
+        err = err.splitlines(keepends=True)[-1]
     assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1, (argv, err)
     return err.strip()
 
