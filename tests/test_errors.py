@@ -25,7 +25,7 @@ CONV = dict(kernel=(3, 3), num_filter=8)
     (lambda: mx.nd.QConvolution(X, W, num_filter=8), "missing required parameter 'kernel'"),
     (lambda: mx.nd.QConvolution(X, W, kernel=(3, 3)), "missing required parameter 'num_filter'"),
     (lambda: mx.nd.QConvolution(X, W, kernel=(3, 3, 3), num_filter=8), "kernel='(3, 3, 3)': expected 2 values"),
-    (lambda: mx.nd.QConvolution(X, W, stride=(0, 1), **CONV), "stride='(0, 1)': values must be >= 1"),
+    (lambda: mx.nd.QConvolution(X, W, stride=(0, 1), **CONV), "stride='(0, 1)': values must be in [1, 2147483647]"),
     (lambda: mx.nd.QConvolution(X, W, weight_bit=0, **CONV), "weight_bit='0'"),
     (lambda: mx.nd.QConvolution(X, W, scaling="l2", **CONV), "scaling='l2': expected one of none, xnor"),
     (lambda: mx.nd.QConvolution(X, W, pad_value=1, **CONV), "pad_value='1': expected 0 or -1"),

@@ -40,7 +40,7 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     const ChannelConcatParams p = ParseChannelConcat(attrs);
     const std::vector<unsigned int>& first = (*in_shapes)[0];
     if (first.size() < 2) throw ParamError(std::string(kOp) + ": inputs need at least 2 dimensions, got " + ShapeString(first));
-    std::vector<unsigned int> out = first;
+    std::vector<int64_t> out = Dims(first);
     out[1] = 0;
     for (size_t i = 0; i < in_shapes->size(); ++i) {
       const std::vector<unsigned int>& shape = (*in_shapes)[i];
@@ -49,13 +49,15 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
       if (!fits)
         throw ParamError(std::string(kOp) + ": input " + std::to_string(i) + " has shape " + ShapeString(shape) +
                          ", which differs from input 0 " + ShapeString(first) + " outside dimension 1");
-      if (p.take_channels[i] > shape[1])
+      const int64_t channels = Dim(shape[1]);
+      if (channels != kUnknown && p.take_channels[i] > channels)
         throw ParamError(std::string(kOp) + ": take_channels[" + std::to_string(i) + "]=" +
-                         std::to_string(p.take_channels[i]) + " exceeds the " + std::to_string(shape[1]) +
+                         std::to_string(p.take_channels[i]) + " exceeds the " + std::to_string(channels) +
                          " channels of input " + std::to_string(i));
-      out[1] += static_cast<unsigned int>(Taken(p, i, shape[1]));
+      const int64_t taken = p.take_channels[i] > 0 ? p.take_channels[i] : channels;
+      out[1] = out[1] == kUnknown || taken == kUnknown ? kUnknown : out[1] + taken;
     }
-    (*out_shapes)[0] = out;
+    (*out_shapes)[0] = FittingShape(kOp, "output", out);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/sizes.h"
 #include "lib_api.h"
 #include "op_params.h"
 
@@ -59,6 +60,42 @@ inline bool ShapeKnown(const std::vector<unsigned int>& shape) {
   return true;
 }
 
+constexpr int64_t kUnknown = -1;
+// A dimension for 64-bit shape arithmetic: its value, or kUnknown (DimKnown; an empty
+// array's 0 arrives as lib_api's -1 too).
+inline int64_t Dim(unsigned int d) { return DimKnown(d) ? static_cast<int64_t>(d) : kUnknown; }
+inline std::vector<int64_t> Dims(const std::vector<unsigned int>& shape) {
+  std::vector<int64_t> dims;
+  for (unsigned int d : shape) dims.push_back(Dim(d));
+  return dims;
+}
+
+// A shape worked out in 64 bits (kUnknown where not known yet) as lib_api's unsigned
+// dimensions, or a ParamError when it does not fit an MXNet tensor: a dimension cut to 32
+// bits would make the kernels loop over more than MXNet allocated. An unknown dimension
+// goes back as 0: MXNet hands an empty array's 0 to extensions as -1, and takes a -1 back
+// as 4294967295 when it allocates (0 is also "not known yet" in its legacy shape mode).
+inline std::vector<unsigned int> FittingShape(const char* op, const char* what, const std::vector<int64_t>& dims) {
+  std::vector<unsigned int> shape;
+  int64_t elements = 1;
+  for (int64_t d : dims) {
+    if (d == kUnknown) {
+      shape.push_back(0);
+      continue;
+    }
+    elements = kernels::SaturatingMultiply(elements, d);
+    if (d < 0 || d > kMaxElements || elements > kMaxElements) {
+      std::string text = "(";
+      for (size_t i = 0; i < dims.size(); ++i)
+        text += (i ? ", " : "") + (dims[i] == kUnknown ? std::string("?") : std::to_string(dims[i]));
+      throw ParamError(std::string(op) + ": " + what + " would have shape " + text + (dims.size() == 1 ? ",)" : ")") +
+                       ", more than the " + std::to_string(kMaxElements) + " elements an MXNet tensor can hold");
+    }
+    shape.push_back(static_cast<unsigned int>(d));
+  }
+  return shape;
+}
+
 // Fills an unknown (or partly known) input shape, or checks the known dimensions against
 // what the op expects.
 inline void ExpectShape(const char* op, const char* what, std::vector<unsigned int>* actual,
@@ -72,20 +109,37 @@ inline void ExpectShape(const char* op, const char* what, std::vector<unsigned i
   *actual = expected;
 }
 
-// The shape of NCHW tensors joined along the channels (the inputs at `pieces`): the first's,
-// with the others' channels added; their other dimensions must be the same.
-inline std::vector<unsigned int> JoinedChannelsShape(const char* op, const Shapes& shapes,
-                                                     const std::vector<size_t>& pieces) {
+// The tensor MXNet allocated against the shape the kernels will write or read: they agree
+// unless inferShape and the kernels disagree, which must fail rather than overrun.
+inline void CheckTensorShape(const char* op, const char* what, const MXTensor& tensor,
+                             const std::vector<int64_t>& expected) {
+  if (tensor.shape != expected)
+    throw ParamError(std::string(op) + ": " + what + " has shape " + ShapeString(tensor.shape) + ", expected " +
+                     ShapeString(expected));
+}
+
+// A reduction over no values (no input channels or features) is almost surely a broken
+// graph; MXNet's own layers refuse such shapes too.
+inline void CheckNotEmpty(const char* op, const char* what, int64_t count, const std::vector<int64_t>& shape) {
+  if (count == 0) throw ParamError(std::string(op) + ": data of shape " + ShapeString(shape) + " has no " + what);
+}
+
+// The shape (Dim: kUnknown where not known) of NCHW tensors joined along the channels (the
+// inputs at `pieces`): the first's, with the others' channels added; their other
+// dimensions must be the same.
+inline std::vector<int64_t> JoinedChannelsShape(const char* op, const Shapes& shapes,
+                                                const std::vector<size_t>& pieces) {
   const std::vector<unsigned int>& first = shapes[pieces[0]];
-  std::vector<unsigned int> joined = first;
+  std::vector<int64_t> joined = Dims(first);
   for (size_t j = 1; j < pieces.size(); ++j) {
     const std::vector<unsigned int>& piece = shapes[pieces[j]];
     bool fits = piece.size() == 4 && joined.size() == 4;
-    for (size_t d = 0; fits && d < 4; ++d) fits = d == 1 || !DimKnown(piece[d]) || !DimKnown(joined[d]) || piece[d] == joined[d];
+    for (size_t d = 0; fits && d < 4; ++d)
+      fits = d == 1 || Dim(piece[d]) == kUnknown || joined[d] == kUnknown || Dim(piece[d]) == joined[d];
     if (!fits)
       throw ParamError(std::string(op) + ": data piece " + std::to_string(j) + " has shape " + ShapeString(piece) +
                        ", which differs from the data " + ShapeString(first) + " outside dimension 1");
-    joined[1] = DimKnown(joined[1]) && DimKnown(piece[1]) ? joined[1] + piece[1] : static_cast<unsigned int>(-1);
+    joined[1] = joined[1] == kUnknown || Dim(piece[1]) == kUnknown ? kUnknown : joined[1] + Dim(piece[1]);
   }
   return joined;
 }
@@ -121,11 +175,13 @@ inline float* OptionalData(std::vector<MXTensor>* tensors, int index) {
 
 // Scratch memory from MXNet's pool (host, or device with gpu=true), freed by MXNet after
 // the call.
+// (lib_api's allocators take an int of bytes.)
 template <typename T = float>
 inline T* AllocScratch(const OpResource& res, int64_t count, bool gpu = false) {
   if (count <= 0) return nullptr;
+  if (count > kMaxElements / static_cast<int64_t>(sizeof(T)))
+    throw ParamError("bmxnet: this layer needs a scratch buffer above 2 GiB; use a smaller batch or input");
   const int64_t bytes = count * static_cast<int64_t>(sizeof(T));
-  if (bytes > 0x7fffffff) throw ParamError("bmxnet: scratch buffer above 2 GiB; use a smaller batch");
   void* memory = gpu ? res.alloc_gpu(static_cast<int>(bytes)) : res.alloc_cpu(static_cast<int>(bytes));
   if (memory == nullptr) throw ParamError(std::string("bmxnet: could not allocate ") + (gpu ? "GPU " : "") +
                                           "scratch memory");

@@ -57,7 +57,7 @@ class AttributeReader {
 
   // Accepts "3", "(3, 3)", "[3,3]", "(3,)"; a single number is repeated `size` times.
   std::vector<int64_t> Tuple(const std::string& key, std::vector<int64_t> fallback, size_t size,
-                             int64_t lo) {
+                             int64_t lo, int64_t hi = kMaxDimension) {
     if (!Has(key)) {
       known_.insert(key);
       return fallback;
@@ -78,7 +78,8 @@ class AttributeReader {
     if (items.size() != size)
       Fail(key, value, "expected " + std::to_string(size) + " values");
     for (int64_t v : items)
-      if (v < lo) Fail(key, value, "values must be >= " + std::to_string(lo));
+      if (v < lo || v > hi)
+        Fail(key, value, "values must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return items;
   }
 
@@ -128,6 +129,8 @@ class AttributeReader {
       long long number = std::stoll(value, &used);
       if (used != value.size()) throw std::invalid_argument(value);
       return number;
+    } catch (const std::out_of_range&) {
+      Fail(key, value, "out of range");
     } catch (const std::exception&) {
       Fail(key, value, "expected an integer");
     }
@@ -194,7 +197,7 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   p.residual = reader.Bool("residual", false);
   if (p.residual && !p.binarized_weights_only)
     reader.Fail("residual", "True", "needs binarized_weights_only=True (model-converter sets both)");
-  p.residual_offset = reader.Int("residual_offset", 0, 0, int64_t(1) << 30);
+  p.residual_offset = reader.Int("residual_offset", 0, 0, kMaxDimension);
   if (p.residual_offset > 0 && !p.residual)
     reader.Fail("residual_offset", std::to_string(p.residual_offset), "needs residual=True");
   p.data_threshold = reader.Bool("data_threshold", false);
@@ -203,6 +206,9 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   p.data_pieces = reader.Int("data_pieces", 1, 1, kernels::kMaxChannelPieces);
   if (p.data_pieces > 1 && !p.binarized_weights_only)
     reader.Fail("data_pieces", std::to_string(p.data_pieces), "needs binarized_weights_only=True (model-converter sets both)");
+  p.packed_channels = reader.Int("packed_channels", 0, 0, kMaxDimension);
+  if (p.packed_channels > 0 && !p.binarized_weights_only)
+    reader.Fail("packed_channels", std::to_string(p.packed_channels), "needs binarized_weights_only=True (model-converter sets both)");
   std::string layout = reader.Text("layout", "NCHW");
   if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();
@@ -267,6 +273,9 @@ QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
   p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
   CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
+  p.packed_features = reader.Int("packed_features", 0, 0, kMaxDimension);
+  if (p.packed_features > 0 && !p.binarized_weights_only)
+    reader.Fail("packed_features", std::to_string(p.packed_features), "needs binarized_weights_only=True (model-converter sets both)");
   reader.RejectUnknown();
   return p;
 }
@@ -312,7 +321,8 @@ template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {
   std::string text = "(";
   for (size_t i = 0; i < shape.size(); ++i) {
-    const bool unknown = static_cast<int64_t>(shape[i]) == 0xFFFFFFFFLL;  // lib_api's unknown dimension
+    // lib_api's unknown dimension, or the -1 of 64-bit shape arithmetic (op_common.h)
+    const bool unknown = static_cast<int64_t>(shape[i]) == 0xFFFFFFFFLL || static_cast<int64_t>(shape[i]) == -1;
     text += (i ? ", " : "") + (unknown ? std::string("?") : std::to_string(shape[i]));
   }
   return text + (shape.size() == 1 ? ",)" : ")");

@@ -15,6 +15,13 @@ namespace bmxnet {
 
 using Attributes = std::unordered_map<std::string, std::string>;
 
+// The MXNet 1.9.1 wheel indexes tensors with 32-bit integers (it is built without
+// INT64_TENSOR_SIZE): no tensor, so no dimension, holds more elements than this.
+constexpr int64_t kMaxElements = 0x7fffffff;
+// Upper bound of size-like attributes (kernel, stride, dilate, pad, channel counts): with
+// it, shape arithmetic on them cannot overflow 64 bits.
+constexpr int64_t kMaxDimension = kMaxElements;
+
 // Thrown by the parsers; the op glue turns it into MX_ERROR_MSG + MX_FAIL.
 class ParamError : public std::runtime_error {
  public:
@@ -45,6 +52,9 @@ struct QConvolutionParams {
   // packed only: the data is input 0 and data_pieces - 1 more inputs at the end, joined
   // along the channels (converter, for a ChannelConcat that nothing else reads)
   int64_t data_pieces = 1;
+  // packed only: input channels per group the packed weight holds (converter; 0 = not
+  // given). The packed shape alone cannot tell 32 from 64 channels (one word each).
+  int64_t packed_channels = 0;
 };
 
 struct QFullyConnectedParams {
@@ -53,6 +63,7 @@ struct QFullyConnectedParams {
   int act_bit = 1, weight_bit = 1;
   Scaling scaling = Scaling::kNone;
   bool binarized_weights_only = false;
+  int64_t packed_features = 0;  // packed only: features the packed weight holds (0: not given)
 };
 
 // MXNet Pooling's parameters that PlainPooling takes (2-D, NCHW, max or avg).

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/host_device.h"
 #include "kernels/quantize.h"
 #include "op_params.h"
 #ifdef BMXNET_CUDA
@@ -12,22 +13,30 @@
 
 namespace bmxnet {
 
+// Where the xnor scale goes. Forward, onto each output: the sum of +-1 products is an exact
+// integer, and one product with the scale rounds it as the packed kernels do (scaled
+// weights would round at every step of the sum). Backward, into the weights: the same
+// gradient, computed as before.
+enum class ScaleOn { kOutputs, kWeights };
+
 struct QuantizedInputs {
   const float* data;
   const float* weight;
+  const float* output_scale;  // ScaleOn::kOutputs with xnor scaling: one per output channel, else null
 };
 
 // Floats of scratch QuantizeInputs may use.
-inline int64_t QuantizeScratchSize(int64_t data_size, int64_t weight_size) {
-  return data_size + weight_size;
+inline int64_t QuantizeScratchSize(int64_t data_size, int64_t rows, int64_t per_row) {
+  return data_size + rows * per_row + rows;
 }
 
-// Quantizes data to act_bit and weight ([rows, per_row]) to weight_bit (+ xnor scale) into
-// scratch; a full-precision input is returned as it is, without a copy.
-inline QuantizedInputs QuantizeInputs(int act_bit, int weight_bit, Scaling scaling,
+// Quantizes data to act_bit and weight ([rows, per_row]) to weight_bit (+ xnor scale, see
+// ScaleOn) into scratch; a full-precision input is returned as it is, without a copy.
+inline QuantizedInputs QuantizeInputs(int act_bit, int weight_bit, Scaling scaling, ScaleOn scale_on,
                                       const float* data, int64_t data_size, const float* weight,
                                       int64_t rows, int64_t per_row, float* scratch) {
-  QuantizedInputs q{data, weight};
+  QuantizedInputs q{data, weight, nullptr};
+  const bool xnor = scaling == Scaling::kXnor, scale_weights = xnor && scale_on == ScaleOn::kWeights;
   if (act_bit < 32) {
     kernels::ActivationSpec spec;
     spec.bits = act_bit;
@@ -35,11 +44,29 @@ inline QuantizedInputs QuantizeInputs(int act_bit, int weight_bit, Scaling scali
     q.data = scratch;
     scratch += data_size;
   }
-  if (weight_bit < 32 || scaling == Scaling::kXnor) {
-    kernels::QuantizeWeights(weight_bit, scaling == Scaling::kXnor, weight, scratch, rows, per_row);
+  if (weight_bit < 32 || scale_weights) {
+    kernels::QuantizeWeights(weight_bit, scale_weights, weight, scratch, rows, per_row);
     q.weight = scratch;
+    scratch += rows * per_row;
+  }
+  if (xnor && !scale_weights) {
+    kernels::XnorScales(weight, rows, per_row, scratch);
+    q.output_scale = scratch;
   }
   return q;
+}
+
+// y[n, c, s] = y[n, c, s] * scale[c] (+ bias[c]): two roundings, as kernels::FinishValue.
+inline void ScaleOutputs(const float* scale, const float* bias, int64_t batch, int64_t channels, int64_t spatial,
+                         float* y) {
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      float* out = y + (n * channels + c) * spatial;
+      for (int64_t s = 0; s < spatial; ++s) {
+        const float scaled = kernels::RoundedProduct(out[s], scale[c]);
+        out[s] = bias ? scaled + bias[c] : scaled;
+      }
+    }
 }
 
 #ifdef BMXNET_CUDA
@@ -48,21 +75,26 @@ inline int64_t GpuQuantizeScratchSize(int64_t data_size, int64_t rows, int64_t p
   return data_size + rows * per_row + rows + 1;
 }
 
-inline QuantizedInputs QuantizeInputsGpu(int act_bit, int weight_bit, Scaling scaling, const float* data,
-                                         int64_t data_size, const float* weight, int64_t rows, int64_t per_row,
-                                         float* scratch, void* stream) {
-  QuantizedInputs q{data, weight};
+inline QuantizedInputs QuantizeInputsGpu(int act_bit, int weight_bit, Scaling scaling, ScaleOn scale_on,
+                                         const float* data, int64_t data_size, const float* weight, int64_t rows,
+                                         int64_t per_row, float* scratch, void* stream) {
+  QuantizedInputs q{data, weight, nullptr};
+  const bool xnor = scaling == Scaling::kXnor, scale_weights = xnor && scale_on == ScaleOn::kWeights;
   if (act_bit < 32) {
     kernels::ActivationSpec spec;
     spec.bits = act_bit;
     cuda::QuantizeActivation(spec, data, scratch, data_size, stream);
     q.data = scratch;
   }
-  if (weight_bit < 32 || scaling == Scaling::kXnor) {
-    float* quantized = scratch + data_size;
-    cuda::QuantizeWeights(weight_bit, scaling == Scaling::kXnor, weight, quantized, rows, per_row,
-                          quantized + rows * per_row, stream);
+  float* quantized = scratch + data_size;
+  if (weight_bit < 32 || scale_weights) {
+    cuda::QuantizeWeights(weight_bit, scale_weights, weight, quantized, rows, per_row, quantized + rows * per_row,
+                          stream);
     q.weight = quantized;
+  }
+  if (xnor && !scale_weights) {
+    cuda::XnorScales(weight, rows, per_row, quantized + rows * per_row, stream);
+    q.output_scale = quantized + rows * per_row;
   }
   return q;
 }

@@ -76,21 +76,27 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     const PlainPoolingParams p = ParsePlainPooling(attrs);
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString((*in_shapes)[0]));
-    const std::vector<unsigned int> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
-    const kernels::PoolGeometry g = GeometryOf(p, std::vector<int64_t>(in.begin(), in.end()));
-    (*out_shapes)[0] = {in[0], in[1], static_cast<unsigned int>(g.out_height), static_cast<unsigned int>(g.out_width)};
+    const std::vector<int64_t> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
+    if (in[2] == kUnknown || in[3] == kUnknown) {
+      (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], in[1], kUnknown, kUnknown});
+      return;
+    }
+    const kernels::PoolGeometry g = GeometryOf(p, {std::max<int64_t>(in[0], 1), std::max<int64_t>(in[1], 1), in[2], in[3]});
+    (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], in[1], g.out_height, g.out_width});
   });
 }
 
 // Calls run(geometry, in, piece, at) for each image and data piece: the piece's planes of
 // that image start `in` floats into tensors[first + piece], their outputs `at` floats into
-// the joined output (pooling is plane by plane). Without pieces, one call for the batch,
-// so that small maps of several images still share the threads.
+// the joined output, of result's shape (pooling is plane by plane). Without pieces, one
+// call for the batch, so that small maps of several images still share the threads.
 template <typename Run>
-void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, size_t first, Run run) {
+void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, size_t first, const MXTensor& result,
+                  Run run) {
   std::vector<int64_t> joined = (*tensors)[first].shape;
   for (int64_t j = 1; j < p.data_pieces; ++j) joined[1] += (*tensors)[first + j].shape[1];
   kernels::PoolGeometry g = GeometryOf(p, joined);
+  CheckTensorShape(kOp, "output", result, {joined[0], joined[1], g.out_height, g.out_width});
   if (p.data_pieces == 1) return run(g, 0, first, 0);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   for (int64_t n = 0; n < joined[0]; ++n)
@@ -105,7 +111,7 @@ void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, s
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
     });
   });
@@ -115,7 +121,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                             kernels::NumThreads());
     });
@@ -126,7 +132,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
     });
   });
@@ -135,7 +141,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                          res.get_cuda_stream());
     });

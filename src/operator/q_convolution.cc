@@ -8,6 +8,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/quantize.h"
 #include "kernels/xnor_conv.h"
+#include "kernels/sizes.h"
 #include "op_common.h"
 #include "op_quantize.h"
 #ifdef BMXNET_CUDA
@@ -82,61 +83,83 @@ MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
   });
 }
 
+// Sizes the kernels will work with, beyond the tensors MXNet checks: the unpacked path's
+// column matrix of one image goes to BLAS, which takes int.
+void CheckWorkSizes(const QConvolutionParams& p, const kernels::ConvGeometry& g) {
+  if (!p.binarized_weights_only && kernels::SaturatingProduct({g.PatchSize(), g.OutHeight(), g.OutWidth()}) > kMaxElements)
+    throw ParamError(std::string(kOp) + ": the column matrix of one image (" + std::to_string(g.PatchSize()) +
+                     " x " + std::to_string(g.OutHeight() * g.OutWidth()) + ") exceeds " +
+                     std::to_string(kMaxElements) + " elements; use a smaller input or kernel");
+}
+
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString((*in_shapes)[0]));
-    const std::vector<unsigned int> data = JoinedChannelsShape(kOp, *in_shapes, PieceIndices(p, layout));
-    if (data[1] % p.num_group != 0)
+    const std::vector<int64_t> data = JoinedChannelsShape(kOp, *in_shapes, PieceIndices(p, layout));
+    FittingShape(kOp, "data", data);
+    if (data[1] != kUnknown && data[1] % p.num_group != 0)
       throw ParamError(std::string(kOp) + ": input channels " + std::to_string(data[1]) +
                        " not divisible by num_group=" + std::to_string(p.num_group));
-    const unsigned int filters = static_cast<unsigned int>(p.num_filter);
-    const unsigned int batch = data[0];
-    const unsigned int per_group = data[1] / static_cast<unsigned int>(p.num_group);
-    const unsigned int kh = static_cast<unsigned int>(p.kernel[0]);
-    const unsigned int kw = static_cast<unsigned int>(p.kernel[1]);
+    const int64_t filters = p.num_filter, kh = p.kernel[0], kw = p.kernel[1];
+    const int64_t per_group = data[1] == kUnknown ? kUnknown : data[1] / p.num_group;
+    if (p.packed_channels > 0 && per_group != kUnknown && per_group != p.packed_channels)
+      throw ParamError(std::string(kOp) + ": the packed weight holds " + std::to_string(p.packed_channels) +
+                       " input channels per group (packed_channels), the data gives " + std::to_string(per_group) +
+                       " (" + std::to_string(data[1]) + " channels, num_group=" + std::to_string(p.num_group) + ")");
     if (p.binarized_weights_only)
       ExpectShape(kOp, "packed weight", &(*in_shapes)[1],
-                  {filters, kh, kw, static_cast<unsigned int>(WordsFor(per_group))});
+                  FittingShape(kOp, "packed weight", {filters, kh, kw, per_group == kUnknown ? kUnknown : WordsFor(per_group)}));
     else
-      ExpectShape(kOp, "weight", &(*in_shapes)[1], {filters, per_group, kh, kw});
-    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], {filters});
-    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], {filters});
+      ExpectShape(kOp, "weight", &(*in_shapes)[1], FittingShape(kOp, "weight", {filters, per_group, kh, kw}));
+    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], FittingShape(kOp, "weight scale", {filters}));
+    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], FittingShape(kOp, "bias", {filters}));
     if (layout.threshold >= 0)
-      ExpectShape(kOp, "data threshold", &(*in_shapes)[layout.threshold], {2, data[1]});
-    const kernels::ConvGeometry g = Geometry(p, {data[0], data[1], data[2], data[3]});
-    if (ShapeKnown(data) && (g.OutHeight() < 1 || g.OutWidth() < 1))
+      ExpectShape(kOp, "data threshold", &(*in_shapes)[layout.threshold], FittingShape(kOp, "data threshold", {2, data[1]}));
+    const bool known = data[1] != kUnknown && data[2] != kUnknown && data[3] != kUnknown;
+    const kernels::ConvGeometry g = Geometry(p, {std::max<int64_t>(data[0], 1), data[1], data[2], data[3]});
+    if (known && (g.OutHeight() < 1 || g.OutWidth() < 1))
       throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " with dilate " +
-                       ShapeString(p.dilate) + " does not fit the padded input " +
-                       ShapeString(data));
-    (*out_shapes)[0] = {batch, filters, static_cast<unsigned int>(std::max<int64_t>(g.OutHeight(), 0)),
-                        static_cast<unsigned int>(std::max<int64_t>(g.OutWidth(), 0))};
-    if (layout.residual >= 0) {
-      std::vector<unsigned int> residual = (*out_shapes)[0];
-      residual[1] += static_cast<unsigned int>(p.residual_offset);
-      ExpectShape(kOp, "residual", &(*in_shapes)[layout.residual], residual);
-    }
+                       ShapeString(p.dilate) + " does not fit the padded input " + ShapeString(data));
+    const int64_t height = data[2] == kUnknown ? kUnknown : g.OutHeight();
+    const int64_t width = data[3] == kUnknown ? kUnknown : g.OutWidth();
+    (*out_shapes)[0] = FittingShape(kOp, "output", {data[0], filters, height, width});
+    if (known) CheckWorkSizes(p, g);
+    if (layout.residual >= 0)
+      ExpectShape(kOp, "residual", &(*in_shapes)[layout.residual],
+                  FittingShape(kOp, "residual", {data[0], filters + p.residual_offset, height, width}));
   });
 }
 
-QuantizedInputs Quantize(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+QuantizedInputs Quantize(const QConvolutionParams& p, const kernels::ConvGeometry& g, ScaleOn scale_on,
                          std::vector<MXTensor>* tensors, size_t data_index, float* scratch) {
-  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, scale_on, Data(tensors, data_index),
                         (*tensors)[data_index].size(), Data(tensors, data_index + 1),
                         g.out_channels, g.PatchSize(), scratch);
 }
 
 int64_t ScratchFor(const kernels::ConvGeometry& g) {
-  return QuantizeScratchSize(g.batch * g.in_channels * g.in_height * g.in_width,
-                             g.out_channels * g.PatchSize());
+  return QuantizeScratchSize(g.batch * g.in_channels * g.in_height * g.in_width, g.out_channels, g.PatchSize());
+}
+
+// The geometry of a forward or backward call, checked against the tensors MXNet passed:
+// `first` is the data's index, `result` the tensor of the output's shape (the forward
+// output, or the backward's output gradient).
+kernels::ConvGeometry CheckedGeometry(const QConvolutionParams& p, std::vector<MXTensor>* tensors, size_t first,
+                                      const MXTensor& result) {
+  const kernels::ConvGeometry g = GeometryOf(p, tensors, first);
+  CheckNotEmpty(kOp, "channels", g.in_channels, (*tensors)[first].shape);
+  CheckTensorShape(kOp, "output", result, {g.batch, g.out_channels, g.OutHeight(), g.OutWidth()});
+  CheckWorkSizes(p, g);
+  return g;
 }
 
 // Words of packed activations in the pixel-major layout the CUDA kernels read (the CPU
 // kernels read the padded one: kernels::PackedInputWords).
 int64_t PackedDataWords(const kernels::ConvGeometry& g) {
-  return g.batch * g.in_height * g.in_width * g.groups * WordsFor(g.in_channels / g.groups);
+  return kernels::SaturatingProduct({g.batch, g.in_height, g.in_width, g.groups, WordsFor(g.in_channels / g.groups)});
 }
 
 void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
@@ -161,13 +184,15 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
-    const kernels::ConvGeometry g = GeometryOf(p, inputs, 0);
+    const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);
     if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
-    float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
-    const QuantizedInputs q = Quantize(p, g, inputs, 0, scratch);
+    float* scratch = AllocScratch(res, kernels::SaturatingAdd(ScratchFor(g), g.ScratchSize()));
+    const QuantizedInputs q = Quantize(p, g, ScaleOn::kOutputs, inputs, 0, scratch);
     const float* bias = p.no_bias ? nullptr : Data(inputs, 2);
-    kernels::ConvForward(g, q.data, q.weight, bias, Data(outputs, 0),
-                         scratch + ScratchFor(g), kernels::NumThreads());
+    float* out = Data(outputs, 0);
+    kernels::ConvForward(g, q.data, q.weight, q.output_scale ? nullptr : bias, out, scratch + ScratchFor(g),
+                         kernels::NumThreads());
+    if (q.output_scale) ScaleOutputs(q.output_scale, bias, g.batch, g.out_channels, g.OutHeight() * g.OutWidth(), out);
   });
 }
 
@@ -181,8 +206,8 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
     throw ParamError(std::string(kOp) + ": no gradient through data_threshold (a BatchNorm folded for "
                                         "inference); train the float-simulated model instead");
   const int64_t data_size = g.batch * g.in_channels * g.in_height * g.in_width;
-  float* weights = AllocScratch(res, g.out_channels * g.PatchSize() + g.ScratchSize() +
-                                         (p.data_pieces > 1 ? data_size : 0));
+  float* weights = AllocScratch(res, kernels::SaturatingAdd(g.out_channels * g.PatchSize() + (p.data_pieces > 1 ? data_size : 0),
+                                                            g.ScratchSize()));
   float* scratch = weights + g.out_channels * g.PatchSize();
   // with data pieces the data gradient is worked out whole, then handed out piece by piece
   float* grad_data = p.data_pieces > 1 ? scratch + g.ScratchSize() : Data(outputs, 0);
@@ -222,10 +247,10 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
-    const kernels::ConvGeometry g = GeometryOf(p, inputs, 1);
+    const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 1, (*inputs)[0]);
     if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
-    float* scratch = AllocScratch(res, ScratchFor(g) + g.ScratchSize());
-    const QuantizedInputs q = Quantize(p, g, inputs, 1, scratch);
+    float* scratch = AllocScratch(res, kernels::SaturatingAdd(ScratchFor(g), g.ScratchSize()));
+    const QuantizedInputs q = Quantize(p, g, ScaleOn::kWeights, inputs, 1, scratch);
     float* grad_weight = Data(outputs, 1);
     kernels::ConvBackward(g, q.data, q.weight, Data(inputs, 0), Data(outputs, 0), grad_weight,
                           p.no_bias ? nullptr : Data(outputs, 2), scratch + ScratchFor(g),
@@ -245,9 +270,9 @@ int64_t GpuScratchFor(const kernels::ConvGeometry& g) {
   return GpuQuantizeScratchSize(g.batch * g.in_channels * g.in_height * g.in_width, g.out_channels, g.PatchSize());
 }
 
-QuantizedInputs QuantizeGpu(const QConvolutionParams& p, const kernels::ConvGeometry& g,
+QuantizedInputs QuantizeGpu(const QConvolutionParams& p, const kernels::ConvGeometry& g, ScaleOn scale_on,
                             std::vector<MXTensor>* tensors, size_t data_index, float* scratch, const OpResource& res) {
-  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, scale_on, Data(tensors, data_index),
                            (*tensors)[data_index].size(), Data(tensors, data_index + 1), g.out_channels,
                            g.PatchSize(), scratch, res.get_cuda_stream());
 }
@@ -259,9 +284,9 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
     const QConvolutionParams p = ParseQConvolution(attrs);
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
-    const kernels::ConvGeometry g = Geometry(p, (*inputs)[1].shape);
+    const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 1, (*inputs)[0]);
     float* scratch = AllocGpuScratch(res, GpuScratchFor(g));
-    const QuantizedInputs q = QuantizeGpu(p, g, inputs, 1, scratch, res);
+    const QuantizedInputs q = QuantizeGpu(p, g, ScaleOn::kWeights, inputs, 1, scratch, res);
     float* grad_weight = Data(outputs, 1);
     cuda::FloatConvBackward(Shape(g), q.data, q.weight, Data(inputs, 0), Data(outputs, 0), grad_weight,
                             p.no_bias ? nullptr : Data(outputs, 2), res.get_cuda_stream());
@@ -276,13 +301,13 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
   return Guard([&] {
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
-    const kernels::ConvGeometry g = GeometryOf(p, inputs, 0);
+    const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);
     const cuda::ConvShape s = Shape(g);
     if (!p.binarized_weights_only) {
       float* scratch = AllocGpuScratch(res, GpuScratchFor(g));
-      const QuantizedInputs q = QuantizeGpu(p, g, inputs, 0, scratch, res);
-      cuda::FloatConvForward(s, q.data, q.weight, p.no_bias ? nullptr : Data(inputs, 2), Data(outputs, 0),
-                             res.get_cuda_stream());
+      const QuantizedInputs q = QuantizeGpu(p, g, ScaleOn::kOutputs, inputs, 0, scratch, res);
+      cuda::FloatConvForward(s, q.data, q.weight, q.output_scale, p.no_bias ? nullptr : Data(inputs, 2),
+                             Data(outputs, 0), res.get_cuda_stream());
       return;
     }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, PackedDataWords(g));

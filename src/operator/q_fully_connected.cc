@@ -19,10 +19,10 @@ constexpr const char* kOp = "QFullyConnected";
 
 // (rows, in_features) of the data as the layer sees it.
 std::pair<int64_t, int64_t> Flattened(bool flatten, const std::vector<int64_t>& shape) {
-  int64_t total = 1;
-  for (int64_t d : shape) total *= d;
-  const int64_t features = flatten ? total / shape[0] : shape.back();
-  return {features > 0 ? total / features : 0, features};
+  const size_t split = flatten ? 1 : shape.size() - 1;  // rows: the dimensions before, features: from there
+  int64_t rows = 1, features = 1;
+  for (size_t d = 0; d < shape.size(); ++d) (d < split ? rows : features) *= shape[d];
+  return {rows, features};
 }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
@@ -48,28 +48,48 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
     if (data.size() < (p.flatten ? 2u : 1u))
       throw ParamError(std::string(kOp) + ": data shape " + ShapeString(data) +
                        (p.flatten ? " needs at least 2 dimensions" : " needs at least 1 dimension"));
-    const std::vector<int64_t> dims(data.begin(), data.end());
-    const unsigned int hidden = static_cast<unsigned int>(p.num_hidden);
-    const unsigned int features = static_cast<unsigned int>(Flattened(p.flatten, dims).second);
+    FittingShape(kOp, "data", Dims(data));  // also bounds the features
+    // features: the last dimension, or (flatten) all but the first
+    int64_t features = Dim(data.back());
+    for (size_t d = 1; p.flatten && d + 1 < data.size(); ++d)
+      features = features == kUnknown || Dim(data[d]) == kUnknown ? kUnknown
+                                                                  : kernels::SaturatingMultiply(features, Dim(data[d]));
+    if (p.packed_features > 0 && features != kUnknown && features != p.packed_features)
+      throw ParamError(std::string(kOp) + ": the packed weight holds " + std::to_string(p.packed_features) +
+                       " features (packed_features), the data gives " + std::to_string(features) + " (shape " +
+                       ShapeString(data) + ", flatten=" + (p.flatten ? "True" : "False") + ")");
+    const int64_t hidden = p.num_hidden;
     const InputLayout layout = LayoutOf(p);
     if (p.binarized_weights_only)
       ExpectShape(kOp, "packed weight", &(*in_shapes)[1],
-                  {hidden, static_cast<unsigned int>(kernels::WordsFor(features))});
+                  FittingShape(kOp, "packed weight", {hidden, features == kUnknown ? kUnknown : kernels::WordsFor(features)}));
     else
-      ExpectShape(kOp, "weight", &(*in_shapes)[1], {hidden, features});
-    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], {hidden});
-    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], {hidden});
-    std::vector<unsigned int> out = p.flatten ? std::vector<unsigned int>{data[0]} : data;
-    if (p.flatten) out.push_back(hidden); else out.back() = hidden;
-    (*out_shapes)[0] = out;
+      ExpectShape(kOp, "weight", &(*in_shapes)[1], FittingShape(kOp, "weight", {hidden, features}));
+    if (layout.scale >= 0) ExpectShape(kOp, "weight scale", &(*in_shapes)[layout.scale], FittingShape(kOp, "weight scale", {hidden}));
+    if (layout.bias >= 0) ExpectShape(kOp, "bias", &(*in_shapes)[layout.bias], FittingShape(kOp, "bias", {hidden}));
+    std::vector<int64_t> out;
+    for (size_t d = 0; d < (p.flatten ? 1 : data.size() - 1); ++d) out.push_back(Dim(data[d]));
+    out.push_back(hidden);
+    (*out_shapes)[0] = FittingShape(kOp, "output", out);
   });
 }
 
-QuantizedInputs Quantize(const QFullyConnectedParams& p, std::vector<MXTensor>* tensors,
+QuantizedInputs Quantize(const QFullyConnectedParams& p, ScaleOn scale_on, std::vector<MXTensor>* tensors,
                          size_t data_index, int64_t features, float* scratch) {
-  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+  return QuantizeInputs(p.act_bit, p.weight_bit, p.scaling, scale_on, Data(tensors, data_index),
                         (*tensors)[data_index].size(), Data(tensors, data_index + 1),
                         p.num_hidden, features, scratch);
+}
+
+// (rows, features) of a forward or backward call, checked against the tensors MXNet passed:
+// `data` is the data tensor, `result` the tensor of the output's shape.
+std::pair<int64_t, int64_t> CheckedRows(const QFullyConnectedParams& p, const MXTensor& data, const MXTensor& result) {
+  const auto rows_features = Flattened(p.flatten, data.shape);
+  CheckNotEmpty(kOp, "features", rows_features.second, data.shape);
+  std::vector<int64_t> out = p.flatten ? std::vector<int64_t>{data.shape[0]} : data.shape;
+  if (p.flatten) out.push_back(p.num_hidden); else out.back() = p.num_hidden;
+  CheckTensorShape(kOp, "output", result, out);
+  return rows_features;
 }
 
 void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t features,
@@ -87,14 +107,16 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
-    const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
+    const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedForward(p, rows, features, inputs, Data(outputs, 0), res);
-    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[0].size(), p.num_hidden * features));
-    const auto q = Quantize(p, inputs, 0, features, scratch);
-    kernels::DenseForward(rows, features, p.num_hidden, q.data, q.weight,
-                          p.no_bias ? nullptr : Data(inputs, 2), Data(outputs, 0),
+    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[0].size(), p.num_hidden, features));
+    const auto q = Quantize(p, ScaleOn::kOutputs, inputs, 0, features, scratch);
+    const float* bias = p.no_bias ? nullptr : Data(inputs, 2);
+    float* out = Data(outputs, 0);
+    kernels::DenseForward(rows, features, p.num_hidden, q.data, q.weight, q.output_scale ? nullptr : bias, out,
                           kernels::NumThreads());
+    if (q.output_scale) ScaleOutputs(q.output_scale, bias, rows, p.num_hidden, 1, out);
   });
 }
 
@@ -122,11 +144,11 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
-    const auto rows_features = Flattened(p.flatten, (*inputs)[1].shape);
+    const auto rows_features = CheckedRows(p, (*inputs)[1], (*inputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedBackward(p, rows, features, inputs, outputs, res);
-    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[1].size(), p.num_hidden * features));
-    const auto q = Quantize(p, inputs, 1, features, scratch);
+    float* scratch = AllocScratch(res, QuantizeScratchSize((*inputs)[1].size(), p.num_hidden, features));
+    const auto q = Quantize(p, ScaleOn::kWeights, inputs, 1, features, scratch);
     float* grad_weight = Data(outputs, 1);
     kernels::DenseBackward(rows, features, p.num_hidden, q.data, q.weight, Data(inputs, 0),
                            Data(outputs, 0), grad_weight, p.no_bias ? nullptr : Data(outputs, 2),
@@ -137,9 +159,9 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 }
 
 #ifdef BMXNET_CUDA
-QuantizedInputs QuantizeGpu(const QFullyConnectedParams& p, std::vector<MXTensor>* tensors, size_t data_index,
-                            int64_t features, float* scratch, const OpResource& res) {
-  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, Data(tensors, data_index),
+QuantizedInputs QuantizeGpu(const QFullyConnectedParams& p, ScaleOn scale_on, std::vector<MXTensor>* tensors,
+                            size_t data_index, int64_t features, float* scratch, const OpResource& res) {
+  return QuantizeInputsGpu(p.act_bit, p.weight_bit, p.scaling, scale_on, Data(tensors, data_index),
                            (*tensors)[data_index].size(), Data(tensors, data_index + 1), p.num_hidden, features,
                            scratch, res.get_cuda_stream());
 }
@@ -151,10 +173,10 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
-    const auto rows_features = Flattened(p.flatten, (*inputs)[1].shape);
+    const auto rows_features = CheckedRows(p, (*inputs)[1], (*inputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     float* scratch = AllocGpuScratch(res, GpuQuantizeScratchSize((*inputs)[1].size(), p.num_hidden, features));
-    const QuantizedInputs q = QuantizeGpu(p, inputs, 1, features, scratch, res);
+    const QuantizedInputs q = QuantizeGpu(p, ScaleOn::kWeights, inputs, 1, features, scratch, res);
     float* grad_weight = Data(outputs, 1);
     cuda::FloatDenseBackward(q.data, q.weight, Data(inputs, 0), rows, features, p.num_hidden, Data(outputs, 0),
                              grad_weight, p.no_bias ? nullptr : Data(outputs, 2), res.get_cuda_stream());
@@ -168,13 +190,13 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
   return Guard([&] {
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const InputLayout layout = LayoutOf(p);
-    const auto rows_features = Flattened(p.flatten, (*inputs)[0].shape);
+    const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (!p.binarized_weights_only) {
       float* scratch = AllocGpuScratch(res, GpuQuantizeScratchSize((*inputs)[0].size(), p.num_hidden, features));
-      const QuantizedInputs q = QuantizeGpu(p, inputs, 0, features, scratch, res);
-      cuda::FloatDenseForward(q.data, q.weight, p.no_bias ? nullptr : Data(inputs, 2), rows, features, p.num_hidden,
-                              Data(outputs, 0), res.get_cuda_stream());
+      const QuantizedInputs q = QuantizeGpu(p, ScaleOn::kOutputs, inputs, 0, features, scratch, res);
+      cuda::FloatDenseForward(q.data, q.weight, q.output_scale, p.no_bias ? nullptr : Data(inputs, 2), rows, features,
+                              p.num_hidden, Data(outputs, 0), res.get_cuda_stream());
       return;
     }
     uint64_t* packed = AllocGpuScratch<uint64_t>(res, rows * kernels::WordsFor(features));

@@ -264,7 +264,7 @@ void TestFloatLayers() {
     kernels::ConvForward(g, x.data(), w.data(), bias.data(), ey.data(), scratch.data(), 1);
     kernels::ConvBackward(g, x.data(), w.data(), dy.data(), edx.data(), edw.data(), edb.data(), scratch.data(), 1);
     std::vector<float> y(out_size), dx(x.size()), dw(w.size()), db(s.filters);
-    for (int64_t i = 0; i < out_size; ++i) y[i] = cuda::ConvForwardValue(s, x.data(), w.data(), bias.data(), i);
+    for (int64_t i = 0; i < out_size; ++i) y[i] = cuda::ConvForwardValue(s, x.data(), w.data(), nullptr, bias.data(), i);
     for (size_t i = 0; i < dx.size(); ++i) dx[i] = cuda::ConvDataGradValue(s, w.data(), dy.data(), i);
     for (size_t i = 0; i < dw.size(); ++i) dw[i] = cuda::ConvWeightGradValue(s, x.data(), dy.data(), i);
     for (int64_t o = 0; o < s.filters; ++o) db[o] = cuda::ConvBiasGradValue(s, dy.data(), o);
@@ -280,7 +280,8 @@ void TestFloatLayers() {
   kernels::DenseForward(rows, features, outputs, x.data(), w.data(), bias.data(), ey.data(), 1);
   kernels::DenseBackward(rows, features, outputs, x.data(), w.data(), dy.data(), edx.data(), edw.data(), edb.data(), 1);
   std::vector<float> y(ey.size()), dx(x.size()), dw(w.size()), db(outputs);
-  for (size_t i = 0; i < y.size(); ++i) y[i] = cuda::DenseForwardValue(x.data(), w.data(), bias.data(), features, outputs, i);
+  for (size_t i = 0; i < y.size(); ++i)
+    y[i] = cuda::DenseForwardValue(x.data(), w.data(), nullptr, bias.data(), features, outputs, i);
   for (size_t i = 0; i < dx.size(); ++i) dx[i] = cuda::DenseDataGradValue(w.data(), dy.data(), features, outputs, i);
   for (size_t i = 0; i < dw.size(); ++i)
     dw[i] = cuda::DenseWeightGradValue(x.data(), dy.data(), rows, features, outputs, i);
@@ -300,23 +301,17 @@ void TestWeightQuantizers() {
   for (int64_t b = 0; b < blocks; ++b)
     for (int t = 0; t < cuda::kReduceThreads; ++t)
       max_tanh = std::max(max_tanh, cuda::MaxAbsTanhPartial(w.data(), n, b * cuda::kReduceThreads + t, stride));
-  std::vector<float> means(num_out);
-  for (int64_t row = 0; row < num_out; ++row) {
-    float sum = 0.0f;
-    for (int t = 0; t < cuda::kReduceThreads; ++t)
-      sum += cuda::RowAbsSumPartial(w.data(), per_out, row, t, cuda::kReduceThreads);
-    means[row] = sum / static_cast<float>(per_out);
-  }
+  std::vector<float> means(num_out), cpu_means(num_out);  // one thread per row, as the kernel runs it
+  for (int64_t row = 0; row < num_out; ++row) means[row] = kernels::RowMeanAbs(w.data(), per_out, row);
+  kernels::XnorScales(w.data(), num_out, per_out, cpu_means.data());
+  Check(means == cpu_means, "xnor scales bit for bit");
   for (int bits : {1, 2, 4, 32})
     for (bool xnor : {false, true}) {
       std::vector<float> expected(n), q(n);
       kernels::QuantizeWeights(bits, xnor, w.data(), expected.data(), num_out, per_out);
       for (int64_t i = 0; i < n; ++i)
         q[i] = cuda::QuantizeWeightValue(bits, w[i], max_tanh, xnor ? means.data() : nullptr, i / per_out);
-      double diff = 0;  // the CPU sums |w| in double, the GPU in float
-      for (int64_t i = 0; i < n; ++i) diff = std::max(diff, std::fabs(double(q[i]) - expected[i]));
-      Check(xnor ? diff < 1e-5 : diff == 0.0,
-            "weight quantization bits=" + std::to_string(bits) + (xnor ? " xnor" : ""));
+      Check(q == expected, "weight quantization bits=" + std::to_string(bits) + (xnor ? " xnor" : ""));
       const auto dwq = Random(n, &rng);
       std::vector<float> expected_dw(n), dw(n);
       kernels::WeightGradient(bits, xnor, w.data(), dwq.data(), expected_dw.data(), num_out, per_out);

@@ -201,13 +201,6 @@ BMX_HD inline float MaxAbsTanhPartial(const float* w, int64_t n, int64_t start, 
   return m;
 }
 
-// Sum of |w| over row `row`'s elements start, start + stride, ... (xnor scaling: one block per row).
-BMX_HD inline float RowAbsSumPartial(const float* w, int64_t per_out, int64_t row, int64_t start, int64_t stride) {
-  float sum = 0.0f;
-  for (int64_t i = start; i < per_out; i += stride) sum += kernels::Abs(w[row * per_out + i]);
-  return sum;
-}
-
 // One quantized weight: sign, DoReFa k-bit or identity, times the row's scale when given.
 BMX_HD inline float QuantizeWeightValue(int bits, float w, float max_tanh, const float* row_scale, int64_t row) {
   float q = bits == 1 ? kernels::SignValue(w) : (bits < 32 ? kernels::DoReFaWeight(w, kernels::Levels(bits), max_tanh) : w);

@@ -9,8 +9,9 @@ namespace bmxnet {
 namespace cuda {
 namespace {
 
-__global__ void ConvForwardKernel(ConvShape s, const float* x, const float* w, const float* bias, float* y, int64_t n) {
-  BMX_GRID_STRIDE(i, n) y[i] = ConvForwardValue(s, x, w, bias, i);
+__global__ void ConvForwardKernel(ConvShape s, const float* x, const float* w, const float* scale, const float* bias,
+                                  float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = ConvForwardValue(s, x, w, scale, bias, i);
 }
 
 __global__ void ConvDataGradKernel(ConvShape s, const float* w, const float* dy, float* dx, int64_t n) {
@@ -25,9 +26,9 @@ __global__ void ConvBiasGradKernel(ConvShape s, const float* dy, float* dbias) {
   BMX_GRID_STRIDE(o, s.filters) dbias[o] = ConvBiasGradValue(s, dy, o);
 }
 
-__global__ void DenseForwardKernel(const float* x, const float* w, const float* bias, int64_t features,
-                                   int64_t outputs, float* y, int64_t n) {
-  BMX_GRID_STRIDE(i, n) y[i] = DenseForwardValue(x, w, bias, features, outputs, i);
+__global__ void DenseForwardKernel(const float* x, const float* w, const float* scale, const float* bias,
+                                   int64_t features, int64_t outputs, float* y, int64_t n) {
+  BMX_GRID_STRIDE(i, n) y[i] = DenseForwardValue(x, w, scale, bias, features, outputs, i);
 }
 
 __global__ void DenseGradKernel(const float* x, const float* w, const float* dy, int64_t rows, int64_t features,
@@ -116,10 +117,11 @@ void PoolGradient(const kernels::PoolGeometry& g, const float* x, const float* d
   Check("pooling gradient");
 }
 
-void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, void* stream) {
+void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* scale, const float* bias,
+                      float* y, void* stream) {
   const int64_t n = s.batch * s.filters * s.OutSpatial();
   if (n == 0) return;
-  ConvForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(s, x, w, bias, y, n);
+  ConvForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(s, x, w, scale, bias, y, n);
   Check("float convolution");
 }
 
@@ -133,11 +135,12 @@ void FloatConvBackward(const ConvShape& s, const float* x, const float* w, const
   Check("float convolution gradients");
 }
 
-void FloatDenseForward(const float* x, const float* w, const float* bias, int64_t rows, int64_t features,
-                       int64_t outputs, float* y, void* stream) {
+void FloatDenseForward(const float* x, const float* w, const float* scale, const float* bias, int64_t rows,
+                       int64_t features, int64_t outputs, float* y, void* stream) {
   const int64_t n = rows * outputs;
   if (n == 0) return;
-  DenseForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(x, w, bias, features, outputs, y, n);
+  DenseForwardKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(x, w, scale, bias, features, outputs, y,
+                                                                             n);
   Check("float dense");
 }
 

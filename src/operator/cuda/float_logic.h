@@ -17,9 +17,10 @@ BMX_HD inline float InputValue(const ConvShape& s, const float* x, int64_t n, in
   return x[((n * s.channels + c) * s.height + h) * s.width + w];
 }
 
-// y[index], index over [N, O, OH, OW].
-BMX_HD inline float ConvForwardValue(const ConvShape& s, const float* x, const float* w, const float* bias,
-                                     int64_t index) {
+// y[index], index over [N, O, OH, OW]: the sum, times scale[o] (xnor) and plus bias[o] when
+// given, as the packed kernels finish it.
+BMX_HD inline float ConvForwardValue(const ConvShape& s, const float* x, const float* w, const float* scale,
+                                     const float* bias, int64_t index) {
   const int64_t ow = index % s.OutWidth(), oh = index / s.OutWidth() % s.OutHeight();
   const int64_t o = index / s.OutSpatial() % s.filters, n = index / (s.OutSpatial() * s.filters);
   const int64_t first = o / s.FiltersPerGroup() * s.PerGroup();
@@ -30,6 +31,7 @@ BMX_HD inline float ConvForwardValue(const ConvShape& s, const float* x, const f
         sum += InputValue(s, x, n, first + c, oh * s.stride_h - s.pad_h + i * s.dilate_h,
                           ow * s.stride_w - s.pad_w + j * s.dilate_w) *
                w[((o * s.PerGroup() + c) * s.kernel_h + i) * s.kernel_w + j];
+  if (scale) sum = kernels::RoundedProduct(sum, scale[o]);
   return bias ? sum + bias[o] : sum;
 }
 
@@ -79,11 +81,12 @@ BMX_HD inline float ConvBiasGradValue(const ConvShape& s, const float* dy, int64
 }
 
 // Dense y[rows, outputs] = x[rows, features] w[outputs, features]^T + bias.
-BMX_HD inline float DenseForwardValue(const float* x, const float* w, const float* bias, int64_t features,
-                                      int64_t outputs, int64_t index) {
+BMX_HD inline float DenseForwardValue(const float* x, const float* w, const float* scale, const float* bias,
+                                      int64_t features, int64_t outputs, int64_t index) {
   const int64_t row = index / outputs, out = index % outputs;
   float sum = 0.0f;
   for (int64_t k = 0; k < features; ++k) sum += x[row * features + k] * w[out * features + k];
+  if (scale) sum = kernels::RoundedProduct(sum, scale[out]);
   return bias ? sum + bias[out] : sum;
 }
 

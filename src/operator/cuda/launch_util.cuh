@@ -12,7 +12,7 @@
 namespace bmxnet {
 namespace cuda {
 
-constexpr int64_t kMaxGridY = 65535;
+constexpr int64_t kMaxGridX = 0x7fffffff, kMaxGridY = 65535;
 constexpr int64_t kMaxGridStrideBlocks = 4096;  // element-wise kernels loop beyond this
 
 // Throws with CUDA's message if the last launch failed.
@@ -22,7 +22,7 @@ inline void Check(const char* what) {
 }
 
 inline dim3 ToDim3(const Dim3& d, const char* what) {
-  if (d.y > kMaxGridY || d.z > kMaxGridY)
+  if (d.x > kMaxGridX || d.y > kMaxGridY || d.z > kMaxGridY)
     throw std::runtime_error(std::string("bmxnet CUDA ") + what + ": grid too large for one launch");
   return dim3(static_cast<unsigned>(d.x), static_cast<unsigned>(d.y), static_cast<unsigned>(d.z));
 }

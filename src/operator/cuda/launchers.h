@@ -66,15 +66,18 @@ void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int
                      int64_t per_out, float* scratch, void* stream);
 void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dwq, float* dw,
                     int64_t num_out, int64_t per_out, float* scratch, void* stream);
+// alpha [num_out] = mean |w| per row, as kernels::XnorScales.
+void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha, void* stream);
 
 // Float layers (NCHW; weights [O, C/groups, KH, KW]; dense [rows, features] x
-// [outputs, features]); bias, dx, dw, dbias may be null.
-void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
-                      void* stream);
+// [outputs, features]); scale (per output channel, times the sum), bias, dx, dw, dbias
+// may be null.
+void FloatConvForward(const ConvShape& s, const float* x, const float* w, const float* scale, const float* bias,
+                      float* y, void* stream);
 void FloatConvBackward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
                        float* dw, float* dbias, void* stream);
-void FloatDenseForward(const float* x, const float* w, const float* bias, int64_t rows, int64_t features,
-                       int64_t outputs, float* y, void* stream);
+void FloatDenseForward(const float* x, const float* w, const float* scale, const float* bias, int64_t rows,
+                       int64_t features, int64_t outputs, float* y, void* stream);
 void FloatDenseBackward(const float* x, const float* w, const float* dy, int64_t rows, int64_t features,
                         int64_t outputs, float* dx, float* dw, float* dbias, void* stream);
 

@@ -38,10 +38,9 @@ __global__ void MaxAbsTanhKernel(const float* w, int64_t n, float* result) {
   if (threadIdx.x == 0) atomicMax(reinterpret_cast<int*>(result), __float_as_int(m));
 }
 
-__global__ void RowMeanAbsKernel(const float* w, int64_t per_out, float* means) {
-  const float sum = BlockReduce(RowAbsSumPartial(w, per_out, blockIdx.x, threadIdx.x, blockDim.x),
-                                [](float a, float b) { return a + b; });
-  if (threadIdx.x == 0) means[blockIdx.x] = sum / static_cast<float>(per_out);
+// One thread per row, summing in order as the CPU does: the same scales bit for bit.
+__global__ void RowMeanAbsKernel(const float* w, int64_t num_out, int64_t per_out, float* means) {
+  BMX_GRID_STRIDE(row, num_out) means[row] = kernels::RowMeanAbs(w, per_out, row);
 }
 
 __global__ void QuantizeWeightsKernel(int bits, const float* w, const float* max_tanh, const float* row_scale,
@@ -60,8 +59,7 @@ void WeightStatistics(int bits, bool xnor_scaling, const float* w, int64_t num_o
   const int64_t n = num_out * per_out;
   cudaMemsetAsync(scratch, 0, sizeof(float), Stream(stream));
   if (bits > 1 && bits < 32) MaxAbsTanhKernel<<<StrideBlocks(n), kReduceThreads, 0, Stream(stream)>>>(w, n, scratch);
-  if (xnor_scaling)
-    RowMeanAbsKernel<<<static_cast<unsigned>(num_out), kReduceThreads, 0, Stream(stream)>>>(w, per_out, scratch + 1);
+  if (xnor_scaling) RowMeanAbsKernel<<<StrideBlocks(num_out), kElementThreads, 0, Stream(stream)>>>(w, num_out, per_out, scratch + 1);
 }
 
 }  // namespace
@@ -89,6 +87,12 @@ void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int
   QuantizeWeightsKernel<<<StrideBlocks(n), kElementThreads, 0, Stream(stream)>>>(
       bits, w, scratch, xnor_scaling ? scratch + 1 : nullptr, per_out, n, wq);
   Check("weight quantization");
+}
+
+void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha, void* stream) {
+  if (num_out == 0) return;
+  RowMeanAbsKernel<<<StrideBlocks(num_out), kElementThreads, 0, Stream(stream)>>>(w, num_out, per_out, alpha);
+  Check("xnor scales");
 }
 
 void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dwq, float* dw, int64_t num_out,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "gemm.h"
+#include "sizes.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -15,18 +16,20 @@ int64_t ConvGeometry::OutWidth() const {
   return (in_width + 2 * pad_w - dilate_w * (kernel_w - 1) - 1) / stride_w + 1;
 }
 
-int64_t ConvGeometry::PatchSize() const { return in_channels / groups * kernel_h * kernel_w; }
+// The sizes saturate (sizes.h): a layer too large for memory is refused where its scratch
+// is allocated.
+int64_t ConvGeometry::PatchSize() const { return SaturatingProduct({in_channels / groups, kernel_h, kernel_w}); }
 
 int64_t ConvGeometry::ImagesPerGemm() const {
   constexpr int64_t kColumnFloats = int64_t(4) << 20;
-  const int64_t per_image = std::max<int64_t>(1, PatchSize() * OutHeight() * OutWidth());
+  const int64_t per_image = std::max<int64_t>(1, SaturatingProduct({PatchSize(), OutHeight(), OutWidth()}));
   return std::max<int64_t>(1, std::min(batch, kColumnFloats / per_image));
 }
 
 // column matrix, its gradient, and the GEMM output / gathered output gradient
 int64_t ConvGeometry::ScratchSize() const {
-  const int64_t columns = ImagesPerGemm() * OutHeight() * OutWidth();
-  return (2 * PatchSize() + out_channels / groups) * columns;
+  const int64_t columns = SaturatingProduct({ImagesPerGemm(), OutHeight(), OutWidth()});
+  return SaturatingMultiply(SaturatingAdd(SaturatingMultiply(2, PatchSize()), out_channels / groups), columns);
 }
 
 namespace {

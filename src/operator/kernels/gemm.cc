@@ -1,6 +1,10 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -34,6 +38,15 @@ void Sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, 
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
            int64_t ldc, int threads) {
   if (m == 0 || n == 0) return;
+  // CBLAS takes int: a larger matrix would be cut (the operators refuse such layers first)
+  for (int64_t size : {m, n, k, lda, ldb, ldc})
+    if (size < 0 || size > std::numeric_limits<int>::max())
+      throw std::length_error("bmxnet: matrix dimension " + std::to_string(size) + " too large for BLAS");
+  if (k == 0) {  // C = beta C; BLAS implementations differ in whether they touch C then
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
 #ifdef _OPENMP
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);  // OpenBLAS sizes its team from the caller's setting

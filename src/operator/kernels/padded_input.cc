@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "bitpack.h"
+#include "sizes.h"
 #include "thread_pool.h"
 
 namespace bmxnet {
@@ -44,8 +45,8 @@ PaddedInput::PaddedInput(const ConvGeometry& g)
       width(std::max(g.in_width + 2 * g.pad_w, (g.OutWidth() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilate_w + 1)),
       groups(g.groups),
       words(WordsFor(g.in_channels / g.groups)),
-      plane(height * width),
-      image(g.groups * words * plane) {}
+      plane(SaturatingMultiply(height, width)),
+      image(SaturatingProduct({g.groups, words, plane})) {}
 
 void PackPaddedInput(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* out, int threads, Isa isa) {

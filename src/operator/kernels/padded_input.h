@@ -13,6 +13,7 @@
 #include "channel_pieces.h"
 #include "conv_float.h"
 #include "cpu_features.h"
+#include "sizes.h"
 
 namespace bmxnet {
 namespace kernels {
@@ -29,7 +30,8 @@ struct PaddedInput {
   }
   // Words to allocate for a batch: a tile may read up to 16 words past the last pixel
   // (lanes of pixels that do not exist, never stored).
-  int64_t Size(int64_t batch) const { return batch * image + kTilePixels; }
+  // Saturates (sizes.h): a layout too large for memory is refused where it is allocated.
+  int64_t Size(int64_t batch) const { return SaturatingAdd(SaturatingMultiply(batch, image), kTilePixels); }
 };
 
 // Packs float activations x [N, C, H, W] (against the thresholds when given; the C channels

@@ -13,13 +13,9 @@ namespace {
 
 bool UseAvx2() { return ActiveIsa() != Isa::kPortable; }
 
-std::vector<float> RowMeanAbs(const float* w, int64_t num_out, int64_t per_out) {
+std::vector<float> RowScales(const float* w, int64_t num_out, int64_t per_out) {
   std::vector<float> alpha(num_out);
-  for (int64_t o = 0; o < num_out; ++o) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < per_out; ++i) sum += std::fabs(w[o * per_out + i]);
-    alpha[o] = static_cast<float>(sum / static_cast<double>(per_out));
-  }
+  XnorScales(w, num_out, per_out, alpha.data());
   return alpha;
 }
 
@@ -42,6 +38,10 @@ void SteGradient(float clip, const float* x, const float* dy, float* dx, int64_t
 }
 
 }  // namespace portable
+
+void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha) {
+  for (int64_t o = 0; o < num_out; ++o) alpha[o] = RowMeanAbs(w, per_out, o);
+}
 
 void QuantizeActivation(const ActivationSpec& spec, const float* x, float* y, int64_t n) {
   if (spec.bits == 1) {
@@ -73,7 +73,7 @@ void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int
   const int64_t n = num_out * per_out;
   // Scales come from the float weights, so compute them before wq may overwrite w.
   std::vector<float> alpha;
-  if (xnor_scaling) alpha = RowMeanAbs(w, num_out, per_out);
+  if (xnor_scaling) alpha = RowScales(w, num_out, per_out);
   if (bits == 1) {
     portable::SignActivation(w, wq, n);
   } else if (bits < 32) {
@@ -93,7 +93,7 @@ void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dw
                     int64_t num_out, int64_t per_out) {
   const int64_t n = num_out * per_out;
   std::vector<float> alpha;
-  if (xnor_scaling) alpha = RowMeanAbs(w, num_out, per_out);
+  if (xnor_scaling) alpha = RowScales(w, num_out, per_out);
   // DoReFa: d/dw of tanh(w) / (2 max|tanh|) scaled by 2, the max held constant.
   const float max_tanh = (bits > 1 && bits < 32) ? MaxAbsTanh(w, n) : 0.0f;
   for (int64_t o = 0; o < num_out; ++o) {

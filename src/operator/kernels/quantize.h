@@ -29,6 +29,9 @@ void ActivationGradient(const ActivationSpec& spec, const float* x, const float*
 void QuantizeWeights(int bits, bool xnor_scaling, const float* w, float* wq, int64_t num_out,
                      int64_t per_out);
 
+// alpha[o] = mean |w| of row o (XNOR-Net's scale; quantize_element.h RowMeanAbs).
+void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha);
+
 // dw = dwq * d(wq)/dw (straight-through for the rounding step). In-place allowed.
 void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dwq, float* dw,
                     int64_t num_out, int64_t per_out);

@@ -47,6 +47,14 @@ BMX_HD inline float ActivationGradientValue(int bits, Estimator method, float cl
   }
 }
 
+// XNOR-Net scale of row `row` of w [rows, per_out]: mean |w|, summed in double in order,
+// rounded once to float. The converter computes the packed model's scales the same way.
+BMX_HD inline float RowMeanAbs(const float* w, int64_t per_out, int64_t row) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < per_out; ++i) sum += static_cast<double>(Abs(w[row * per_out + i]));
+  return static_cast<float>(sum / static_cast<double>(per_out));
+}
+
 // DoReFa k-bit weight: 2 q_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1.
 BMX_HD inline float DoReFaWeight(float w, float levels, float max_tanh) {
   const float unit = max_tanh > 0.0f ? Tanh(w) / (2.0f * max_tanh) + 0.5f : 0.5f;
