@@ -131,6 +131,9 @@ def resume(args, net, trainer, batches_per_epoch, ctx):
     the trainer; UsageError unless the set is complete and matches the flags and the data."""
     try:
         history = {}
+        for flag, path in (("--resume-params", args.resume_params), ("--resume-states", args.resume_states)):
+            if path and not os.path.isfile(path):  # a FIFO or device would block the readers
+                raise ValueError("%s %s: no such file (or not a regular file)" % (flag, path))
         if args.resume_states:
             trainer_states.check_format(args.resume_states)  # an old pickle gets its own message
         if args.resume_epoch > 0:

@@ -38,6 +38,8 @@ def read_idx(path, max_bytes=MAX_IDX_BYTES):
     Raises ValueError naming the file when it is truncated, longer than its header says,
     promises more than max_bytes, or is not IDX.
     """
+    if not os.path.isfile(path):  # a FIFO or device would block or never end
+        raise ValueError("%s: cannot read IDX file (no such file, or not a regular file)" % path)
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:

@@ -128,6 +128,8 @@ def _replace_stand_ins(value):
 def load(path, max_bytes):
     """The plain data of a pickle file (bytes for Python 2 strings); ValueError naming the file
     if it is larger than max_bytes, damaged, or names anything but numpy's array pickling."""
+    if not os.path.isfile(path):  # a FIFO or device would block or never end
+        raise ValueError("%s: no such file (or not a regular file)" % path)
     try:
         size = os.path.getsize(path)
         if size > max_bytes:

@@ -2,6 +2,7 @@
 their validation: every bad value is one UsageError line before anything is loaded."""
 import argparse
 import math
+import os
 import re
 
 import mxnet as mx
@@ -209,6 +210,8 @@ def check_arguments(args):
         raise UsageError("--pad-to / --random-crop-pad are for in-memory datasets; ImageNet crops with --input-size")
     if args.dataset == "imagenet" and not (args.rec_train and args.rec_val):
         raise UsageError("--dataset imagenet needs --rec-train and --rec-val RecordIO files")
+    if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
+        raise UsageError("--save-dir %s exists and is not a directory" % args.save_dir)
     contexts(args)
 
 

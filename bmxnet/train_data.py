@@ -70,6 +70,8 @@ class RecordSource:
 
 
 def _check_recordio(path, flag):
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or device would block the reader
+        raise UsageError("%s %s: not a regular file" % (flag, path))
     try:
         with open(path, "rb") as f:
             head = f.read(4)

@@ -114,9 +114,7 @@ def build_trainer(args, net, batches_per_epoch, kvstore="local"):
 
 
 def prepare_save_dir(args):
-    """Creates --save-dir (UsageError if it is a file or cannot be written)."""
-    if os.path.exists(args.save_dir) and not os.path.isdir(args.save_dir):
-        raise UsageError("--save-dir %s exists and is not a directory" % args.save_dir)
+    """Creates --save-dir (UsageError if it cannot be written)."""
     try:
         os.makedirs(args.save_dir, exist_ok=True)
     except OSError as error:

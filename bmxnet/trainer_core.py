@@ -83,13 +83,13 @@ def train(args):
     kvstore, (rank, workers) = create_kvstore(args)
     if workers > 1:  # every worker keeps its own log and checkpoints
         args.save_dir = os.path.join(args.save_dir, "rank%d" % rank)
-    prepare_save_dir(args)
     train_data, val_data, classes, input_shape = load_data(args, (rank, workers))
     net = build_model(args, classes, ctx, input_shape)
     trainer = build_trainer(args, net, len(train_data), kvstore)
     first_epoch, history = 0, {}
     if args.resume_params:
         first_epoch, history = resume(args, net, trainer, len(train_data), ctx)
+    prepare_save_dir(args)
     log = setup_logging(args)
     leftovers = remove_leftovers(args.save_dir)
     if leftovers:

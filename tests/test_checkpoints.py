@@ -165,6 +165,8 @@ RESUME_CASES = {
                                "0001.states is not the states file its record"),
     "params of another save": (lambda p: shutil.copy(p("0002", ".params"), p("0001", ".params")), [],
                                "0001.params is not the params file its record"),
+    "states a FIFO": (lambda p: (os.remove(p("0001", ".states")), os.mkfifo(p("0001", ".states"))), [],
+                      "0001.states: no such file (or not a regular file)"),
     "states an old pickle": (lambda p: open(p("0001", ".states"), "wb").write(b"\x80\x02}q\x00."), [],
                              "is a pickle (gluon.Trainer.save_states"),
     "other batch size": (lambda p: None, ["--batch-size", "8"], "the optimizer made 2 updates, but 1 epochs of 4 batches"),

@@ -13,12 +13,12 @@ TINY = ["--dataset", "dummy", "--dummy-shape", "28,28,1", "--model", "lenet_bina
         "--optimizer", "adam", "--num-epochs", "2", "--quiet", "--max-train-samples", "32"]
 
 
-def usage_error(argv, capsys, during_training=False):
+def usage_error(argv, capsys, during_training=False, main=train_imagenet.main):
     """The stderr line of a run of train_imagenet.py that must stop with a usage error (before
     training, so nothing else is on stderr, unless the error can only show during training)."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
-        train_imagenet.main(argv)
+        main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2, (argv, stop.value.code, err)
     if during_training:
@@ -94,6 +94,8 @@ def test_save_dir_that_is_a_file_is_one_line(tmp_path, capsys):
 def bad_data_cases(tmp_path):
     not_rec = tmp_path / "fake.rec"
     not_rec.write_bytes(b"JFIF not a record file")
+    fifo = tmp_path / "fifo.rec"
+    os.mkfifo(str(fifo))  # reading it would wait for a writer forever
     return [
         (["--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere")], "does not exist"),
         (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "data_batch_1: missing"),
@@ -102,6 +104,7 @@ def bad_data_cases(tmp_path):
         (["--dataset", "imagenet", "--rec-train", str(not_rec), "--rec-val", str(not_rec)], "not a RecordIO file"),
         (["--dataset", "imagenet", "--rec-train", str(tmp_path / "x.rec"), "--rec-val", str(not_rec)], "cannot read"),
         (["--dataset", "imagenet", "--random-crop-pad", "4"], "in-memory datasets"),
+        (["--dataset", "imagenet", "--rec-train", str(fifo), "--rec-val", str(not_rec)], "not a regular file"),
     ]
 
 
