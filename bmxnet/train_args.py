@@ -14,6 +14,7 @@ DATASETS = ("imagenet", "cifar10", "cifar100", "mnist", "fashion-mnist", "dummy"
 # ours to check. No dist_async: the optimizer runs on the workers, which async cannot do.
 KVSTORES = ("local", "device", "nccl", "dist_sync", "dist_sync_device", "dist_device_sync")
 SEED_LIMIT = 2 ** 32  # numpy's seeds are 32-bit
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class UsageError(Exception):
@@ -149,6 +150,8 @@ def _number(flag, value, low=None, high=None, low_open=False, high_open=True):
         interval = "%s%s, %s%s" % ("(" if low_open else "[", "-inf" if low is None else low,
                                    "inf" if high is None else high, ")" if high_open else "]")
         raise UsageError("%s must be in %s, got %s" % (flag, interval, value))
+    if isinstance(value, float) and abs(value) > FLOAT32_MAX:
+        raise UsageError("%s %s is beyond the float32 numbers MXNet's operators take" % (flag, value))
 
 
 def _check_numbers(args):
@@ -156,7 +159,8 @@ def _check_numbers(args):
         _number(flag, value, 1, 32, high_open=False)
     for flag, value in (("--batch-size", args.batch_size), ("--num-epochs", args.num_epochs),
                         ("--save-frequency", args.save_frequency), ("--input-size", args.input_size),
-                        ("--dummy-classes", args.dummy_classes)):
+                        ("--dummy-classes", args.dummy_classes), ("--growth-rate", args.growth_rate),
+                        ("--init-features", args.init_features), ("--downsample-sc-groups", args.downsample_sc_groups)):
         _number(flag, value, 1)
     for flag, value in (("--max-train-samples", args.max_train_samples), ("--pad-to", args.pad_to),
                         ("--random-crop-pad", args.random_crop_pad), ("--warmup-epochs", args.warmup_epochs),
@@ -166,11 +170,14 @@ def _check_numbers(args):
     _number("--lr", args.lr, 0, low_open=True)
     _number("--lr-decay", args.lr_decay, 0, low_open=True)
     _number("--momentum", args.momentum, 0, 1)
-    _number("--wd", args.wd, 0)
+    _number("--wd", args.wd, 0, 1)  # a decay of the whole weight per step or more is no regulariser
     _number("--bnn-plus-lambda", args.bnn_plus_lambda, 0)
     _number("--clip-threshold", args.clip_threshold, 0, low_open=True)
     if any(e < 0 for e in ints(args.lr_decay_epoch, "--lr-decay-epoch")):
         raise UsageError("--lr-decay-epoch: epochs must not be negative, got %r" % args.lr_decay_epoch)
+    for flag, text in (("--block-config", args.block_config), ("--reduction", args.reduction)):
+        if text and min((ints if flag == "--block-config" else floats)(text, flag)) <= 0:
+            raise UsageError("%s: every value must be positive, got %r" % (flag, text))
     if args.warmup_epochs >= args.num_epochs:
         raise UsageError("--warmup-epochs (%d) must be below --num-epochs (%d)" % (args.warmup_epochs, args.num_epochs))
 

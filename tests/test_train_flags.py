@@ -41,7 +41,7 @@ BAD_FLAGS = [
     (["--lr", "nan"], "--lr must be in (0, inf), got nan"),
     (["--lr", "0"], "--lr must be in (0, inf), got 0.0"),
     (["--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
-    (["--wd=-1e-4"], "--wd must be in [0, inf), got -0.0001"),
+    (["--wd=-1e-4"], "--wd must be in [0, 1), got -0.0001"),
     (["--lr-decay", "inf"], "--lr-decay must be in (0, inf), got inf"),
     (["--lr-decay-epoch", "10,nan"], "--lr-decay-epoch: expected comma-separated integers"),
     (["--max-train-samples", "-5"], "--max-train-samples must be in [0, inf), got -5"),
@@ -74,6 +74,13 @@ BAD_FLAGS = [
     (["--dummy-shape", "2,2,1"], "--model lenet_binary cannot take inputs of shape (1, 2, 2) (C,H,W)"),
     (["--dummy-classes", "0"], "--dummy-classes must be in [1, inf), got 0"),
     (["--batch-size", "0"], "--batch-size must be in [1, inf), got 0"),
+    (["--wd", "1e300"], "--wd must be in [0, 1), got 1e+300"),
+    (["--lr", "1e39"], "--lr 1e+39 is beyond the float32 numbers"),
+    (["--model", "binary_densenet", "--growth-rate", "-1"], "--growth-rate must be in [1, inf), got -1"),
+    (["--model", "binary_densenet", "--init-features", "-3"], "--init-features must be in [1, inf), got -3"),
+    (["--model", "binary_densenet", "--block-config", "6,0"], "--block-config: every value must be positive"),
+    (["--model", "binary_densenet", "--reduction=-2,1,1"], "--reduction: every value must be positive"),
+    (["--model", "meliusnet22", "--downsample-sc-groups", "-1"], "--downsample-sc-groups must be in [1, inf), got -1"),
 ]
 
 
