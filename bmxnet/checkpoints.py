@@ -8,7 +8,6 @@ exists, the files it lists are there and of its epoch, so `best` is replaced as 
 never mixes epochs (a save killed half-way leaves no record, and resuming refuses the set).
 """
 import json
-import math
 import os
 
 import mxnet as mx
@@ -78,10 +77,10 @@ def _check_record(record, path):
     history = record.get("history")
     if not isinstance(history, dict) or set(history) != set(HISTORY_KEYS):
         raise _damaged(path, "history must have %s" % ", ".join(HISTORY_KEYS))
-    for key, values in history.items():
+    for key, values in history.items():  # a diverged run has NaN losses: numbers, not necessarily finite
         if not isinstance(values, list) or len(values) != epoch or \
-                not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise _damaged(path, "history %s must be %d finite numbers, one per epoch" % (key, epoch))
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise _damaged(path, "history %s must be %d numbers, one per epoch" % (key, epoch))
     for key in ("num_update", "batches_per_epoch"):
         if not isinstance(record.get(key), int) or record[key] < 0:
             raise _damaged(path, key)

@@ -18,6 +18,7 @@ FORMAT = "bmxnet-trainer-states"
 VERSION = 1
 META_NAME = "__bmxnet_trainer_states__"
 _PICKLE_PROTOCOL_OPCODE = 0x80  # first byte of every pickle of protocol 2 or later
+MAX_NESTING = 8  # MXNet's optimizers nest two deep (multi-precision: (weight copy, (mean, var)))
 
 
 def _updaters(trainer):
@@ -96,7 +97,7 @@ def _read_meta(record, path):
            "no %s entry: is it a .params file?" % META_NAME)
     try:
         meta = json.loads(record.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         meta = None
     expect(isinstance(meta, dict), "not JSON")
     expect(meta.get("format") == FORMAT, "format %r" % (meta.get("format"),))
@@ -105,6 +106,7 @@ def _read_meta(record, path):
     expect(_is_count(meta.get("num_update")) and _is_count(meta.get("begin_num_update")), "update counts")
     expect(isinstance(meta.get("states"), list) and all(isinstance(p, list) and len(p) == 2 and _is_count(p[0])
                                                         for p in meta["states"]), "state list")
+    expect(len({p[0] for p in meta["states"]}) == len(meta["states"]), "a parameter listed twice")
     counts = meta.get("index_update_counts")
     expect(isinstance(counts, list), "per-parameter update counts")
     for entry in counts:
@@ -115,9 +117,11 @@ def _read_meta(record, path):
     return meta
 
 
-def _rebuild(layout, arrays, used, shape, path):
+def _rebuild(layout, arrays, used, shape, path, depth=0):
     """The state of one parameter from its layout, as new NDArrays (on the CPU; the updater
     moves them to its device on first use)."""
+    if depth > MAX_NESTING:
+        raise ValueError("%s: damaged trainer-states record (states nested %d deep)" % (path, depth))
     if layout is None:
         return None
     if isinstance(layout, str):
@@ -132,7 +136,7 @@ def _rebuild(layout, arrays, used, shape, path):
     if isinstance(layout, dict) and len(layout) == 1 and set(layout) <= {"tuple", "list"}:
         kind, parts = next(iter(layout.items()))
         if isinstance(parts, list):
-            rebuilt = [_rebuild(part, arrays, used, shape, path) for part in parts]
+            rebuilt = [_rebuild(part, arrays, used, shape, path, depth + 1) for part in parts]
             return tuple(rebuilt) if kind == "tuple" else rebuilt
     raise ValueError("%s: damaged trainer-states record (layout %r)" % (path, layout))
 

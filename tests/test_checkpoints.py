@@ -159,7 +159,7 @@ RESUME_CASES = {
     "record of an earlier bmxnet": (lambda p: open(p("0001", ".json"), "w").write('{"epoch": 1, "history": {}}'), [],
                                     "not a complete checkpoint record of this bmxnet (format None)"),
     "history shorter than the epoch": (damage_record(lambda r: r["history"]["train_loss"].pop()), [],
-                                       "history train_loss must be 1 finite numbers, one per epoch"),
+                                       "history train_loss must be 1 numbers, one per epoch"),
     "epoch differs": (lambda p: None, ["--resume-epoch", "2"], "--resume-epoch 2, but the checkpoint"),
     "states of another save": (lambda p: shutil.copy(p("0002", ".states"), p("0001", ".states")), [],
                                "0001.states is not the states file its record"),

@@ -113,6 +113,20 @@ def rewrite_meta(path, change):
     mx.nd.save(path, arrays)
 
 
+def first_layout(layout):
+    """A change of the states record: the first parameter's layout becomes `layout`."""
+    def change(meta):
+        meta["states"][0][1] = layout
+    return change
+
+
+def nested(depth):
+    layout = None
+    for _ in range(depth):
+        layout = {"tuple": [layout]}
+    return layout
+
+
 def test_damaged_or_foreign_states_are_one_line_errors(tmp_path):
     _, trainer = tiny_trainer("adam", {})
     path = saved_states(tmp_path)
@@ -123,9 +137,12 @@ def test_damaged_or_foreign_states_are_one_line_errors(tmp_path):
         (lambda: mx.nd.save(path, {"arg:w": mx.nd.zeros((2,))}), "is it a .params file?"),
         (lambda: rewrite_meta(path, lambda m: m.update(num_update=1)), "a parameter updated more often"),
         (lambda: rewrite_meta(path, lambda m: m.update(version=99)), "version 99"),
-        (lambda: rewrite_meta(path, lambda m: m["states"].append([0, "state/nowhere"])), "missing or used twice"),
+        (lambda: rewrite_meta(path, first_layout("state/nowhere")), "missing or used twice"),
         (lambda: rewrite_meta(path, lambda m: m["states"].append([9, None])), "states of parameter 9, but the model has 4"),
         (lambda: rewrite_meta(path, lambda m: m["states"].pop()), "are not in it"),
+        (lambda: rewrite_meta(path, first_layout(nested(40))), "nested 9 deep"),
+        (lambda: rewrite_meta(path, first_layout({"set": []})), "layout"),
+        (lambda: rewrite_meta(path, lambda m: m["states"].append(m["states"][0])), "a parameter listed twice"),
     ]
     for damage, message in cases:
         open(path, "wb").write(raw)
