@@ -55,7 +55,8 @@ class Checkpoints:
             remove_quietly(base + ".json")  # from here until the new record no set NAME exists
             sync_directory(self.directory)
             for kind in ("params", "states", "json"):
-                os.replace(temps.pop(kind), base + "." + kind)
+                os.replace(temps[kind], base + "." + kind)
+                del temps[kind]
             sync_directory(self.directory)
         finally:
             for temp in temps.values():
@@ -149,6 +150,6 @@ def resume(args, net, trainer, batches_per_epoch, ctx):
                 raise ValueError("%s: the optimizer made %d updates, but %d epochs of %d batches make %d "
                                  "(another --batch-size, --max-train-samples, dataset or number of workers?)"
                                  % (args.resume_states, done, args.resume_epoch, batches_per_epoch, expected))
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise UsageError("cannot resume: %s" % error) from None
     return args.resume_epoch, history

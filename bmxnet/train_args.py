@@ -175,9 +175,10 @@ def _check_numbers(args):
     _number("--clip-threshold", args.clip_threshold, 0, low_open=True)
     if any(e < 0 for e in ints(args.lr_decay_epoch, "--lr-decay-epoch")):
         raise UsageError("--lr-decay-epoch: epochs must not be negative, got %r" % args.lr_decay_epoch)
-    for flag, text in (("--block-config", args.block_config), ("--reduction", args.reduction)):
-        if text and min((ints if flag == "--block-config" else floats)(text, flag)) <= 0:
-            raise UsageError("%s: every value must be positive, got %r" % (flag, text))
+    if args.block_config and min(ints(args.block_config, "--block-config")) <= 0:
+        raise UsageError("--block-config: every value must be positive, got %r" % args.block_config)
+    if args.reduction and min(floats(args.reduction, "--reduction")) <= 0:
+        raise UsageError("--reduction: every value must be positive, got %r" % args.reduction)
     if args.warmup_epochs >= args.num_epochs:
         raise UsageError("--warmup-epochs (%d) must be below --num-epochs (%d)" % (args.warmup_epochs, args.num_epochs))
 
@@ -224,7 +225,10 @@ def check_arguments(args):
 
 def contexts(args):
     """Devices from --ctx ("cpu", "gpu(0),gpu(1)") or --num-gpus, each one that exists; the CPU by default."""
-    available = mx.context.num_gpus()
+    try:
+        available = mx.context.num_gpus()
+    except mx.base.MXNetError:  # a CUDA build on a machine without a driver
+        available = 0
     if args.num_gpus > available:
         raise UsageError("--num-gpus %d: this machine (or this MXNet build) has %d GPUs" % (args.num_gpus, available))
     if not args.ctx:
