@@ -41,6 +41,15 @@ def test_plain_pooling_global_equals_mxnet(pool_type, rng):
     np.testing.assert_array_equal(mx.nd.PlainPooling(x, global_pool=True, pool_type=pool_type).asnumpy(), expected)
 
 
+@pytest.mark.parametrize("kernel,stride", [((1, 2), (2, 1)), ((1, 1), (1, 2)), ((2, 2), (3, 3))])
+def test_plain_pooling_global_full_convention_equals_mxnet(kernel, stride, rng):
+    """MXNet picks its own loop or oneDNN's by the kernel and stride attributes, which global
+    pooling otherwise ignores (the first and last: its own loop on 6x7, the second oneDNN's)."""
+    x = mx.nd.array(rng.normal(size=(2, 3, 6, 7)))
+    attrs = dict(kernel=kernel, stride=stride, global_pool=True, pool_type="avg", pooling_convention="full")
+    np.testing.assert_array_equal(mx.nd.PlainPooling(x, **attrs).asnumpy(), mx.nd.Pooling(x, **attrs).asnumpy())
+
+
 @pytest.mark.parametrize("attrs", [dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"),
                                    dict(kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full",
                                         count_include_pad=False),

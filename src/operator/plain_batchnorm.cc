@@ -46,9 +46,10 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
                        ShapeString(data));
     if (data.size() < 2)
       throw ParamError(std::string(kOp) + ": data needs a channel axis (N, C, ...), got shape " + ShapeString(data));
-    const unsigned int channels = p.channels_last ? data[3] : data[1];
-    for (int i = 0; i < 4; ++i) ExpectShape(kOp, kParams[i], &(*in_shapes)[i + 1], {channels});
-    (*out_shapes)[0] = p.channels_last ? std::vector<unsigned int>{data[0], data[3], data[1], data[2]} : data;
+    const std::vector<int64_t> dims = Dims(data);
+    const int64_t channels = p.channels_last ? dims[3] : dims[1];
+    for (int i = 0; i < 4; ++i) ExpectShape(kOp, kParams[i], &(*in_shapes)[i + 1], FittingShape(kOp, kParams[i], {channels}));
+    (*out_shapes)[0] = FittingShape(kOp, "output", p.channels_last ? std::vector<int64_t>{dims[0], dims[3], dims[1], dims[2]} : dims);
   });
 }
 

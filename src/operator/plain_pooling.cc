@@ -45,10 +45,15 @@ kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<
   g.in_width = shape[3];
   g.max = p.max;
   g.count_include_pad = p.count_include_pad;
+  // MXNet's own loop, not oneDNN's, runs pooling_convention='full' when the last windows
+  // reach past the padded input, judged by the kernel, stride and pad attributes even for
+  // global pooling (which ignores them otherwise).
+  const bool overhangs = p.full_convention && ((g.in_height + 2 * p.pad[0] - p.kernel[0]) % p.stride[0] != 0 ||
+                                                (g.in_width + 2 * p.pad[1] - p.kernel[1]) % p.stride[1] != 0);
+  g.divide_each_tap = !g.max && (overhangs || !MxnetRunsOneDnn());
   if (p.global_pool) {
     g.kernel_h = g.in_height;
     g.kernel_w = g.in_width;
-    g.divide_each_tap = !g.max && !MxnetRunsOneDnn();
     return g;  // one output, stride 1, no padding
   }
   g.kernel_h = p.kernel[0];
@@ -59,9 +64,6 @@ kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<
   g.pad_w = p.pad[1];
   g.out_height = Outputs(p, g.in_height, 0);
   g.out_width = Outputs(p, g.in_width, 1);
-  const bool overhangs = p.full_convention && ((g.in_height + 2 * g.pad_h - g.kernel_h) % g.stride_h != 0 ||
-                                                (g.in_width + 2 * g.pad_w - g.kernel_w) % g.stride_w != 0);
-  g.divide_each_tap = !g.max && (overhangs || !MxnetRunsOneDnn());
   return g;
 }
 

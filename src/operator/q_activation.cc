@@ -23,7 +23,7 @@ MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
 }
 
 MXReturnValue InferShape(const Attributes&, Shapes* in_shapes, Shapes* out_shapes) {
-  return Guard([&] { (*out_shapes)[0] = (*in_shapes)[0]; });
+  return Guard([&] { (*out_shapes)[0] = FittingShape("QActivation", "output", Dims((*in_shapes)[0])); });
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
