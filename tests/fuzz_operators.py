@@ -60,7 +60,8 @@ def conv_case(rng, attack):
     w = values(rng, (filters, channels // groups) + kernel, special=False)
     bias = values(rng, (filters,), special=False)
     if attack:
-        attrs = hostile(rng, attrs, list(attrs))
+        attrs = hostile(rng, attrs, list(attrs) + ["binarized_weights_only", "residual", "residual_offset",
+                                                   "data_threshold", "data_pieces", "packed_channels", "layout"])
     inputs = [x, w] + ([] if attrs.get("no_bias") is True else [bias])
     out = mx.nd.QConvolution(*[mx.nd.array(v) for v in inputs], **attrs).asnumpy()
     if attack or attrs["act_bit"] != 1:
@@ -71,13 +72,19 @@ def conv_case(rng, attack):
         sums = mx.nd.Convolution(*signs, kernel=kernel, num_filter=filters, num_group=groups, stride=attrs["stride"],
                                  pad=attrs["pad"], dilate=attrs["dilate"], no_bias=True).asnumpy()
         same(out, finish(sums, w, bias, attrs), "QConvolution against MXNet's Convolution")
-    packed = [mx.nd.array(x), mx.nd.array(packing.pack_conv_weight(w), dtype="int64")]
+    # packed, with the data in pieces cut anywhere along the channels and a residual added
+    cuts = sorted(rng.choice(np.arange(1, channels), min(channels - 1, rng.randint(0, 3)), replace=False))
+    pieces = np.split(x, cuts, axis=1)
+    residual = values(rng, out.shape, special=False)
+    packed = [pieces[0], packing.pack_conv_weight(w)]
     if attrs["scaling"] == "xnor":
-        packed.append(mx.nd.array(xnor_scale(w)))
+        packed.append(xnor_scale(w))
     if not attrs["no_bias"]:
-        packed.append(mx.nd.array(bias))
-    result = mx.nd.QConvolution(*packed, binarized_weights_only=True, packed_channels=channels // groups, **attrs)
-    same(result.asnumpy(), out, "packed QConvolution against float-simulated")
+        packed.append(bias)
+    packed += [residual] + pieces[1:]
+    result = mx.nd.QConvolution(*[mx.nd.array(v, dtype=v.dtype) for v in packed], binarized_weights_only=True,
+                                packed_channels=channels // groups, residual=True, data_pieces=len(pieces), **attrs)
+    same(result.asnumpy(), (out + residual).astype(np.float32), "packed QConvolution against float-simulated")
     return out.shape
 
 
