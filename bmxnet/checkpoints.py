@@ -39,7 +39,7 @@ class Checkpoints:
             temps["params"] = temp_file(base + ".params")
             net.save_parameters(temps["params"])
             temps["states"] = temp_file(base + ".states")
-            trainer_states.save(trainer, temps["states"])
+            trainer_states.save(trainer, temps["states"], net)
             files = {}
             for kind in ("params", "states"):
                 sync_file(temps[kind])
@@ -144,7 +144,7 @@ def resume(args, net, trainer, batches_per_epoch, ctx):
             history = record["history"]
         _load_parameters(net, args.resume_params, ctx)
         if args.resume_states:
-            done = trainer_states.load(trainer, args.resume_states)
+            done = trainer_states.load(trainer, args.resume_states, net)
             expected = args.resume_epoch * batches_per_epoch
             if done != expected:
                 raise ValueError("%s: the optimizer made %d updates, but %d epochs of %d batches make %d "

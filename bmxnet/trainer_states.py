@@ -5,8 +5,12 @@ code, unlike the pickle of gluon.Trainer.save_states, which is refused.
 The file holds the state arrays, named "state/<parameter index>[/<k>...]", and META_NAME, a
 uint8 array of UTF-8 JSON: {"format", "version", "optimizer", "num_update",
 "begin_num_update", "index_update_counts": [[device id, [[parameter index, count], ...]], ...],
-"states": [[parameter index, layout], ...]}, where a layout is null (no state), the name of an
-array, or {"tuple": [layouts]} / {"list": [layouts]} (e.g. Adam's (mean, variance))."""
+"states": [[parameter index, layout], ...], "parameters": [name of each index or null]}, where
+a layout is null (no state), the name of an array, or {"tuple": [layouts]} / {"list": [layouts]}
+(e.g. Adam's (mean, variance)). A parameter index is the trainer's; the trainer orders its
+parameters by their global names, which depend on how many blocks the process made before,
+so "parameters" keeps each index's name as save_parameters writes it ("features.0.weight")
+and loading into a net maps the states by those names."""
 import json
 
 import mxnet as mx
@@ -38,6 +42,14 @@ def num_update(trainer):
     return trainer._optimizer.num_update
 
 
+def _structural_names(trainer, net):
+    """The name save_parameters gives each of the trainer's parameters (None without a net)."""
+    if net is None:
+        return None
+    by_parameter = {id(param): name for name, param in net._collect_params_with_prefix().items()}
+    return [by_parameter.get(id(param)) for param in trainer._params]
+
+
 def _flatten(state, name, arrays):
     """The layout of one parameter's state; its arrays go into `arrays` by name."""
     if state is None:
@@ -53,8 +65,9 @@ def _flatten(state, name, arrays):
     raise ValueError("optimizer state %s is a %s, which the states file cannot hold" % (name, type(state).__name__))
 
 
-def save(trainer, path):
-    """Writes the trainer's optimizer states and update counts to path (an NDArray file)."""
+def save(trainer, path, net=None):
+    """Writes the trainer's optimizer states and update counts to path (an NDArray file); with
+    the net, the states can be loaded into another instance of the model by parameter name."""
     updater = _updaters(trainer)[0]  # every device's updater holds the same states, as in Trainer.save_states
     optimizer = updater.optimizer
     arrays, layouts = {}, []
@@ -64,7 +77,7 @@ def save(trainer, path):
               for device, per_index in sorted(optimizer._all_index_update_counts.items())]
     meta = {"format": FORMAT, "version": VERSION, "optimizer": type(optimizer).__name__.lower(),
             "num_update": optimizer.num_update, "begin_num_update": optimizer.begin_num_update,
-            "index_update_counts": counts, "states": layouts}
+            "index_update_counts": counts, "states": layouts, "parameters": _structural_names(trainer, net)}
     arrays[META_NAME] = mx.nd.array(np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8), dtype=np.uint8)
     mx.nd.save(path, arrays)
 
@@ -114,7 +127,32 @@ def _read_meta(record, path):
                and all(isinstance(p, list) and len(p) == 2 and _is_count(p[0]) and _is_count(p[1]) for p in entry[1]),
                "per-parameter update counts")
         expect(all(n <= meta["num_update"] for _, n in entry[1]), "a parameter updated more often than the optimizer")
+    names = meta.get("parameters")
+    expect(names is None or isinstance(names, list) and all(n is None or isinstance(n, str) for n in names),
+           "parameter names")
     return meta
+
+
+def _index_map(meta, trainer, net, path):
+    """index in the file -> index in the trainer: by parameter name where both sides have names."""
+    saved, current = meta["parameters"], _structural_names(trainer, net)
+    count = len(trainer._params)
+    if saved is None or current is None:
+        def same(index):
+            if index >= count:
+                raise ValueError("%s: states of parameter %d, but the model has %d (a different model?)"
+                                 % (path, index, count))
+            return index
+        return same
+    position = {name: i for i, name in enumerate(current) if name is not None}
+
+    def by_name(index):
+        name = saved[index] if index < len(saved) else None
+        if name not in position:
+            raise ValueError("%s: states of parameter %s, which the model does not have (a different model?)"
+                             % (path, name if name is not None else "#%d" % index))
+        return position[name]
+    return by_name
 
 
 def _rebuild(layout, arrays, used, shape, path, depth=0):
@@ -141,10 +179,11 @@ def _rebuild(layout, arrays, used, shape, path, depth=0):
     raise ValueError("%s: damaged trainer-states record (layout %r)" % (path, layout))
 
 
-def load(trainer, path):
+def load(trainer, path, net=None):
     """Restores states written by save() into the trainer (every device's updater, the update
-    counts and so the LR schedule); returns the number of updates made. ValueError (one line)
-    if the file is a pickle, damaged, of another optimizer or of another model."""
+    counts and so the LR schedule), mapped by parameter name when the net is given; returns
+    the number of updates made. ValueError (one line) if the file is a pickle, damaged, of
+    another optimizer or of another model."""
     check_format(path)
     arrays = ndarray_file.load(path)
     meta = _read_meta(arrays.pop(META_NAME, None), path)
@@ -153,21 +192,20 @@ def load(trainer, path):
     if meta["optimizer"] != type(optimizer).__name__.lower():
         raise ValueError("%s: states of optimizer %s, but this run uses %s"
                          % (path, meta["optimizer"], type(optimizer).__name__.lower()))
+    to_trainer = _index_map(meta, trainer, net, path)
     shapes = [param.shape for param in trainer._params]
-    for index, _ in meta["states"]:
-        if index >= len(shapes):
-            raise ValueError("%s: states of parameter %d, but the model has %d (a different model?)"
-                             % (path, index, len(shapes)))
     for updater in updaters:  # each device gets arrays of its own, as Trainer.load_states gives
         used = set()
-        updater.states = {index: _rebuild(layout, arrays, used, shapes[index], path) for index, layout in meta["states"]}
+        updater.states = {to_trainer(index): _rebuild(layout, arrays, used, shapes[to_trainer(index)], path)
+                          for index, layout in meta["states"]}
         updater.states_synced = dict.fromkeys(updater.states, False)
         if used != set(arrays):
             raise ValueError("%s: damaged trainer-states record (arrays %s are not in it)"
                              % (path, ", ".join(sorted(set(arrays) - used))))
     optimizer.begin_num_update = meta["begin_num_update"]
     optimizer.num_update = meta["num_update"]
-    optimizer._all_index_update_counts = {device: dict(map(tuple, pairs)) for device, pairs in meta["index_update_counts"]}
+    optimizer._all_index_update_counts = {device: {to_trainer(index): n for index, n in pairs}
+                                          for device, pairs in meta["index_update_counts"]}
     optimizer._all_index_update_counts.setdefault(0, {})
     optimizer._index_update_count = optimizer._all_index_update_counts[0]  # each update re-points it at its device
     return optimizer.num_update

@@ -43,12 +43,12 @@ def test_restored_states_continue_exactly_like_the_uninterrupted_run(tmp_path, o
     net, trainer = tiny_trainer(optimizer, options)
     train_steps(net, trainer, 3, seed=1)
     net.save_parameters(str(tmp_path / "w.params"))
-    trainer_states.save(trainer, str(tmp_path / "t.states"))
+    trainer_states.save(trainer, str(tmp_path / "t.states"), net)
     train_steps(net, trainer, 3, seed=2)
 
     resumed, resumed_trainer = tiny_trainer(optimizer, options)
     resumed.load_parameters(str(tmp_path / "w.params"))
-    assert trainer_states.load(resumed_trainer, str(tmp_path / "t.states")) == 3
+    assert trainer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed) == 3
     train_steps(resumed, resumed_trainer, 3, seed=2)
     for expected, actual in zip(weights(net), weights(resumed)):
         np.testing.assert_array_equal(actual, expected)
@@ -60,6 +60,33 @@ def test_restored_states_continue_exactly_like_the_uninterrupted_run(tmp_path, o
     fresh.load_parameters(str(tmp_path / "w.params"))
     train_steps(fresh, fresh_trainer, 3, seed=2)
     assert any(not np.array_equal(a, b) for a, b in zip(weights(net), weights(fresh)))
+
+
+def dense_layers_until_the_count_gains_a_digit():
+    """Makes throw-away Dense layers until the next two get numbers of different lengths
+    (dense9, dense10), which sort the other way round than the layers were made."""
+    while True:
+        number = int(gluon.nn.Dense(1).prefix[len("dense"):-1])
+        if len(str(number + 1)) != len(str(number + 2)):
+            return
+
+
+def test_states_follow_parameter_names_not_the_trainers_sorted_order(tmp_path):
+    dense_layers_until_the_count_gains_a_digit()
+    net, trainer = tiny_trainer("adam", {})  # dense9, dense10: the trainer puts the second layer first
+    train_steps(net, trainer, 2, seed=1)
+    net.save_parameters(str(tmp_path / "w.params"))
+    trainer_states.save(trainer, str(tmp_path / "t.states"), net)
+    train_steps(net, trainer, 2, seed=2)
+    resumed, resumed_trainer = tiny_trainer("adam", {})  # dense11, dense12: the first layer first
+    assert [p.shape for p in trainer._params] != [p.shape for p in resumed_trainer._params]
+    resumed.load_parameters(str(tmp_path / "w.params"))
+    with pytest.raises(ValueError, match="has shape .* but its parameter"):  # by index the states do not fit
+        trainer_states.load(resumed_trainer, str(tmp_path / "t.states"))
+    trainer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed)
+    train_steps(resumed, resumed_trainer, 2, seed=2)
+    for expected, actual in zip(weights(net), weights(resumed)):
+        np.testing.assert_array_equal(actual, expected)
 
 
 def test_nested_states_with_none_keep_their_structure(tmp_path):
@@ -96,11 +123,11 @@ def test_gluon_trainer_pickle_states_are_refused(tmp_path):
         trainer_states.load(trainer, str(tmp_path / "old.states"))
 
 
-def saved_states(tmp_path, optimizer="adam"):
-    net, trainer = tiny_trainer(optimizer, {})
-    train_steps(net, trainer, 2, seed=0)
+def saved_states(tmp_path, optimizer="adam", net=False):
+    model, trainer = tiny_trainer(optimizer, {})
+    train_steps(model, trainer, 2, seed=0)
     path = str(tmp_path / "t.states")
-    trainer_states.save(trainer, path)
+    trainer_states.save(trainer, path, model if net else None)
     return path
 
 
@@ -162,3 +189,8 @@ def test_states_of_another_optimizer_or_model_are_refused(tmp_path):
     trainer = gluon.Trainer(wider.collect_params(), "adam")
     with pytest.raises(ValueError, match=r"has shape \(5,.*\) but its parameter \(6,.*a different model"):
         trainer_states.load(trainer, path)
+    single = gluon.nn.HybridSequential()  # no second layer for the states of '1.weight' and '1.bias'
+    single.add(gluon.nn.Dense(5, in_units=4))
+    single.initialize()
+    with pytest.raises(ValueError, match=r"states of parameter 1\.(weight|bias), which the model does not have"):
+        trainer_states.load(gluon.Trainer(single.collect_params(), "adam"), saved_states(tmp_path, net=True), single)
