@@ -6,6 +6,10 @@ binarized_weights_only=True and its weight replaced by the packed int64 tensor
 per-channel scale the packed signs no longer hold. bmxnet.fusion then removes passes
 the packed layers can do themselves (sign activations, BatchNorm + sign, residual adds),
 without changing a value. Everything else is kept as it is.
+
+The input is untrusted: the whole graph and its parameters are checked first (graph_check,
+shape_check), the converted graph must load in MXNet, and only then are the two output files
+written, as one change (model_files).
 """
 import copy
 import json
@@ -14,22 +18,20 @@ import shutil
 import tempfile
 
 import mxnet as mx
-import numpy as np
 
-from . import ndarray_file, packing
-from .fusion import (absorb_residual_adds, attrs_of, batchnorm_variables, copy_shared_inputs, describe_variable,
-                     float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus, is_true,
+from . import model_files, packing
+from .conversion_error import ConversionError, mxnet_message
+from .fusion import (absorb_residual_adds, batchnorm_variables, copy_shared_inputs, describe_variable,
+                     float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus,
                      pool_before_batchnorm, read_concat_pieces, replace_batchnorms, replace_channel_concats,
                      replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices,
                      unused_params)
+from .graph_check import ATTR_KEYS, GraphError, check_nodes, check_structure
 from .nn.composed import fold_composed_layers
-from .fileio import atomic_write
+from .op_specs import BINARY_OPS
+from .shape_check import ParamsError, check_params, param_key
 
-BINARY_OPS = ("QConvolution", "QFullyConnected")
-
-
-class ConversionError(Exception):
-    """A model that cannot be converted; the message is one line naming the problem."""
+__all__ = ["ConversionError", "ConversionReport", "convert", "convert_block", "convert_graph", "default_out_prefix"]
 
 
 class ConversionReport:
@@ -75,118 +77,87 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def _load_symbol_json(symbol_file):
+def _checked_input(graph, params, where, params_where):
+    """A copy of `graph`, its composed layers folded, and of `params`, once both are checked
+    (graph_check, shape_check), and the BatchNorm layouts of the float graph (fusion's
+    float_batchnorm_layouts); ConversionError naming the file otherwise."""
     try:
-        with open(symbol_file, "r", encoding="utf-8") as f:
-            graph = json.load(f)
-    except OSError as error:
-        raise ConversionError("%s: cannot read (%s)" % (symbol_file, error.strerror or error)) from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ConversionError("%s: not JSON (%s)" % (symbol_file, str(error).splitlines()[0])) from None
-    nodes = graph.get("nodes") if isinstance(graph, dict) else None
-    if not isinstance(nodes, list) or not isinstance(graph.get("heads"), list) or not all(
-            isinstance(n, dict) and "op" in n and "name" in n and isinstance(n.get("inputs", []), list)
-            for n in nodes):
-        raise ConversionError("%s: not an MXNet symbol file (needs 'nodes' with op, name, inputs "
-                              "and 'heads')" % symbol_file)
-    return graph
-
-
-def _param_key(params, name):
-    for key in ("arg:" + name, name):
-        if key in params:
-            return key
-    return None
-
-
-def _shape_text(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _check_weight(node, attrs, weight, where):
-    if weight.dtype not in (np.float32, np.float64, np.float16):
-        raise ConversionError("%s: weight of layer %s has dtype %s, expected float"
-                              % (where, node["name"], weight.dtype))
+        check_structure(graph)
+    except GraphError as error:
+        raise ConversionError("%s: %s" % (where, error)) from None
+    if not isinstance(params, dict):
+        raise ConversionError("%s: params are a %s, expected a dict of arrays" % (params_where, type(params).__name__))
+    graph = copy.deepcopy(graph)
+    for node in graph["nodes"]:  # one name for the attributes: "attrs"
+        present = [key for key in ATTR_KEYS if key in node]
+        if present and (present[0] != "attrs" or node["attrs"] is None):
+            node["attrs"] = node.pop(present[0]) or {}
     try:
-        if node["op"] == "QConvolution":
-            kernel = tuple(int(k) for k in attrs.get("kernel", "()").strip("()[] ").replace(",", " ").split())
-            kernel = kernel * 2 if len(kernel) == 1 else kernel
-            expected_ok = (weight.ndim == 4 and weight.shape[0] == int(attrs.get("num_filter", -1))
-                           and tuple(weight.shape[2:]) == kernel)
-        else:
-            expected_ok = weight.ndim == 2 and weight.shape[0] == int(attrs.get("num_hidden", -1))
+        float_layouts = float_batchnorm_layouts(graph["nodes"])  # composed layers are Convolutions here
     except ValueError:
-        raise ConversionError("%s: layer %s has non-integer kernel/num_filter/num_hidden"
-                              % (where, node["name"])) from None
-    if not expected_ok:
-        raise ConversionError("%s: weight of layer %s has shape %s, which does not fit its attributes"
-                              % (where, node["name"], _shape_text(weight.shape)))
+        float_layouts = None  # an attribute int() cannot read, which check_nodes reports
+    try:
+        fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
+        checked = check_nodes(graph)
+    except ValueError as error:
+        raise ConversionError("%s: %s" % (where, error)) from None
+    try:
+        check_params(graph["nodes"], checked, params)
+    except ParamsError as error:
+        raise ConversionError("%s: %s" % (params_where, error)) from None
+    return graph, dict(params), float_layouts
 
 
-def convert_graph(graph, params, where="model"):
+def convert_graph(graph, params, where="model", params_where=None):
     """Converts a symbol graph (parsed JSON) and its params (dict of numpy arrays).
 
     Returns (new graph, new params, ConversionReport); the inputs are not modified.
+    Raises ConversionError (naming `where`, or `params_where` for the params) for anything
+    it cannot convert exactly.
     """
-    graph = copy.deepcopy(graph)
-    params = dict(params)
+    graph, params, float_layouts = _checked_input(graph, params, where, params_where or where)
     try:
-        float_layouts = float_batchnorm_layouts(graph["nodes"])  # before the binary layers are folded
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise ConversionError("%s: symbol graph has bad input references or attributes" % where) from None
-    try:
-        fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
-    except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise ConversionError("%s: cannot read a composed binary layer (%s)" % (where, error)) from None
+        report = _convert_checked(graph, params, float_layouts, where)
+    except RecursionError:
+        raise ConversionError("%s: the graph nests too deeply to convert" % where) from None
+    _check_output(graph, params, where)
+    return graph, params, report
+
+
+def _convert_checked(graph, params, float_layouts, where):
+    """convert_graph on a checked copy of the graph and params (changed in place)."""
     nodes = graph["nodes"]
     consumers = _consumer_counts(graph)
     report = ConversionReport()
     report.values = int(sum(v.size for v in params.values()))
     report.bytes_before = int(sum(v.nbytes for v in params.values()))
-    already_packed = 0
-    for index, node in enumerate(nodes):
+    for node in nodes:
+        attrs = node.get("attrs") or {}
         if node["op"] not in BINARY_OPS:
             continue
-        attrs = attrs_of(node)
-        if is_true(attrs, "binarized_weights_only"):
-            already_packed += 1
-            continue
-        try:
-            bits = int(attrs.get("act_bit", 1)), int(attrs.get("weight_bit", 1))
-        except ValueError:
-            raise ConversionError("%s: layer %s has non-integer act_bit/weight_bit" % (where, node["name"])) from None
-        if bits != (1, 1):
+        if (int(attrs.get("act_bit", 1)), int(attrs.get("weight_bit", 1))) != (1, 1):
             report.kept.append(node["name"])
             continue
-        inputs = node.get("inputs", [])
-        if len(inputs) < 2 or not isinstance(inputs[1], list) or not 0 <= inputs[1][0] < len(nodes) \
-                or nodes[inputs[1][0]]["op"] != "null":
-            raise ConversionError("%s: layer %s has no weight variable" % (where, node["name"]))
-        weight_name = nodes[inputs[1][0]]["name"]
-        key = _param_key(params, weight_name)
-        if key is None:
-            raise ConversionError("%s: params have no weight '%s' for layer %s"
-                                  % (where, weight_name, node["name"]))
+        weight_variable = nodes[node["inputs"][1][0]]
+        key = param_key(params, weight_variable["name"])
         weight = params[key]
-        _check_weight(node, attrs, weight, where)
         pack = packing.pack_conv_weight if node["op"] == "QConvolution" else packing.pack_dense_weight
         packed = pack(weight)
         params[key] = packed
-        describe_variable(nodes[inputs[1][0]], packed)
+        describe_variable(weight_variable, packed)
         attrs["binarized_weights_only"] = "True"
+        node["attrs"] = attrs
         if str(attrs.get("scaling", "none")).lower() == "xnor":
-            scale_name = weight_name + "_scale"
+            scale_name = weight_variable["name"] + "_scale"
             params["arg:" + scale_name] = packing.xnor_scale(weight)
             node["inputs"].insert(2, describe_variable({"op": "null", "name": scale_name, "inputs": []},
                                                        params["arg:" + scale_name]))
         skip_sign_activation(nodes, node, consumers)
         report.layers.append((node["name"], node["op"], _shape_text(weight.shape),
                               _shape_text(packed.shape), weight.nbytes, packed.nbytes))
-    if not report.layers and not already_packed:
+    if not report.layers:
         raise ConversionError("%s: no binary layer to convert (QConvolution / QFullyConnected with "
                               "act_bit=1 and weight_bit=1)" % where)
-    if not report.layers:
-        raise ConversionError("%s: already converted (every binary layer has binarized_weights_only=True)" % where)
     # max poolings move first: a BatchNorm that then feeds a packed layer folds into it
     report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
     report.folded = fold_batchnorm_signs(nodes, consumers, params, float_layouts)
@@ -208,7 +179,27 @@ def convert_graph(graph, params, where="model"):
     for key in unused_params(graph, params, batchnorm_variables(nodes, report.folded)):
         del params[key]
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
-    return graph, params, report
+    return report
+
+
+def _check_output(graph, params, where):
+    """The converted graph is well formed, loads in MXNet (whose parsers, bmxnet's among
+    them, check every attribute) and has a variable for every parameter."""
+    try:
+        check_structure(graph)
+        symbol = mx.sym.load_json(json.dumps(graph))
+    except GraphError as error:
+        raise ConversionError("%s: the converted graph is not valid (%s)" % (where, error)) from None
+    except mx.base.MXNetError as error:
+        raise ConversionError("%s: the converted graph does not load (%s)" % (where, mxnet_message(error))) from None
+    variables = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
+    stray = [key for key in params if key.split(":", 1)[-1] not in variables]
+    if stray:
+        raise ConversionError("%s: the converted graph has no variable for the parameter %s" % (where, stray[0]))
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _consumer_counts(graph):
@@ -277,17 +268,6 @@ def _rebuild(graph, kept):
             graph["node_row_ptr"].append(graph["node_row_ptr"][-1] + count)
 
 
-def _check_params_fit_symbol(graph, params, where):
-    """Every parameter names a variable of the symbol. (Shapes of the binary layers are
-    checked against their attributes when they are packed; a full shape inference would
-    need the input shape, which the files do not record.)"""
-    variables = {n["name"] for n in graph["nodes"] if n["op"] == "null"}
-    for key in params:
-        name = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
-        if name not in variables:
-            raise ConversionError("%s: params hold '%s', which the symbol does not use" % (where, name))
-
-
 def default_out_prefix(symbol_file):
     """binarized_<prefix> next to the input: net-symbol.json -> binarized_net."""
     directory, name = os.path.split(symbol_file)
@@ -299,27 +279,20 @@ def convert(symbol_file, params_file, out_prefix=None):
     """Converts PREFIX-symbol.json + PREFIX-EPOCH.params into packed files.
 
     Writes <out_prefix>-symbol.json and <out_prefix>-0000.params (default out_prefix:
-    binarized_PREFIX next to the input), each to a temporary file renamed into place.
-    Returns (symbol path, params path, ConversionReport). Raises ConversionError.
+    binarized_PREFIX next to the input) as one change, once everything is checked; an
+    output that is an input is refused. Returns (symbol path, params path,
+    ConversionReport). Raises ConversionError.
     """
-    graph = _load_symbol_json(symbol_file)
-    try:
-        params = ndarray_file.load(params_file)
-    except ValueError as error:
-        raise ConversionError(str(error)) from None
-    _check_params_fit_symbol(graph, params, params_file)
-    new_graph, new_params, report = convert_graph(graph, params, where=symbol_file)
-    prefix = out_prefix or default_out_prefix(symbol_file)
+    symbol_file = model_files.path_text(symbol_file, "symbol file")
+    params_file = model_files.path_text(params_file, "params file")
+    prefix = model_files.path_text(out_prefix, "output prefix") if out_prefix else default_out_prefix(symbol_file)
     symbol_out, params_out = prefix + "-symbol.json", prefix + "-0000.params"
-    arrays = {k: mx.nd.array(v, dtype=v.dtype) for k, v in new_params.items()}
-    atomic_write(params_out, lambda temp: mx.nd.save(temp, arrays))
-    atomic_write(symbol_out, lambda temp: _write_text(temp, json.dumps(new_graph, indent=2)))
+    model_files.check_output_paths([symbol_out, params_out], [symbol_file, params_file])
+    graph = model_files.read_symbol(symbol_file)
+    params = model_files.read_params(params_file)
+    new_graph, new_params, report = convert_graph(graph, params, where=symbol_file, params_where=params_file)
+    model_files.write_model(symbol_out, params_out, new_graph, new_params)
     return symbol_out, params_out, report
-
-
-def _write_text(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def convert_block(net, input_names=("data",)):

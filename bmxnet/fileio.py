@@ -1,21 +1,149 @@
-"""Writing files so that they are whole or absent."""
+"""Writing files so that they are whole or absent, one file or several as one change."""
 import os
+import secrets
 import tempfile
 
 
 def atomic_write(path, write):
     """Calls write(temp_path), then renames the file into place: it is whole or absent."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=directory, suffix=os.path.splitext(path)[1] or ".tmp")
-    os.close(handle)
+    replace_together([(path, write)])
+
+
+def replace_together(writes):
+    """Writes files as one change: write(temp) for every (path, write), each temp file beside
+    its path and flushed to disk, then renames them all into place.
+
+    If a write or a rename fails, the paths renamed so far get their old files back (kept
+    aside as hard links) or are removed again, so no path is left with a new file beside an
+    old one; temporary files and directories made for them are removed, and the error is
+    raised (an OSError names the path it concerns). POSIX renames one name at a time:
+    only a process killed between two renames (a window of two system calls, after every
+    file is complete on disk) can leave a new and an old file side by side.
+    """
+    temps, aside, renamed, made = [], {}, [], []
     try:
-        write(temp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, path)
+        for path, write in writes:
+            made += _make_directories(os.path.dirname(os.path.abspath(path)), path)
+            temps.append(_temp_beside(path))
+            _named(path, write, temps[-1])
+            _named(path, _finish, temps[-1])
+        if len(writes) > 1:
+            for path, _ in writes:
+                if os.path.lexists(path):
+                    aside[path] = _named(path, _link_aside, path)
+        for (path, _), temp in zip(writes, temps):
+            _named(path, os.replace, temp, path)
+            renamed.append(path)
     except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
+        for path in reversed(renamed):
+            _undo(path, aside)
+        _clean_up(temps + list(aside.values()), made)
         raise
+    _clean_up(list(aside.values()), [])
+    for directory in {os.path.dirname(os.path.abspath(path)) for path, _ in writes}:
+        _sync(directory)
+
+
+def _named(path, function, *args):
+    """function(*args); an OSError it raises names `path` (not a temporary file)."""
+    try:
+        return function(*args)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), path) from None
+
+
+def _make_directories(directory, path):
+    """Makes `directory` and its missing parents; returns those it made, outermost first."""
+    missing = []
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    made = []
+    for name in reversed(missing):
+        _named(path, os.mkdir, name)
+        made.append(name)
+    return made
+
+
+def _temp_beside(path):
+    handle, temp = _named(path, tempfile.mkstemp, os.path.splitext(path)[1] or ".tmp", "tmp",
+                          os.path.dirname(os.path.abspath(path)))
+    os.close(handle)
+    return temp
+
+
+def _finish(temp):
+    """Gives a temp file the usual permissions (mkstemp makes 0600) and flushes it to disk."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    handle = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _link_aside(path):
+    """A second name for the file at `path` (a hard link, else a copy), to put it back."""
+    directory, name = os.path.split(os.path.abspath(path))
+    while True:
+        kept = os.path.join(directory, ".%s.%s.old" % (name[:64], secrets.token_hex(6)))
+        try:
+            os.link(path, kept, follow_symlinks=False)
+            return kept
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: copy
+            with open(path, "rb") as source, open(kept, "xb") as copy:
+                while True:
+                    chunk = source.read(1 << 20)
+                    if not chunk:
+                        return kept
+                    copy.write(chunk)
+
+
+def _undo(path, aside):
+    """Puts back the file that was at `path` before (or removes `path` if there was none)."""
+    try:
+        if path in aside:
+            os.replace(aside.pop(path), path)
+        else:
+            os.remove(path)
+    except OSError:
+        pass  # the old file stays under its aside name, which is then not removed
+
+
+def _clean_up(files, directories):
+    """Removes temporary files, then the directories made for them (outermost last)."""
+    for name in files:
+        _remove(name, os.remove)
+    for directory in reversed(directories):
+        _remove(directory, os.rmdir)
+
+
+def _remove(path, remove):
+    try:
+        if os.path.lexists(path):
+            remove(path)
+    except OSError:
+        pass
+
+
+def _sync(directory):
+    """Flushes a directory's entries (the renames) to disk where the system allows it."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

@@ -1,11 +1,15 @@
 """Reads MXNet NDArray files (.params) in pure Python, checking every size against the file.
 
 mx.nd.load trusts the header: a truncated or bit-flipped file can make it allocate
-absurd amounts of memory. This reader turns any damage into a one-line ValueError.
+absurd amounts of memory. This reader turns any damage into a one-line ValueError; it reads
+only regular files, and the arrays it returns share the one buffer the file was read into
+(memory: the file's size).
 Format (MXNet 1.x): u64 magic 0x112, u64 reserved, u64 count, `count` arrays, u64 count,
 `count` names. Array: u32 magic (V2 0xF993FAC9 / V3 0xF993FACA), i32 storage type,
 u32 ndim, i64 dims[ndim], then (ndim > 0) i32 device type, i32 device id, i32 dtype, data.
 """
+import os
+import stat
 import struct
 
 import numpy as np
@@ -15,6 +19,7 @@ ARRAY_MAGICS = (0xF993FAC9, 0xF993FACA)
 DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8,
           6: np.int64}
 MAX_NDIM = 32
+MAX_DIM_SIZE = 2 ** 31 - 1
 
 
 class _Reader:
@@ -46,25 +51,46 @@ def _read_array(reader, index):
     if ndim > MAX_NDIM:
         raise ValueError("%s: array %d claims %d dimensions" % (reader.path, index, ndim))
     shape = reader.unpack("%dq" % ndim, "array %d shape" % index)
-    if any(d < 0 for d in shape):
-        raise ValueError("%s: array %d has a negative dimension %s" % (reader.path, index, shape))
+    if any(d < 0 or d > MAX_DIM_SIZE for d in shape):
+        raise ValueError("%s: corrupt params file (array %d has the shape %s)" % (reader.path, index, shape))
     _device_type, _device_id, dtype_flag = reader.unpack("iii", "array %d context" % index)
     if dtype_flag not in DTYPES:
         raise ValueError("%s: array %d has unknown dtype code %d" % (reader.path, index, dtype_flag))
     dtype = np.dtype(DTYPES[dtype_flag])
-    count = int(np.prod(shape, dtype=np.float64))  # float: a corrupt shape must not overflow
+    count = 1
+    for size in shape:  # Python integers: a corrupt shape cannot overflow
+        count *= size
     data = reader.take(count * dtype.itemsize, "array %d data" % index)
-    return np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(shape).copy()
+    return np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(shape)
+
+
+def read_regular_file(path, limit=None):
+    """The bytes of the regular file at `path` (a bytearray), at most `limit` of them;
+    ValueError naming the file for anything else (a FIFO or device is not even waited on)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError("%s: cannot read (%s)" % (path, getattr(error, "strerror", None) or error)) from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("%s: cannot read (not a regular file)" % path)
+        if limit is not None and info.st_size > limit:
+            raise ValueError("%s: too large (%d bytes; the limit is %d)" % (path, info.st_size, limit))
+        raw = bytearray(info.st_size)
+        with os.fdopen(os.dup(handle), "rb") as f:
+            size = f.readinto(raw)
+    except OSError as error:
+        raise ValueError("%s: cannot read (%s)" % (path, error.strerror or error)) from None
+    finally:
+        os.close(handle)
+    return raw[:size] if size != len(raw) else raw
 
 
 def load(path):
     """dict name -> numpy array of an MXNet NDArray file; ValueError if it is damaged."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as error:
-        raise ValueError("%s: cannot read (%s)" % (path, error.strerror or error)) from None
-    reader = _Reader(raw, path)
+    raw = read_regular_file(path)
+    reader = _Reader(memoryview(raw), path)
     magic, _reserved = reader.unpack("QQ", "file header")
     if magic != LIST_MAGIC:
         raise ValueError("%s: not an MXNet params file (magic 0x%x)" % (path, magic))
@@ -79,7 +105,7 @@ def load(path):
     for i in range(name_count):
         (length,) = reader.unpack("Q", "name %d length" % i)
         try:
-            names.append(reader.take(length, "name %d" % i).decode("utf-8"))
+            names.append(bytes(reader.take(length, "name %d" % i)).decode("utf-8"))
         except UnicodeDecodeError:
             raise ValueError("%s: corrupt params file (name %d is not text)" % (path, i)) from None
     if reader.at != len(raw):

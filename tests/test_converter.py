@@ -220,7 +220,7 @@ def bad_inputs(exported, tmp_path):
     ] + [("graph without heads", write(tmp_path / "h.json", json.dumps(dict(graph, heads=None)).encode()), params,
           "not an MXNet symbol"),
          ("non-integer kernel", write(tmp_path / "k.json", json.dumps(bad_kernel).encode()), params,
-          "non-integer kernel")]
+          "invalid kernel='(x, 3)'")]
 
 
 def test_cli_bad_input_gives_one_line_error_and_no_output(exported, tmp_path):
