@@ -29,6 +29,7 @@ class Checkpoints:
         self.directory, self.prefix = directory, prefix
 
     def base(self, name):
+        """PREFIX-NAME in the directory: the set's paths without their suffixes."""
         return os.path.join(self.directory, "%s-%s" % (self.prefix, name))
 
     def save(self, name, net, trainer, epoch, history, batches_per_epoch):

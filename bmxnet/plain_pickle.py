@@ -104,6 +104,7 @@ _ALLOWED = {
 
 class _PlainUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
+        """The stand-in for one of numpy's pickling names; anything else is refused."""
         allowed = _ALLOWED.get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError("refuses to call %s.%s (only plain data and numeric arrays are read)"

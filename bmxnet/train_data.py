@@ -35,9 +35,11 @@ class ArraySource:
         self.augment = augment  # augment(images, rng) -> images
 
     def __len__(self):
+        """Batches per epoch."""
         return (len(self.images) + self.batch_size - 1) // self.batch_size
 
     def batches(self, epoch):
+        """(images, labels) NDArray batches of the epoch, shuffled by (seed, epoch) if asked."""
         order = np.arange(len(self.images))
         rng = np.random.RandomState(self.seed * 1000003 + epoch)
         if self.shuffle:
@@ -62,6 +64,7 @@ class RecordSource:
         return (self.count + self.batch_size - 1) // self.batch_size
 
     def batches(self, epoch):
+        """(images, labels) NDArray batches of the record iterator, labels checked."""
         self.iterator.reset()
         for batch in self.iterator:
             label = batch.label[0]

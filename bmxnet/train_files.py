@@ -43,6 +43,7 @@ def sync_directory(directory):
 
 
 def remove_quietly(path):
+    """Removes path if it exists."""
     try:
         os.remove(path)
     except FileNotFoundError:

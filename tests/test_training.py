@@ -2,8 +2,6 @@
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "example"))
 import train_mnist  # noqa: E402
 
