@@ -1,8 +1,17 @@
-"""Finds and loads the compiled operator library (libbmxnet.so) exactly once."""
+"""Finds, checks and loads the compiled operator library (libbmxnet.so) exactly once.
+
+Loading a library runs its code. The library inside the package is the one loaded; the
+environment variable BMXNET_LIBRARY names another (a build of your own). Either is first
+read as a file (library_check.py): an ELF library for this machine, exporting bmxnet's build
+record for the installed MXNet, not writable by other users. That stops a wrong or damaged
+file with one line; it cannot make a file from someone you do not trust safe to load.
+"""
 import ctypes
 import os
 
 import mxnet as mx
+
+from .library_check import LibraryCheckError, check_permissions, mxnet_version_of
 
 LIBRARY_NAME = "libbmxnet.so"
 REBUILD_HINT = ("rebuild it with `make build` (or `pip install --no-build-isolation -e .` "
@@ -18,26 +27,23 @@ def library_path():
 
 def _check_built_for_this_mxnet(path):
     try:
-        handle = ctypes.CDLL(path)
+        check_permissions(path)
+        built_for = mxnet_version_of(path)
+    except LibraryCheckError as error:
+        raise ImportError("bmxnet: %s; %s" % (error, REBUILD_HINT)) from None
     except OSError as error:
-        raise ImportError("bmxnet: cannot open %s (%s); %s" % (path, error, REBUILD_HINT)) from None
-    try:
-        handle.bmxnet_built_for_mxnet.restype = ctypes.c_char_p
-        built_for = handle.bmxnet_built_for_mxnet().decode()
-    except AttributeError:
-        raise ImportError("bmxnet: %s is not a bmxnet library; %s" % (path, REBUILD_HINT)) from None
+        raise ImportError("bmxnet: cannot read %s (%s); %s" % (path, error.strerror or error, REBUILD_HINT)) from None
     if built_for != mx.__version__:
         raise ImportError("bmxnet: %s was built for MXNet %s but MXNet %s is installed; %s"
                           % (path, built_for, mx.__version__, REBUILD_HINT))
-    return handle
 
 
 def load():
-    """Registers QActivation, QConvolution and QFullyConnected with MXNet (once per process)."""
+    """Registers bmxnet's operators with MXNet (once per process)."""
     global _loaded_path
     if _loaded_path is not None:
         return _loaded_path
-    path = os.path.abspath(library_path())
+    path = os.path.realpath(library_path())  # checked and opened: the same file, not a link to swap
     if not os.path.isfile(path):
         raise ImportError("bmxnet: compiled library not found at %s; %s" % (path, REBUILD_HINT))
     _check_built_for_this_mxnet(path)
@@ -50,13 +56,23 @@ def load():
     return path
 
 
+def _handle():
+    return ctypes.CDLL(load())  # already open: no second load
+
+
 def active_isa():
     """Instruction set the kernels use on this CPU: 'avx512', 'avx2' or 'portable'."""
-    handle = ctypes.CDLL(load())
-    handle.bmxnet_active_isa.restype = ctypes.c_char_p
-    return handle.bmxnet_active_isa().decode()
+    function = _handle().bmxnet_active_isa
+    function.restype = ctypes.c_char_p
+    return function().decode()
+
+
+def num_threads():
+    """Threads the kernels use: BMXNET_NUM_THREADS, else OMP_NUM_THREADS, else all usable
+    cores; never more than those cores unless BMXNET_OVERSUBSCRIBE=1."""
+    return _handle().bmxnet_num_threads()
 
 
 def refresh_isa():
     """Re-reads $BMXNET_ISA (tests use it to force a kernel path)."""
-    ctypes.CDLL(load()).bmxnet_refresh_isa()
+    _handle().bmxnet_refresh_isa()

@@ -8,14 +8,18 @@
 
 extern "C" {
 
-// The Python loader compares this with mxnet.__version__ before loading the operators.
-const char* bmxnet_built_for_mxnet() { return BMXNET_MXNET_VERSION; }
+// Read from the file by the Python loader (bmxnet/library_check.py) before anything opens
+// it, and compared with mxnet.__version__.
+__attribute__((visibility("default"), used)) extern const char bmxnet_build_record[] =
+    "bmxnet library for MXNet " BMXNET_MXNET_VERSION;
 
 const char* bmxnet_active_isa() {
   return bmxnet::kernels::IsaName(bmxnet::kernels::ActiveIsa());
 }
 
 void bmxnet_refresh_isa() { bmxnet::kernels::RefreshIsa(); }
+
+int bmxnet_num_threads() { return bmxnet::kernels::NumThreads(); }
 
 }  // extern "C"
 

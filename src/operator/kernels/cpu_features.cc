@@ -1,7 +1,10 @@
 #include "cpu_features.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -53,14 +56,44 @@ const char* IsaName(Isa isa) {
   }
 }
 
-int NumThreads() {
-  for (const char* name : {"BMXNET_NUM_THREADS", "OMP_NUM_THREADS"}) {
-    const char* value = std::getenv(name);
-    if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);
-  }
-  // hardware_concurrency reads /sys on every call: once is enough
-  static const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+namespace {
+
+// More threads than this is a typo (a pool thread costs a stack and a wake-up per job).
+constexpr long kMaxThreads = 1024;
+
+// The cores this process may run on (its affinity: taskset, cgroup cpusets), read once.
+int UsableCores() {
+  static const int cores = [] {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
   return cores;
+}
+
+// The count an environment variable asks for: a positive integer (OpenMP's "4,2" gives 4),
+// or 0 when it is unset or not one.
+long RequestedThreads(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return 0;
+  char* end = nullptr;
+  errno = 0;
+  const long count = std::strtol(value, &end, 10);
+  if (errno != 0 || end == value || (*end != '\0' && *end != ',') || count < 1) return 0;
+  return std::min(count, kMaxThreads);
+}
+
+}  // namespace
+
+int NumThreads() {
+  // more threads than cores only slow the kernels down, unless asked for on purpose
+  const char* oversubscribe = std::getenv("BMXNET_OVERSUBSCRIBE");
+  const bool capped = oversubscribe == nullptr || std::strcmp(oversubscribe, "1") != 0;
+  for (const char* name : {"BMXNET_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    const long requested = RequestedThreads(name);
+    if (requested > 0) return static_cast<int>(capped ? std::min<long>(requested, UsableCores()) : requested);
+  }
+  return UsableCores();
 }
 
 }  // namespace kernels

@@ -18,7 +18,8 @@ const char* IsaName(Isa isa);
 
 // Threads for OpenMP regions inside operators. MXNet's engine threads see
 // omp_get_max_threads() == 1, so the count is asked for explicitly:
-// BMXNET_NUM_THREADS, else OMP_NUM_THREADS, else all cores.
+// BMXNET_NUM_THREADS, else OMP_NUM_THREADS, else all cores the process may use; at most
+// those cores unless BMXNET_OVERSUBSCRIBE=1 (then at most 1024).
 int NumThreads();
 
 }  // namespace kernels
