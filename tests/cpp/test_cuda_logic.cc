@@ -272,6 +272,19 @@ void TestFloatLayers() {
     Check(RelativeDiff(dx, edx) < 1e-5, name + " data gradient");
     Check(RelativeDiff(dw, edw) < 1e-5, name + " weight gradient");
     Check(RelativeDiff(db, edb) < 1e-5, name + " bias gradient");
+    // xnor scaling on +-1 values: the exact sum times the scale, plus the bias, rounded as
+    // the packed layers finish it (FinishValue)
+    std::vector<float> signs_x(x.size()), signs_w(w.size()), scale = Random(s.filters, &rng, false, 2.0f);
+    for (size_t i = 0; i < x.size(); ++i) signs_x[i] = x[i] >= 0 ? 1.0f : -1.0f;
+    for (size_t i = 0; i < w.size(); ++i) signs_w[i] = w[i] >= 0 ? 1.0f : -1.0f;
+    bool finished = true;
+    for (int64_t i = 0; i < out_size; ++i) {
+      const int64_t o = i / s.OutSpatial() % s.filters;
+      const float sum = cuda::ConvForwardValue(s, signs_x.data(), signs_w.data(), nullptr, nullptr, i);
+      const float expected = kernels::FinishValue(static_cast<int32_t>(sum), scale.data(), bias.data(), nullptr, o, i);
+      finished = finished && cuda::ConvForwardValue(s, signs_x.data(), signs_w.data(), scale.data(), bias.data(), i) == expected;
+    }
+    Check(finished, name + " forward with xnor scale as the packed layers finish it");
   }
   const int64_t rows = 7, features = 70, outputs = 9;
   const auto x = Random(rows * features, &rng), w = Random(outputs * features, &rng);

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,7 +22,10 @@
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
+#include "kernels/gemm.h"
+#include "kernels/padded_input.h"
 #include "kernels/quantize.h"
+#include "kernels/sizes.h"
 #include "kernels/thread_pool.h"
 #include "kernels/xnor_conv.h"
 
@@ -483,6 +488,32 @@ void TestThreadPool() {
   Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "thread pool in a forked child");
 }
 
+// Sizes of absurd layers saturate instead of wrapping to small ones that loops then overrun;
+// BLAS calls past its int dimensions are refused; an empty sum writes zeros.
+void TestSizeLimits() {
+  Check(SaturatingMultiply(int64_t(1) << 40, int64_t(1) << 30) == kSaturated &&
+            SaturatingProduct({3, 5, 7}) == 105 && SaturatingAdd(kSaturated, 1) == kSaturated,
+        "saturating arithmetic");
+  ConvGeometry g;
+  g.in_channels = 64;
+  g.in_height = g.in_width = 1;
+  g.pad_h = g.pad_w = g.stride_h = g.stride_w = 0x7fffffff;
+  Check(PackedInputWords(g) == kSaturated, "padded input of a 2^32 x 2^32 plane saturates");
+  g.pad_h = g.pad_w = 0;
+  g.kernel_h = g.kernel_w = g.in_height = g.in_width = 0x40000000;
+  Check(g.ScratchSize() == kSaturated && g.PatchSize() == kSaturated, "column matrix of a 2^30 x 2^30 kernel saturates");
+  float c[6] = {7, 7, 7, 7, 7, 7};
+  bool refused = false;
+  try {
+    Sgemm(false, false, 2, int64_t(1) << 31, 1, 1.0f, c, 1, c, 1, 0.0f, c, 1, 1);
+  } catch (const std::length_error&) {
+    refused = true;
+  }
+  Check(refused && c[0] == 7, "BLAS call past int refused before it runs");
+  Sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.0f, c, 3, 1);
+  Check(std::count(c, c + 6, 0.0f) == 6, "GEMM over no values writes zeros");
+}
+
 int main() {
   std::printf("kernels: active ISA %s\n", IsaName(ActiveIsa()));
   TestConvolutions();
@@ -493,6 +524,7 @@ int main() {
   TestPackedConvolutions();
   TestPackedDense();
   TestThreadPool();
+  TestSizeLimits();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
