@@ -157,6 +157,21 @@ def test_bnn_plus_alpha_init_loss_and_gradients(kind, statistic, rng):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_bnn_plus_alpha_waits_for_a_deferred_weight(hybridize):
+    """Without in_channels the weight is made at the first forward; alpha is made from it then."""
+    net = mx.gluon.nn.HybridSequential()
+    net.add(bnn.QConv2D(4, 3, regularizer="l1", reg_lambda=0.5), bnn.QDense(3, regularizer="l2"))
+    net.initialize(mx.init.Uniform(1))
+    if hybridize:
+        net.hybridize()
+    net(mx.nd.ones((1, 3, 6, 6)))
+    for layer in net:
+        w = layer.weight.data().asnumpy()
+        np.testing.assert_allclose(layer.alpha.data().asnumpy(), np.abs(w).reshape(w.shape[0], -1).mean(axis=1),
+                                   rtol=1e-6)
+
+
 def test_bnn_plus_loss_is_zero_without_regularized_layers():
     net = small_net()
     net.initialize()

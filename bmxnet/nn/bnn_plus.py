@@ -21,6 +21,31 @@ class FilterMagnitudeInit(mx.init.Initializer):
         arr[:] = reduce(magnitudes, axis=1)
 
 
+class FilterMagnitude(mx.gluon.Parameter):
+    """alpha, initialised from its layer's weight: after it, so while the weight waits for
+    its input's shape (deferred initialisation), alpha waits too."""
+
+    def __init__(self, name, weight, units, statistic):
+        super().__init__(name, shape=(units,), init=FilterMagnitudeInit(weight, statistic), allow_deferred_init=True)
+        self._weight = weight
+
+    def initialize(self, init=None, ctx=None, default_init=mx.init.Uniform(), force_reinit=False):
+        if self._weight._deferred_init and (self._data is None or force_reinit):
+            ctx = [mx.context.current_context()] if ctx is None else ctx
+            self._data = self._grad = None
+            self._deferred_init = (init or self.init, [ctx] if isinstance(ctx, mx.Context) else list(ctx),
+                                   default_init, None)
+            return
+        super().initialize(init, ctx, default_init, force_reinit)
+
+
+def add_filter_magnitude(params, weight, units, statistic):
+    """Registers alpha (a FilterMagnitude) in a block's ParameterDict and returns it."""
+    name = params.prefix + "alpha"
+    params._params[name] = FilterMagnitude(name, weight, units, statistic)  # get() makes plain Parameters only
+    return params.get("alpha")
+
+
 def regularization_term(weight, alpha, kind):
     """sum over the layer of R1 or R2, as an NDArray (differentiable in weight and alpha)."""
     distance = alpha.reshape((-1, 1)) - mx.nd.abs(weight.reshape((weight.shape[0], -1)))

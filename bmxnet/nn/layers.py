@@ -8,7 +8,7 @@ instead (composed.py: same values, oneDNN speed), tagged so the converter sees Q
 """
 from mxnet.gluon import HybridBlock
 
-from .bnn_plus import FilterMagnitudeInit
+from .bnn_plus import add_filter_magnitude
 from .composed import marked, sign_ste
 from .config import resolve
 
@@ -68,9 +68,7 @@ class _QLayer(HybridBlock):
                                          allow_deferred_init=True) if use_bias else None)
             self.alpha = None
             if self.regularizer is not None:
-                self.alpha = self.params.get(
-                    "alpha", shape=(units,), allow_deferred_init=True,
-                    init=FilterMagnitudeInit(self.weight, config["alpha_init"]))
+                self.alpha = add_filter_magnitude(self.params, self.weight, units, config["alpha_init"])
 
     def hybrid_forward(self, F, x, weight, bias=None, alpha=None):
         out = self._quantized_op(F, self.activation(x), weight, bias)
