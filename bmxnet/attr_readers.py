@@ -69,7 +69,7 @@ def integers(lo=0, lengths=range(0, MAX_TUPLE + 1), hi=MAX_INT):
     """A tuple of integers >= lo, written (a, b), [a, b] or a, with a length in `lengths`."""
     def read(text):
         inner = text
-        if text[:1] in "([":
+        if text[:1] in ("(", "["):
             if text[-1:] != {"(": ")", "[": "]"}[text[0]]:
                 raise ValueError("expected a tuple of integers such as (3, 3)")
             inner = text[1:-1]

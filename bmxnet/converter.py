@@ -21,16 +21,16 @@ import mxnet as mx
 
 from . import model_files, packing
 from .conversion_error import ConversionError, mxnet_message
-from .fusion import (absorb_residual_adds, batchnorm_variables, copy_shared_inputs, describe_variable,
+from .fusion import (absorb_residual_adds, copy_shared_inputs, describe_variable,
                      float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus,
                      pool_before_batchnorm, read_concat_pieces, replace_batchnorms, replace_channel_concats,
-                     replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices,
-                     unused_params)
+                     replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices)
 from .graph_check import ATTR_KEYS, GraphError, check_nodes, check_structure
 from .nn.composed import fold_composed_layers
 from .op_specs import BINARY_OPS
-from .shape_check import ParamsError, check_params, param_key
+from .shape_check import ParamsError, check_params, param_key, param_name
 
+_MXNET_VERSION = int("".join("%02d" % int(part) for part in mx.__version__.split(".")[:3]))
 __all__ = ["ConversionError", "ConversionReport", "convert", "convert_block", "convert_graph", "default_out_prefix"]
 
 
@@ -120,6 +120,7 @@ def convert_graph(graph, params, where="model", params_where=None):
         report = _convert_checked(graph, params, float_layouts, where)
     except RecursionError:
         raise ConversionError("%s: the graph nests too deeply to convert" % where) from None
+    graph.setdefault("attrs", {"mxnet_version": ["int", _MXNET_VERSION]})  # else MXNet "upgrades" it on loading
     _check_output(graph, params, where)
     return graph, params, report
 
@@ -176,8 +177,9 @@ def _convert_checked(graph, params, float_layouts, where):
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])
-    for key in unused_params(graph, params, batchnorm_variables(nodes, report.folded)):
-        del params[key]
+    variables = {node["name"] for node in graph["nodes"] if node["op"] == "null"}
+    for key in [key for key in params if param_name(key) not in variables]:
+        del params[key]  # of folded BatchNorms, and of layers no output depends on
     report.bytes_after = int(sum(v.nbytes for v in params.values()))
     return report
 
@@ -193,7 +195,7 @@ def _check_output(graph, params, where):
     except mx.base.MXNetError as error:
         raise ConversionError("%s: the converted graph does not load (%s)" % (where, mxnet_message(error))) from None
     variables = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
-    stray = [key for key in params if key.split(":", 1)[-1] not in variables]
+    stray = [key for key in params if param_name(key) not in variables]
     if stray:
         raise ConversionError("%s: the converted graph has no variable for the parameter %s" % (where, stray[0]))
 

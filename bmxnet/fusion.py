@@ -496,6 +496,8 @@ def replace_poolings(nodes, absorbed):
 
 
 MAX_DATA_PIECES = 16  # QConvolution's limit (kernels/channel_pieces.h)
+MAX_CONCAT_PIECES = 32  # MeliusNet-59's concats take up to 17; a bound keeps chains of concats from growing
+# the graph quadratically
 SAME_CHANNEL_OPS = LAYOUT_KEEPING_OPS + ADD_OPS + ("Pooling", "PlainPooling", "QActivation", "BlockGrad", "identity")
 
 
@@ -504,27 +506,43 @@ def _identity_reshape(node):
     return node["op"] in ("Reshape", "reshape") and set(_numbers(attrs_of(node).get("shape", "()"))) == {"0"}
 
 
-def _channels(nodes, entry):
+def _channels(nodes, entry, known=None):
     """The channel count of the tensor `entry` where its producers tell it (convolutions,
-    concats, and operators that keep their input's channels), else None."""
+    concats, and operators that keep their input's channels), else None. `known` keeps the
+    counts found, by node, for later calls while no rewrite changes a count."""
     def keeps_channels(node):
         attrs = attrs_of(node)
         return node.get("inputs") and (
             node["op"] in SAME_CHANNEL_OPS or (node["op"] == "PlainBatchNorm" and not is_true(attrs, "channels_last"))
             or _identity_reshape(node))
-    source = _edge(nodes, entry)
-    while source is not None and keeps_channels(nodes[source]):
-        if nodes[source]["op"] in ADD_OPS:  # either operand tells
-            counts = [_channels(nodes, e) for e in nodes[source]["inputs"]]
-            return next((count for count in counts if count is not None), None)
+    known = {} if known is None else known
+    source, path = _edge(nodes, entry), []
+    while source is not None and source not in known and keeps_channels(nodes[source]) \
+            and nodes[source]["op"] not in ADD_OPS:
+        path.append(source)
         source = _edge(nodes, nodes[source]["inputs"][0])
     if source is None:
-        return None
+        count = None
+    elif source in known:
+        count = known[source]
+    else:
+        count = known[source] = _channels_made_by(nodes, source, known)
+    for index in path:  # every node of the chain has the same count
+        known[index] = count
+    return count
+
+
+def _channels_made_by(nodes, source, known):
+    """_channels of the output of node `source`, which does not keep its input's count
+    (or is an add, whose operands have the count)."""
     node, attrs = nodes[source], attrs_of(nodes[source])
+    if node["op"] in ADD_OPS and node.get("inputs"):  # either operand tells
+        counts = [_channels(nodes, e, known) for e in node["inputs"]]
+        return next((count for count in counts if count is not None), None)
     if node["op"] in ("QConvolution", "Convolution"):
         return int(attrs["num_filter"]) if str(attrs.get("num_filter", "")).isdigit() else None
     if node["op"] == "ChannelConcat":
-        counts = [take or _channels(nodes, e) for e, take in zip(node["inputs"], _takes(node))]
+        counts = [take or _channels(nodes, e, known) for e, take in zip(node["inputs"], _takes(node))]
         return None if None in counts else sum(counts)
     return None
 
@@ -566,17 +584,19 @@ def _leading_pieces(pieces, channels, count):
     return taken
 
 
-def _piece_reads(nodes, index, pieces, readers):
+def _piece_reads(nodes, index, pieces, readers, known):
     """How each of its `readers` would read the pieces of ChannelConcat `index`
     instead: [(reader, position, kind, detail)] with kind "concat" (detail: the (entry,
     take) pieces it takes), "data" or "residual" (detail: the piece holding the channels);
-    None when some reader cannot."""
-    channels = [_channels(nodes, e) for e in pieces]
+    None when some reader cannot. `known`: see _channels."""
+    channels = [_channels(nodes, e, known) for e in pieces]
     starts = [None if None in channels[:i] else sum(channels[:i]) for i in range(len(pieces) + 1)]
     plans = []
-    for reader, position in readers.get(index, []):
+    for reader, position in sorted(readers.get(index, ())):
         node = nodes[reader]
         if node["op"] == "ChannelConcat":
+            if len(node["inputs"]) + len(pieces) - 1 > MAX_CONCAT_PIECES:
+                return None
             take = _takes(node)[position]
             plans.append((reader, position, "concat",
                           [(e, 0) for e in pieces] if take == 0 else _leading_pieces(pieces, channels, take)))
@@ -615,10 +635,24 @@ def _live_without_adds(nodes, heads, absorbed):
     return live
 
 
-def _read_by_new_nodes(nodes, index, live):
-    """Whether a new node (a dict in a `live` node's inputs) reads node `index`."""
-    return any(isinstance(entry, dict) and any(_edge(nodes, e) == index for e in entry.get("inputs", []))
-               for i in live for entry in nodes[i].get("inputs", []))
+def _read_by_new_nodes(nodes, live):
+    """The nodes that a new node (a dict in a `live` node's inputs) reads."""
+    return {_edge(nodes, e) for i in live for entry in nodes[i].get("inputs", []) if isinstance(entry, dict)
+            for e in entry.get("inputs", [])}
+
+
+def _reread(readers, nodes, reader, old_inputs):
+    """Updates `readers` ({node index: {(reader, input position)}}) for node `reader`, whose
+    inputs were `old_inputs`."""
+    for inputs, change in ((old_inputs, -1), (nodes[reader]["inputs"], 1)):
+        for position, entry in enumerate(inputs):
+            source = _edge(nodes, entry)
+            if source is None:
+                continue
+            if change < 0:
+                readers[source].discard((reader, position))
+            else:
+                readers.setdefault(source, set()).add((reader, position))
 
 
 def read_concat_pieces(nodes, heads, absorbed):
@@ -631,15 +665,18 @@ def read_concat_pieces(nodes, heads, absorbed):
     took, as the pieces up to there). Visited in graph order, later concats of a chain take
     the earlier ones' pieces: MeliusNet's dense blocks then hand theirs on to the
     transition's pooling, and no copy of a stage's feature map is made. Returns how many."""
-    live, removed = _live_without_adds(nodes, heads, absorbed), 0
+    live, removed, known = _live_without_adds(nodes, heads, absorbed), 0, {}
+    readers = {source: set(reads) for source, reads in _readers(nodes, live).items()}  # kept up to date below
+    read_by_new = _read_by_new_nodes(nodes, live)
     for index, concat in enumerate(nodes):
         if concat["op"] != "ChannelConcat" or len(concat["inputs"]) < 2 or index not in live or index in heads \
                 or any(_takes(concat)):
             continue
         pieces = [list(e) for e in concat["inputs"]]
-        plans = _piece_reads(nodes, index, pieces, _readers(nodes, live))
-        if plans is None or _read_by_new_nodes(nodes, index, live):
+        plans = _piece_reads(nodes, index, pieces, readers, known)
+        if plans is None or index in read_by_new:
             continue
+        old_inputs = {reader: list(nodes[reader]["inputs"]) for reader, _, _, _ in plans}
         for reader, position, kind, detail in sorted(plans, key=lambda plan: -plan[1]):  # later inputs first
             node = nodes[reader]
             if kind == "concat":
@@ -660,6 +697,8 @@ def read_concat_pieces(nodes, heads, absorbed):
                 attrs_of(node).pop("residual_offset", None)
                 if detail[1]:
                     attrs_of(node)["residual_offset"] = str(detail[1])
+        for reader, inputs in old_inputs.items():
+            _reread(readers, nodes, reader, inputs)
         removed += 1
     return removed
 
@@ -707,22 +746,3 @@ def copy_shared_inputs(nodes, absorbed, live):
             nodes[index]["inputs"][position] = copy
         copies += 1
     return copies
-
-
-def unused_params(graph, params, names):
-    """Keys of `params` for variables named in `names` that no node of graph uses."""
-    used = {n["name"] for n in graph["nodes"] if n["op"] == "null"}
-    return [k for k in params if k.split(":", 1)[-1] in names and k.split(":", 1)[-1] not in used]
-
-
-def batchnorm_variables(nodes, names):
-    """Names of the parameter variables of the BatchNorm nodes named in `names`."""
-    result = set()
-    for node in nodes:
-        if node["op"] == "BatchNorm" and node["name"] in names:
-            for entry in node["inputs"][1:]:
-                source = _edge(nodes, entry)
-                if source is not None and nodes[source]["op"] == "null":
-                    result.add(nodes[source]["name"])
-    return result
-

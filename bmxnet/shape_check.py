@@ -1,7 +1,7 @@
 """Checks of the parameters against a checked symbol graph (graph_check.check_nodes).
 
-Every parameter names a variable and is a float array; every parameter input of a layer is
-in the params; weights, biases and BatchNorm arrays have the shapes the layers' attributes
+Every parameter names a variable and is a float array of finite values; every parameter
+input of a layer is in the params; weights, biases and BatchNorm arrays have the shapes the layers' attributes
 give them; and where the graph tells the size of axis 1 of a layer's input (channels of a
 feature map, features of a 2-D tensor), the weights take that many (per group). The size
 is followed from the parameters through the operators (op_specs: `channels`); the batch and
@@ -26,6 +26,11 @@ def param_key(params, name):
     return next((key for key in ("arg:" + name, "aux:" + name, name) if key in params), None)
 
 
+def param_name(key):
+    """The variable name of a params key: arg:name, aux:name or name."""
+    return key[4:] if isinstance(key, str) and key.startswith(("arg:", "aux:")) else key
+
+
 def _shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
@@ -35,7 +40,7 @@ def check_param_arrays(nodes, params):
     variables = {node["name"]: node for node in nodes if node["op"] == "null"}
     seen = set()
     for key, value in params.items():
-        name = key.split(":", 1)[1] if isinstance(key, str) and key.startswith(("arg:", "aux:")) else key
+        name = param_name(key)
         if not isinstance(name, str) or name not in variables:
             raise ParamsError("params hold %s, which the symbol does not use" % shown(name))
         if name in seen:
@@ -47,6 +52,8 @@ def check_param_arrays(nodes, params):
             raise ParamsError("parameter %s has dtype %s, expected a float type" % (name, value.dtype))
         if value.ndim == 0 or any(d > MAX_DIM_SIZE for d in value.shape):
             raise ParamsError("parameter %s has the shape %s" % (name, _shape(value.shape)))
+        if not np.isfinite(value).all():  # the float-simulated model would compute NaN from it
+            raise ParamsError("parameter %s holds NaN or infinite values" % name)
 
 
 def check_recorded_shapes(nodes, params):

@@ -20,12 +20,13 @@ from smd import model_converter
 
 class TinyNet(gluon.HybridBlock):
     """Every kind of layer the converter rewrites, small: a float conv, composed and xnor
-    binary convs with a residual add, a max pooling, a concat with a channel slice, a float
-    1x1 conv, a grouped binary conv, a binary and a float dense layer."""
+    binary convs with a residual add, a max pooling, a float 1x1 conv, concats with channel
+    slices and MeliusNet's improvement block (a residual read from a slice), a grouped binary
+    conv, a binary and a float dense layer."""
 
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
-        self.half = channels // 2
+        self.channels, self.half = channels, channels // 2
         with self.name_scope():
             self.stem = gluon.nn.Conv2D(channels, 3, padding=1, use_bias=False)
             self.bn0, self.bn1, self.bn2, self.bn3 = [gluon.nn.BatchNorm() for _ in range(4)]
@@ -36,12 +37,16 @@ class TinyNet(gluon.HybridBlock):
             self.grouped = bnn.QConv2D(channels, 1, groups=2)
             self.dense = bnn.QDense(6)
             self.out = gluon.nn.Dense(3)
+            self.improve = bnn.QConv2D(self.half, 3, padding=1)
+            self.bn4 = gluon.nn.BatchNorm()
 
     def hybrid_forward(self, F, x):
         x = self.bn0(self.stem(x))
         x = x + self.xnor(self.bn1(self.binary(x)))
         x = self.float1x1(self.pool(x))
-        x = F.concat(x, F.slice_axis(x, axis=1, begin=0, end=self.half), dim=1)
+        y = F.concat(x, F.slice_axis(x, axis=1, begin=0, end=self.half), dim=1)
+        improved = F.slice_axis(y, axis=1, begin=self.channels, end=None) + self.improve(self.bn4(y))
+        x = F.concat(F.slice_axis(y, axis=1, begin=0, end=self.channels), improved, dim=1)
         x = self.grouped(self.bn2(x))
         return self.out(self.dense(F.flatten(F.relu(self.bn3(x)))))
 
@@ -99,7 +104,7 @@ def tiny(tmp_path_factory):
 def test_tiny_model_converts(tiny):
     graph, params = load_model(tiny)
     _, _, report = convert_graph(graph, params)
-    assert len(report.layers) == 4 and report.residual_adds == 1
+    assert len(report.layers) == 5 and report.residual_adds == 2 and report.residual_slices == 1
 
 
 def run_cli(*args):
