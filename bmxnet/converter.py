@@ -14,6 +14,7 @@ written, as one change (model_files).
 import copy
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -30,7 +31,7 @@ from .nn.composed import fold_composed_layers
 from .op_specs import BINARY_OPS
 from .shape_check import ParamsError, check_params, param_key, param_name
 
-_MXNET_VERSION = int("".join("%02d" % int(part) for part in mx.__version__.split(".")[:3]))
+_MXNET_VERSION = int("%d%02d%02d" % tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", mx.__version__).groups()))
 __all__ = ["ConversionError", "ConversionReport", "convert", "convert_block", "convert_graph", "default_out_prefix"]
 
 
@@ -97,8 +98,9 @@ def _checked_input(graph, params, where, params_where):
     except ValueError:
         float_layouts = None  # an attribute int() cannot read, which check_nodes reports
     try:
+        check_nodes(graph, composed_weights=True)  # as MXNet runs the float model
         fold_composed_layers(graph)  # Convolution(QActivation, sign_ste(W)) -> QConvolution
-        checked = check_nodes(graph)
+        checked = check_nodes(graph)  # as the converter reads it
     except ValueError as error:
         raise ConversionError("%s: %s" % (where, error)) from None
     try:
@@ -120,7 +122,7 @@ def convert_graph(graph, params, where="model", params_where=None):
         report = _convert_checked(graph, params, float_layouts, where)
     except RecursionError:
         raise ConversionError("%s: the graph nests too deeply to convert" % where) from None
-    graph.setdefault("attrs", {"mxnet_version": ["int", _MXNET_VERSION]})  # else MXNet "upgrades" it on loading
+    graph["attrs"] = {"mxnet_version": ["int", _MXNET_VERSION]}  # its format: MXNet applies no legacy upgrade
     _check_output(graph, params, where)
     return graph, params, report
 
@@ -189,7 +191,7 @@ def _check_output(graph, params, where):
     them, check every attribute) and has a variable for every parameter."""
     try:
         check_structure(graph)
-        symbol = mx.sym.load_json(json.dumps(graph))
+        symbol = mx.sym.load_json(json.dumps(graph, ensure_ascii=False))  # MXNet reads no \u escapes
     except GraphError as error:
         raise ConversionError("%s: the converted graph is not valid (%s)" % (where, error)) from None
     except mx.base.MXNetError as error:

@@ -8,8 +8,9 @@ Both raise GraphError with a one-line message.
 """
 import re
 
-from .op_specs import BINARY_OPS, CONVERTED_OPS, HIDDEN_ATTRS, KNOWN_OPS
 from .conversion_error import shown
+from .nn.composed import MARK
+from .op_specs import BINARY_OPS, CONVERTED_OPS, HIDDEN_ATTRS, KNOWN_OPS
 
 MAX_NODES = 100000  # the largest zoo model has about 3,000
 MAX_NAME = 512
@@ -18,7 +19,10 @@ MAX_OUTPUTS = 64
 GRAPH_KEYS = ("nodes", "arg_nodes", "node_row_ptr", "heads", "attrs")
 NODE_KEYS = ("op", "name", "inputs", "attrs", "attr", "param")
 ATTR_KEYS = ("attrs", "attr", "param")  # MXNet's JSON has used all three names
-_PRINTABLE_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,%d}\Z" % MAX_NAME)
+# printable: MXNet's JSON reader takes no \u escapes, which json writes for control characters
+# (and lone surrogates cannot be written at all)
+_PRINTABLE_NAME = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{1,%d}\Z" % MAX_NAME)
+_PRINTABLE_TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]*\Z")
 
 
 class GraphError(ValueError):
@@ -54,6 +58,8 @@ def _check_attrs(node, index):
             raise GraphError("node %s: attribute %s is %s, expected a string" % (node["name"], shown(key), shown(value)))
         if len(value) > MAX_ATTR_TEXT:
             raise GraphError("node %s: attribute %s is longer than %d characters" % (node["name"], key, MAX_ATTR_TEXT))
+        if not _PRINTABLE_TEXT.match(value):
+            raise GraphError("node %s: attribute %s=%s holds control characters" % (node["name"], key, shown(value)))
 
 
 def check_structure(graph):
@@ -93,8 +99,9 @@ def check_structure(graph):
 def _check_optional_lists(graph, count):
     """arg_nodes, node_row_ptr and the graph attributes (mxnet_version), where present."""
     arg_nodes = graph.get("arg_nodes", [])
-    if not isinstance(arg_nodes, list) or not all(_is_int(i) and 0 <= i < count for i in arg_nodes):
-        raise GraphError("'arg_nodes' is not a list of node indices")
+    if not isinstance(arg_nodes, list) or not all(_is_int(i) and 0 <= i < count and graph["nodes"][i]["op"] == "null"
+                                                  for i in arg_nodes):
+        raise GraphError("'arg_nodes' is not a list of the indices of variables")
     row_ptr = graph.get("node_row_ptr")
     if row_ptr is not None and (
             not isinstance(row_ptr, list) or len(row_ptr) != count + 1 or not all(_is_int(v) for v in row_ptr)
@@ -154,8 +161,10 @@ def _check_layer_attrs(node, values):
                              % (node["name"], key, values[key], len(kernel)))
 
 
-def check_nodes(graph):
-    """[(spec, attribute values)] per node; GraphError for anything op_specs does not allow."""
+def check_nodes(graph, composed_weights=False):
+    """[(spec, attribute values)] per node; GraphError for anything op_specs does not allow.
+    With composed_weights, the weight of a composed binary layer (see nn.composed) may be
+    an expression, as in the float model before fold_composed_layers."""
     nodes, checked = graph["nodes"], []
     for node in nodes:
         _check_not_converted(node)
@@ -171,7 +180,8 @@ def check_nodes(graph):
                 node["name"], node["op"], len(node["inputs"]), len(roles), ", ".join(roles) or "none"))
         for entry, role in zip(node["inputs"], roles):
             _check_output_index(nodes, checked, entry, "input %s of node %s" % (role, node["name"]))
-            if role not in ("data", "label") and nodes[entry[0]]["op"] != "null":
+            expression_allowed = composed_weights and role == "weight" and MARK in (node.get("attrs") or {})
+            if role not in ("data", "label") and nodes[entry[0]]["op"] != "null" and not expression_allowed:
                 raise GraphError("layer %s: its %s is computed by node %s, not a parameter variable"
                                  % (node["name"], role, nodes[entry[0]]["name"]))
         checked.append((spec, values))

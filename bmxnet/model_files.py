@@ -96,7 +96,7 @@ def check_output_paths(outputs, inputs):
 def write_model(symbol_path, params_path, graph, params):
     """Writes the symbol JSON and the params (numpy arrays, saved with their dtypes) as one
     change: both files are new, or both are as they were."""
-    text = json.dumps(graph, indent=2)
+    text = json.dumps(graph, indent=2, ensure_ascii=False)  # MXNet's JSON reader takes no \u escapes
     arrays = {key: mx.nd.array(value, dtype=value.dtype) for key, value in params.items()}
     try:
         replace_together([(params_path, lambda temp: mx.nd.save(temp, arrays)),

@@ -42,7 +42,7 @@ ATTR_TEXTS = ["0", "1", "-1", "2", "3", "5", "8", "33", "(0, 0)", "(1, 1)", "(2,
               "(1, -1)", "()", "[2, 2]", "3", "None", "True", "False", "true", "TRUE", "1.5", "-0", "0.0", "-1.0",
               "nan", "inf", "-inf", "1e309", "1e-45", "99999999999999999999", "2147483648", "(4294967296, 3)", "",
               " ", "x", "none", "xnor", "XNOR", "max", "avg", "sum", "lp", "full", "relu", "NCHW", "NHWC", "'1'", "1 ",
-              "\n", "\x00", "(1,\n1)", "(0, 0, 0, 0)", "(0, -1)", "(0, -4, 2, -1, -2)", "\u00e9", "{", "[[[[", "1" * 500]
+              "\n", "\x00", "\ud800", "(1,\n1)", "(0, 0, 0, 0)", "(0, -1)", "(0, -4, 2, -1, -2)", "\u00e9", "{", "[[[[", "1" * 500]
 ATTR_KEYS = ["kernel", "stride", "pad", "dilate", "num_filter", "num_group", "no_bias", "act_bit", "weight_bit",
              "scaling", "pad_value", "binarized_weights_only", "residual", "data_threshold", "data_pieces", "axis",
              "eps", "fix_gamma", "use_global_stats", "output_mean_var", "pool_type", "global_pool",
@@ -148,7 +148,7 @@ def mutate_graph(rng, graph, params):
         graph["heads"] = rng.choice([[], [entry(rng, len(nodes))], [[len(nodes) - 1, 0, 0]] * 2, junk(rng)])
     elif choice == 1:
         some_node(rng, graph)["name"] = rng.choice([nodes[rng.randrange(len(nodes))]["name"], "", "a\nb", "x" * 600,
-                                                    junk(rng)])
+                                                    "\ud800", "caf\u00e9", junk(rng)])
     elif choice == 2:
         i, j = rng.randrange(len(nodes)), rng.randrange(len(nodes))
         nodes[i], nodes[j] = nodes[j], nodes[i]
@@ -279,7 +279,7 @@ class Fuzz:
             return
         assert _snapshot(graph, params) == before, "the input changed (%s)" % what
         self.counts["converted"] += 1
-        packed = _symbol_block(json.dumps(new_graph), new_params)
+        packed = _symbol_block(json.dumps(new_graph, ensure_ascii=False), new_params)
         if self.counts["compared"] < 30 or self.counts["converted"] % 4 == 0:
             self.compare(graph, params, packed, what)
 
@@ -288,7 +288,7 @@ class Fuzz:
         import mxnet as mx
         import numpy as np
         try:
-            expected = _outputs(_symbol_block(json.dumps(graph), params), self.x)
+            expected = _outputs(_symbol_block(json.dumps(graph, ensure_ascii=False), params), self.x)
         except (mx.base.MXNetError, ValueError, AssertionError, RuntimeError):
             self.counts["float_failed"] += 1
             return
@@ -322,7 +322,9 @@ class Fuzz:
         assert set(os.listdir(directory)) == expected, (what, os.listdir(directory))
         if code == 0:
             import mxnet as mx
-            mx.gluon.SymbolBlock.imports(out + "-symbol.json", ["data"], out + "-0000.params")
+            saved = {key.split(":", 1)[-1] for key in mx.nd.load(out + "-0000.params")}
+            inputs = [name for name in mx.sym.load(out + "-symbol.json").list_inputs() if name not in saved]
+            mx.gluon.SymbolBlock.imports(out + "-symbol.json", inputs, out + "-0000.params")
             for name in ("out-symbol.json", "out-0000.params"):
                 os.remove(os.path.join(directory, name))
         self.counts["files"] += 1

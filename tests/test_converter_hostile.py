@@ -216,6 +216,14 @@ GRAPH_CASES = {
     "weight computed by another node": (weight_from("Convolution"), "not a parameter variable"),
     "too many inputs": (lambda g, p: node(g, "relu")["inputs"].append([0, 0, 0]), "has 2 inputs, expected 1"),
     "absurd mxnet version": (set_graph("attrs", {"mxnet_version": ["int", -5]}), "graph attributes"),
+    "composed layer with an attribute its Convolution does not take": (
+        set_attr("Convolution", "pad_value", "-1", tagged=True), "unknown attribute 'pad_value' for Convolution"),
+    "composed layer without no_bias (MXNet's default: a bias)": (
+        lambda g, p: node(g, "Convolution", tagged=True)["attrs"].pop("no_bias"), "has 2 inputs, expected 3"),
+    "arg_nodes naming an operator": (lambda g, p: g.__setitem__("arg_nodes", [g["nodes"].index(node(g, "relu"))]),
+                                     "'arg_nodes' is not a list of the indices of variables"),
+    "control character in an attribute": (set_attr("null", "__init__", "a\x00b"), "holds control characters"),
+    "lone surrogate in a name": (set_node("relu", "name", "\ud800"), "printable characters"),
 }
 
 
@@ -234,6 +242,18 @@ def test_converter_refuses_a_graph_it_cannot_vouch_for(tiny, case):
     with pytest.raises(ConversionError) as error:
         convert_graph(graph, params, where="net-symbol.json", params_where="net-0000.params")
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_converter_writes_names_that_mxnet_reads_back(tiny, tmp_path):
+    """MXNet's JSON reader takes no \\u escapes: non-ASCII names are written as UTF-8."""
+    graph, _ = load_model(tiny)
+    node(graph, "null")["name"] = "donn\u00e9es"
+    node(graph, "relu")["name"] = "r\u00e9lu"
+    symbol = tmp_path / "utf8-symbol.json"
+    symbol.write_text(json.dumps(graph))
+    symbol_out, params_out, _ = convert(str(symbol), tiny + "-0000.params", str(tmp_path / "out"))
+    block = gluon.SymbolBlock.imports(symbol_out, ["donn\u00e9es"], params_out)
+    assert block(mx.nd.ones(INPUT_SHAPE)).shape == (2, 3)
 
 
 def test_converter_refuses_an_already_converted_model(tiny, tmp_path):

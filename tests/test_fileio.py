@@ -1,9 +1,11 @@
-"""atomic_write: the target is replaced whole or left as it was."""
+"""atomic_write and replace_together: the targets are replaced whole or left as they were."""
+import errno
 import os
 
 import pytest
 
-from bmxnet.fileio import atomic_write
+from bmxnet import fileio
+from bmxnet.fileio import atomic_write, replace_together
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -25,3 +27,41 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic_write(str(target), half_then_fail)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_replace_together_writes_every_file_and_leaves_no_temp(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "sub" / "b.params"
+    first.write_text("old a")
+    replace_together([(str(first), lambda temp: open(temp, "w").write("new a")),
+                      (str(second), lambda temp: open(temp, "w").write("new b"))])
+    assert first.read_text() == "new a" and second.read_text() == "new b"
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "sub"] and os.listdir(tmp_path / "sub") == ["b.params"]
+
+
+def test_failed_second_write_keeps_both_old_files_and_removes_what_it_made(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "new_dir" / "b.params"
+    first.write_text("old a")
+
+    def fail(temp):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(OSError) as error:
+        replace_together([(str(first), lambda temp: open(temp, "w").write("new a")), (str(second), fail)])
+    assert error.value.filename == str(second)  # the file meant, not its temporary name
+    assert first.read_text() == "old a" and os.listdir(tmp_path) == ["a.json"]
+
+
+def test_failed_second_rename_puts_the_first_file_back(tmp_path, monkeypatch):
+    first, second = tmp_path / "a.json", tmp_path / "b.params"
+    first.write_text("old a")
+    calls, real_replace = [], os.replace
+
+    def replace(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_replace(source, target)
+    monkeypatch.setattr(fileio.os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output error"):
+        replace_together([(str(first), lambda temp: open(temp, "w").write("new a")),
+                          (str(second), lambda temp: open(temp, "w").write("new b"))])
+    assert first.read_text() == "old a" and os.listdir(tmp_path) == ["a.json"]

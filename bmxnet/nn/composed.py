@@ -48,6 +48,7 @@ def fold_composed_layers(graph):
         if len(node["inputs"]) < 2:
             raise ValueError("composed layer %s has no weight input" % node["name"])
         node["op"] = spec.pop("op")
+        attrs.setdefault("no_bias", "False")  # MXNet's default, where bmxnet's is True
         attrs.update({key: str(value) for key, value in spec.items()})
         node["attrs"] = attrs
         node["inputs"][1] = [_sign_ste_variable(nodes, node["inputs"][1], node["name"]), 0, 0]
