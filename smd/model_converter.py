@@ -1,7 +1,9 @@
 """model-converter PREFIX-symbol.json PREFIX-EPOCH.params [-o OUTPREFIX]
 
 Packs the 1-bit weights of a trained bmxnet model into bits (about 32x smaller binary
-layers) for the xnor-popcount kernels. Errors are one line and a non-zero exit code.
+layers) for the xnor-popcount kernels. The input is checked whole before anything is
+written; it is never overwritten. A problem with the input or the output files is one line
+and exit code 1; exit code 2 is a bug of the converter's (or a broken installation).
 """
 import argparse
 import os
