@@ -1,7 +1,32 @@
-"""Writing files so that they are whole or absent, one file or several as one change."""
+"""Reading files with bounded memory; writing files so that they are whole or absent, one
+file or several as one change."""
 import os
 import secrets
+import stat
 import tempfile
+
+
+def read_regular_file(path, limit=None):
+    """The bytes of the regular file at `path` (a bytearray), at most `limit` of them;
+    ValueError naming the file for anything else (a FIFO or device is not even waited on)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError("%s: cannot read (%s)" % (path, getattr(error, "strerror", None) or error)) from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("%s: cannot read (not a regular file)" % path)
+        if limit is not None and info.st_size > limit:
+            raise ValueError("%s: too large (%d bytes; the limit is %d)" % (path, info.st_size, limit))
+        raw = bytearray(info.st_size)
+        with os.fdopen(os.dup(handle), "rb") as f:
+            size = f.readinto(raw)
+    except OSError as error:
+        raise ValueError("%s: cannot read (%s)" % (path, error.strerror or error)) from None
+    finally:
+        os.close(handle)
+    return raw[:size] if size != len(raw) else raw
 
 
 def atomic_write(path, write):

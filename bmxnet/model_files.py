@@ -9,9 +9,10 @@ import mxnet as mx
 
 from . import ndarray_file
 from .conversion_error import ConversionError, mxnet_message
-from .fileio import replace_together
+from .fileio import read_regular_file, replace_together
 
 MAX_SYMBOL_BYTES = 64 << 20  # the largest zoo model's symbol has about 2 MB
+MAX_PARAMS_BYTES = 4 << 30  # read whole into memory; MeliusNet-59's float params have 70 MB
 
 
 def path_text(path, what):
@@ -28,7 +29,7 @@ def path_text(path, what):
 def read_symbol(path):
     """The parsed JSON of a symbol file."""
     try:
-        raw = ndarray_file.read_regular_file(path, limit=MAX_SYMBOL_BYTES)
+        raw = read_regular_file(path, limit=MAX_SYMBOL_BYTES)
     except ValueError as error:
         raise ConversionError(str(error)) from None
     try:
@@ -42,7 +43,7 @@ def read_symbol(path):
 def read_params(path):
     """{name: numpy array} of a params file."""
     try:
-        return ndarray_file.load(path)
+        return ndarray_file.load(path, limit=MAX_PARAMS_BYTES)
     except ValueError as error:
         raise ConversionError(str(error)) from None
 

@@ -8,11 +8,11 @@ Format (MXNet 1.x): u64 magic 0x112, u64 reserved, u64 count, `count` arrays, u6
 `count` names. Array: u32 magic (V2 0xF993FAC9 / V3 0xF993FACA), i32 storage type,
 u32 ndim, i64 dims[ndim], then (ndim > 0) i32 device type, i32 device id, i32 dtype, data.
 """
-import os
-import stat
 import struct
 
 import numpy as np
+
+from .fileio import read_regular_file
 
 LIST_MAGIC = 0x112
 ARRAY_MAGICS = (0xF993FAC9, 0xF993FACA)
@@ -64,32 +64,10 @@ def _read_array(reader, index):
     return np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(shape)
 
 
-def read_regular_file(path, limit=None):
-    """The bytes of the regular file at `path` (a bytearray), at most `limit` of them;
-    ValueError naming the file for anything else (a FIFO or device is not even waited on)."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError("%s: cannot read (%s)" % (path, getattr(error, "strerror", None) or error)) from None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("%s: cannot read (not a regular file)" % path)
-        if limit is not None and info.st_size > limit:
-            raise ValueError("%s: too large (%d bytes; the limit is %d)" % (path, info.st_size, limit))
-        raw = bytearray(info.st_size)
-        with os.fdopen(os.dup(handle), "rb") as f:
-            size = f.readinto(raw)
-    except OSError as error:
-        raise ValueError("%s: cannot read (%s)" % (path, error.strerror or error)) from None
-    finally:
-        os.close(handle)
-    return raw[:size] if size != len(raw) else raw
-
-
-def load(path):
-    """dict name -> numpy array of an MXNet NDArray file; ValueError if it is damaged."""
-    raw = read_regular_file(path)
+def load(path, limit=None):
+    """dict name -> numpy array of an MXNet NDArray file (of at most `limit` bytes);
+    ValueError if it is damaged."""
+    raw = read_regular_file(path, limit)
     reader = _Reader(memoryview(raw), path)
     magic, _reserved = reader.unpack("QQ", "file header")
     if magic != LIST_MAGIC:

@@ -413,6 +413,8 @@ def test_converter_reports_unreadable_and_oversized_input_in_one_line(tiny, tmp_
     os.mkfifo(str(tmp_path / "fifo-symbol.json"))  # reading it would wait for a writer
     with open(str(tmp_path / "huge-symbol.json"), "wb") as f:
         f.truncate(65 << 20)  # sparse
+    with open(str(tmp_path / "huge.params"), "wb") as f:
+        f.truncate((4 << 30) + 1)
     (tmp_path / "deep-symbol.json").write_text("[" * 100000 + "]" * 100000)
     (tmp_path / "latin1-symbol.json").write_bytes(b'{"nodes": "\xe9"}')
     with open(tiny + "-0000.params", "rb") as f:
@@ -424,7 +426,8 @@ def test_converter_reports_unreadable_and_oversized_input_in_one_line(tiny, tmp_
              (tmp_path / "deep-symbol.json", params, "nested too deeply"),
              (tmp_path / "latin1-symbol.json", params, "not JSON"),
              (tmp_path, params, "not a regular file"),
-             (tiny + "-symbol.json", tmp_path / "huge-shape.params", "corrupt params file")]
+             (tiny + "-symbol.json", tmp_path / "huge-shape.params", "corrupt params file"),
+             (tiny + "-symbol.json", tmp_path / "huge.params", "too large")]
     for symbol, params_file, message in cases:
         code, _, err = run_cli(symbol, params_file, "-o", tmp_path / "out")
         assert_one_line_error(code, err, message)
