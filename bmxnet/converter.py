@@ -31,7 +31,8 @@ from .nn.composed import fold_composed_layers
 from .op_specs import BINARY_OPS
 from .shape_check import ParamsError, check_params, param_key, param_name
 
-_MXNET_VERSION = int("%d%02d%02d" % tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", mx.__version__).groups()))
+_MXNET_VERSION = int("%d%02d%02d" % tuple(int(part) for part in
+                                          re.match(r"(\d+)\.(\d+)\.(\d+)", mx.__version__).groups()))
 __all__ = ["ConversionError", "ConversionReport", "convert", "convert_block", "convert_graph", "default_out_prefix"]
 
 

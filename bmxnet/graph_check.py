@@ -52,10 +52,12 @@ def _check_attrs(node, index):
     if attrs is None:
         return
     if not isinstance(attrs, dict):
-        raise GraphError("node %s: attributes are %s, expected an object of strings" % (node["name"], type(attrs).__name__))
+        raise GraphError("node %s: attributes are %s, expected an object of strings"
+                         % (node["name"], type(attrs).__name__))
     for key, value in attrs.items():
         if not isinstance(value, str) or not _PRINTABLE_NAME.match(key):
-            raise GraphError("node %s: attribute %s is %s, expected a string" % (node["name"], shown(key), shown(value)))
+            raise GraphError("node %s: attribute %s is %s, expected a string"
+                             % (node["name"], shown(key), shown(value)))
         if len(value) > MAX_ATTR_TEXT:
             raise GraphError("node %s: attribute %s is longer than %d characters" % (node["name"], key, MAX_ATTR_TEXT))
         if not _PRINTABLE_TEXT.match(value):
@@ -64,7 +66,8 @@ def _check_attrs(node, index):
 
 def check_structure(graph):
     """Raises GraphError unless `graph` is a symbol graph as MXNet writes it."""
-    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list) or not isinstance(graph.get("heads"), list):
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list) or \
+            not isinstance(graph.get("heads"), list):
         raise GraphError("not an MXNet symbol file (needs 'nodes' with op, name, inputs and 'heads')")
     unknown = sorted(str(key) for key in graph if key not in GRAPH_KEYS)
     if unknown:
@@ -143,7 +146,8 @@ def _check_not_converted(node):
     if node["op"] in CONVERTED_OPS:
         raise GraphError("already converted (node %s is a %s, which only model-converter makes)"
                          % (node["name"], node["op"]))
-    if node["op"] in BINARY_OPS and str((node.get("attrs") or {}).get("binarized_weights_only")).lower() in ("true", "1"):
+    packed = str((node.get("attrs") or {}).get("binarized_weights_only")).lower() in ("true", "1")
+    if node["op"] in BINARY_OPS and packed:
         raise GraphError("already converted (layer %s has binarized_weights_only=True)" % node["name"])
 
 

@@ -76,8 +76,8 @@ def check_output_paths(outputs, inputs):
     for path in outputs:
         same = taken.get(os.path.realpath(path)) or identities.get(_identity(path))
         if same is not None:
-            raise ConversionError("%s: is the input %s; model-converter never overwrites its input (choose another "
-                                  "-o/--out-prefix)" % (path, same))
+            raise ConversionError("%s: would overwrite the input %s; model-converter never overwrites its "
+                                  "input (choose another -o/--out-prefix)" % (path, same))
         if os.path.isdir(path):
             raise ConversionError("%s: cannot write (%s)" % (path, os.strerror(errno.EISDIR)))
         if os.path.lexists(path) and not os.path.islink(path) and not os.lstat(path).st_mode & 0o222:

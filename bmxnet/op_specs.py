@@ -46,7 +46,8 @@ _CONV_LAYOUT = Attr(optional(choice("NCW", "NCHW", "NCDHW")))
 
 CONVOLUTION = OpSpec({
     "kernel": Attr(integers(1, (1, 2, 3)), required=True), "stride": _spatial(1), "dilate": _spatial(1),
-    "pad": _spatial(0), "num_filter": Attr(integer(1, 1 << 24), required=True), "num_group": Attr(integer(1, 1 << 24), 1),
+    "pad": _spatial(0), "num_filter": Attr(integer(1, 1 << 24), required=True),
+    "num_group": Attr(integer(1, 1 << 24), 1),
     "workspace": Attr(integer(0, 1 << 40), 1024), "no_bias": _BOOL_FALSE, "cudnn_off": _BOOL_FALSE,
     "cudnn_tune": Attr(optional(choice("fastest", "limited_workspace", "off"))), "layout": _CONV_LAYOUT,
 }, roles=_with_bias, channels="convolution")
@@ -138,8 +139,8 @@ KNOWN_OPS.update((name, _PLAIN) for name in (
     "relu", "sigmoid", "tanh", "softsign", "BlockGrad", "identity", "_copy", "negative", "abs", "sign"))
 KNOWN_OPS.update((name, _REDUCTION) for name in ("mean", "sum", "max", "min"))
 KNOWN_OPS.update((name, _ELEMENTWISE) for name in (
-    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "_plus", "_Plus", "_minus", "_Minus", "_mul", "_Mul",
-    "_div", "_Div"))
+    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "_plus", "_Plus", "_minus", "_Minus", "_mul",
+    "_Mul", "_div", "_Div"))
 KNOWN_OPS.update((name, _BROADCAST) for name in (
     "broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div", "broadcast_plus", "broadcast_minus",
     "broadcast_maximum", "broadcast_minimum"))

@@ -92,7 +92,8 @@ class _Shapes:
         variable = self.nodes[node["inputs"][position][0]]
         key = param_key(self.params, variable["name"])
         if key is None:
-            raise ParamsError("layer %s: its %s %s is not in the params" % (node["name"], role, shown(variable["name"])))
+            raise ParamsError("layer %s: its %s %s is not in the params"
+                              % (node["name"], role, shown(variable["name"])))
         return self.params[key]
 
     def run(self):

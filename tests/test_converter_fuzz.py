@@ -42,7 +42,8 @@ ATTR_TEXTS = ["0", "1", "-1", "2", "3", "5", "8", "33", "(0, 0)", "(1, 1)", "(2,
               "(1, -1)", "()", "[2, 2]", "3", "None", "True", "False", "true", "TRUE", "1.5", "-0", "0.0", "-1.0",
               "nan", "inf", "-inf", "1e309", "1e-45", "99999999999999999999", "2147483648", "(4294967296, 3)", "",
               " ", "x", "none", "xnor", "XNOR", "max", "avg", "sum", "lp", "full", "relu", "NCHW", "NHWC", "'1'", "1 ",
-              "\n", "\x00", "\ud800", "(1,\n1)", "(0, 0, 0, 0)", "(0, -1)", "(0, -4, 2, -1, -2)", "\u00e9", "{", "[[[[", "1" * 500]
+              "\n", "\x00", "\ud800", "(1,\n1)", "(0, 0, 0, 0)", "(0, -1)", "(0, -4, 2, -1, -2)", "\u00e9", "{",
+              "[[[[", "1" * 500]
 ATTR_KEYS = ["kernel", "stride", "pad", "dilate", "num_filter", "num_group", "no_bias", "act_bit", "weight_bit",
              "scaling", "pad_value", "binarized_weights_only", "residual", "data_threshold", "data_pieces", "axis",
              "eps", "fix_gamma", "use_global_stats", "output_mean_var", "pool_type", "global_pool",
@@ -306,7 +307,8 @@ class Fuzz:
         os.makedirs(directory, exist_ok=True)
         symbol, params_file = os.path.join(directory, "in-symbol.json"), os.path.join(directory, "in-0000.params")
         _write(symbol, _damaged(rng, self.symbol_bytes) if rng.random() < 0.3 else _json_bytes(graph))
-        _write(params_file, _damaged(rng, self.params_bytes) if rng.random() < 0.3 else _params_bytes(params, os.path.join(self.workdir, "encoded.params")))
+        _write(params_file, _damaged(rng, self.params_bytes) if rng.random() < 0.3 else
+               _params_bytes(params, os.path.join(self.workdir, "encoded.params")))
         out = rng.choice([os.path.join(directory, "out"), os.path.join(directory, "in"),
                           os.path.join(directory, "..", "files", "in")])
         before = {path: _sha(path) for path in (symbol, params_file)}
@@ -318,7 +320,8 @@ class Fuzz:
         assert (code == 0) == (message == "") and message.count("\n") <= 1, (what, message)
         assert "please report" not in message and "Traceback" not in message, (what, message)
         assert {path: _sha(path) for path in before} == before, "an input changed (%s)" % what
-        expected = {"in-symbol.json", "in-0000.params"} | ({"out-symbol.json", "out-0000.params"} if code == 0 else set())
+        expected = {"in-symbol.json", "in-0000.params"} | (
+            {"out-symbol.json", "out-0000.params"} if code == 0 else set())
         assert set(os.listdir(directory)) == expected, (what, os.listdir(directory))
         if code == 0:
             import mxnet as mx

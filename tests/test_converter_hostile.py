@@ -196,7 +196,8 @@ GRAPH_CASES = {
     "kernel overflowing int64": (set_attr("QConvolution", "kernel", "(99999999999999999999, 3)"), "invalid kernel"),
     "recorded shape overflowing": (set_attr("null", "__shape__", "(4294967296, 3)"), "invalid __shape__"),
     "three-dimensional packed kernel": (set_attr("QConvolution", "kernel", "(3, 3, 3)"), "expected 2 values"),
-    "missing kernel": (lambda g, p: node(g, "QConvolution")["attrs"].pop("kernel"), "lacks the required attribute kernel"),
+    "missing kernel": (lambda g, p: node(g, "QConvolution")["attrs"].pop("kernel"),
+                       "lacks the required attribute kernel"),
     "filters not divisible by groups": (set_attr("Convolution", "num_group", "3", tagged=True, index=1),
                                         "not divisible by num_group=3"),
     "empty heads": (set_graph("heads", []), "has no outputs"),
@@ -284,7 +285,8 @@ PARAM_CASES = {
     "float weight (64, 63, 1, 1) of a 64-channel layer": (reshape_param("conv1_weight", (64, 63, 1, 1)),
                                                           "reads 64 channels"),
     "grouped weight of the wrong group size": (reshape_param("qconv2d2_weight", (64, 47, 1, 1)), "reads 96 channels"),
-    "binary weight of another kernel": (reshape_param("qconv2d0_weight", (64, 64, 5, 5)), "does not fit its attributes"),
+    "binary weight of another kernel": (reshape_param("qconv2d0_weight", (64, 64, 5, 5)),
+                                        "does not fit its attributes"),
     "float dense weight of other features": (reshape_param("_dense0_weight", (3, 5)), "features: 6"),
     "float dense bias of another size": (reshape_param("_dense0_bias", (4,)), "bias of layer"),
     "BatchNorm statistics of another size": (reshape_param("batchnorm1_running_var", (63,)), "BatchNorm"),
@@ -296,13 +298,14 @@ PARAM_CASES = {
                                                    .astype(np.int32)), "has dtype int32"),
     "parameter of no variable": (lambda g, p: p.__setitem__("arg:stranger", np.ones(3, np.float32)),
                                  "'stranger', which the symbol does not use"),
-    "parameter given twice": (lambda g, p: p.__setitem__("aux:" + key_of(p, "conv0_weight")[4:], np.ones(3, np.float32)),
-                              "twice"),
+    "parameter given twice": (
+        lambda g, p: p.__setitem__("aux:" + key_of(p, "conv0_weight")[4:], np.ones(3, np.float32)), "twice"),
     "overflowing shape": (lambda g, p: p.__setitem__(key_of(p, "_dense0_bias"), np.empty((0, 2 ** 40), np.float32)),
                           "has the shape (0, 1099511627776)"),
     "zero-dimensional parameter": (lambda g, p: p.__setitem__(key_of(p, "_dense0_bias"), np.zeros((), np.float32)),
                                    "has the shape ()"),
-    "parameter that is no array": (lambda g, p: p.__setitem__(key_of(p, "_dense0_bias"), [0.0] * 3), "not a numpy array"),
+    "parameter that is no array": (lambda g, p: p.__setitem__(key_of(p, "_dense0_bias"), [0.0] * 3),
+                                   "not a numpy array"),
 }
 
 
@@ -346,7 +349,7 @@ def test_converter_refuses_output_that_is_an_input(tiny, tmp_path):
     before = {path: sha(path) for path in inputs}
     for case, out_prefix in output_aliases(tmp_path, prefix).items():
         code, _, err = run_cli(inputs[0], inputs[1], "-o", out_prefix)
-        assert_one_line_error(code, err, "is the input")
+        assert_one_line_error(code, err, "would overwrite the input")
         assert {path: sha(path) for path in inputs} == before, case
 
 
