@@ -150,6 +150,8 @@ def _convert_checked(graph, params, float_layouts, where):
         params[key] = packed
         describe_variable(weight_variable, packed)
         attrs["binarized_weights_only"] = "True"
+        # the packed shape cannot tell 32 from 64 channels: the operator checks this against the data
+        attrs["packed_channels" if node["op"] == "QConvolution" else "packed_features"] = str(weight.shape[1])
         node["attrs"] = attrs
         if str(attrs.get("scaling", "none")).lower() == "xnor":
             scale_name = weight_variable["name"] + "_scale"

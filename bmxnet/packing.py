@@ -39,6 +39,8 @@ def unpack_rows(packed, length):
 
 
 def xnor_scale(weight):
-    """XNOR-Net scale per output channel: mean |w| of each filter (float32)."""
-    flat = np.abs(np.asarray(weight, dtype=np.float64)).reshape(weight.shape[0], -1)
-    return flat.mean(axis=1).astype(np.float32)
+    """XNOR-Net scale per output channel: mean |w| of each filter (float32), summed in order
+    in double as the operators compute it (numpy's mean sums pairwise, which can differ in the
+    last bit), so that packed layers give the float-simulated values bit for bit."""
+    flat = np.abs(np.asarray(weight, dtype=np.float32).astype(np.float64)).reshape(weight.shape[0], -1)
+    return (np.cumsum(flat, axis=1)[:, -1] / flat.shape[1]).astype(np.float32)

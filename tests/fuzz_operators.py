@@ -78,7 +78,7 @@ def conv_case(rng, attack):
     residual = values(rng, out.shape, special=False)
     packed = [pieces[0], packing.pack_conv_weight(w)]
     if attrs["scaling"] == "xnor":
-        packed.append(xnor_scale(w))
+        packed.append(packing.xnor_scale(w))
     if not attrs["no_bias"]:
         packed.append(bias)
     packed += [residual] + pieces[1:]
@@ -88,17 +88,11 @@ def conv_case(rng, attack):
     return out.shape
 
 
-def xnor_scale(w):
-    """mean |w| per filter, summed in order in double as the operators do."""
-    rows = np.abs(w.astype(np.float64)).reshape(w.shape[0], -1)
-    return (np.cumsum(rows, axis=1)[:, -1] / rows.shape[1]).astype(np.float32)
-
-
 def finish(sums, w, bias, attrs):
     """The packed kernels' finish: times the xnor scale, plus the bias, each rounded."""
     shape = (1, -1) + (1,) * (sums.ndim - 2)
     if attrs["scaling"] == "xnor":
-        sums = (sums * xnor_scale(w).reshape(shape)).astype(np.float32)
+        sums = (sums * packing.xnor_scale(w).reshape(shape)).astype(np.float32)
     return sums if attrs["no_bias"] else (sums + bias.reshape(shape)).astype(np.float32)
 
 
@@ -116,7 +110,7 @@ def dense_case(rng, attack):
     same(out, finish(sums, w, bias, attrs), "QFullyConnected against numpy")
     packed = [mx.nd.array(x), mx.nd.array(packing.pack_dense_weight(w), dtype="int64")]
     if attrs["scaling"] == "xnor":
-        packed.append(mx.nd.array(xnor_scale(w)))
+        packed.append(mx.nd.array(packing.xnor_scale(w)))
     if not attrs["no_bias"]:
         packed.append(mx.nd.array(bias))
     result = mx.nd.QFullyConnected(*packed, binarized_weights_only=True, packed_features=features, **attrs)

@@ -129,11 +129,7 @@ def test_converted_model_predicts_like_float_simulated(exported, model, tmp_path
     residuals = dict(zip(residual_of, packed_outputs[len(binary):-1]))
     for name, a, b in zip(binary, float_outputs[:-1], packed_outputs[:len(binary)]):
         a = a + residuals[name] if name in residuals else a
-        graph_node = next(n for n in graph["nodes"] if n["name"] == name)
-        if graph_node["attrs"].get("scaling") == "xnor":  # scale applied after vs inside the sum
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
-        else:
-            np.testing.assert_array_equal(b, a, err_msg=name)
+        np.testing.assert_array_equal(b, a, err_msg=name)  # xnor scaling too
     logits_float, logits_packed = float_outputs[-1], packed_outputs[-1]
     np.testing.assert_allclose(logits_packed, logits_float, rtol=1e-5, atol=1e-5 * np.abs(logits_float).max())
     np.testing.assert_array_equal(logits_packed.argmax(axis=1), logits_float.argmax(axis=1))

@@ -263,6 +263,22 @@ def test_converter_refuses_an_already_converted_model(tiny, tmp_path):
         convert(symbol, params, str(tmp_path / "twice"))
 
 
+def test_packed_symbol_with_changed_groups_is_refused_when_run(tiny, tmp_path):
+    """96 channels in 2 groups and in 4 pack into one word per filter tap alike: the packed
+    weight's shape cannot tell, the packed_channels the converter writes can."""
+    symbol, params, _ = convert(tiny + "-symbol.json", tiny + "-0000.params", str(tmp_path / "packed"))
+    graph = json.loads(open(symbol, encoding="utf-8").read())
+    grouped = next(n for n in graph["nodes"] if n["op"] == "QConvolution" and n["attrs"].get("num_group") == "2")
+    assert grouped["attrs"]["packed_channels"] == "48"
+    grouped["attrs"]["num_group"] = "4"
+    tampered = tmp_path / "tampered-symbol.json"
+    tampered.write_text(json.dumps(graph))
+    block = gluon.SymbolBlock.imports(str(tampered), ["data"], params)
+    with pytest.raises(mx.base.MXNetError, match=r"the packed weight holds 48 input channels per group "
+                                                 r"\(packed_channels\), the data gives 24"):
+        block(mx.nd.ones(INPUT_SHAPE)).wait_to_read()
+
+
 # --- the parameters: present, float, and of the shapes the graph gives them --------------------
 
 def reshape_param(suffix, shape):

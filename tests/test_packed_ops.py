@@ -26,14 +26,25 @@ def test_packed_qconvolution_equals_float_simulated(c, o, k, s, p, d, g, pad_val
     np.testing.assert_array_equal(packed.asnumpy(), simulated)
 
 
-def test_packed_xnor_scaling_takes_scale_input(rng):
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_xnor_scaling_equals_float_simulated_bit_for_bit(bias, rng):
+    """Both multiply the exact +-1 sum by the same scale (mean |w| summed in order), then add."""
     x = rng.uniform(-1, 1, size=(2, 70, 5, 5)).astype(np.float32)
-    w = rng.uniform(-1, 1, size=(4, 70, 3, 3)).astype(np.float32)
-    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=4, scaling="xnor")
-    simulated = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(w), **attrs).asnumpy()
+    w = rng.uniform(-1, 1, size=(16, 70, 3, 3)).astype(np.float32)
+    b = mx.nd.array(rng.uniform(-1, 1, size=(16,)))
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=16, scaling="xnor", no_bias=not bias)
+    simulated = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(w), *([b] if bias else []), **attrs).asnumpy()
     packed = mx.nd.QConvolution(mx.nd.array(x), mx.nd.array(packing.pack_conv_weight(w), dtype="int64"),
-                                mx.nd.array(packing.xnor_scale(w)), binarized_weights_only=True, **attrs)
-    np.testing.assert_allclose(packed.asnumpy(), simulated, rtol=1e-5, atol=1e-5)
+                                mx.nd.array(packing.xnor_scale(w)), *([b] if bias else []),
+                                binarized_weights_only=True, **attrs)
+    np.testing.assert_array_equal(packed.asnumpy(), simulated)
+    xd, wd = mx.nd.array(x.reshape(2, -1)[:, :630]), w.reshape(16, -1)
+    dense = dict(num_hidden=16, scaling="xnor", no_bias=not bias)
+    simulated = mx.nd.QFullyConnected(xd, mx.nd.array(wd), *([b] if bias else []), **dense).asnumpy()
+    packed = mx.nd.QFullyConnected(xd, mx.nd.array(packing.pack_dense_weight(wd), dtype="int64"),
+                                   mx.nd.array(packing.xnor_scale(wd)), *([b] if bias else []),
+                                   binarized_weights_only=True, **dense)
+    np.testing.assert_array_equal(packed.asnumpy(), simulated)
 
 
 @pytest.mark.parametrize("features,flatten", [(1, True), (65, True), (300, True), (37, False)])
