@@ -121,3 +121,28 @@ def test_packed_dense_with_other_features_is_refused(rng):
 def test_attribute_limits(attrs, message):
     with pytest.raises(MXNetError, match=re.escape(message)):
         mx.nd.QConvolution(ONES, ONES, **attrs).wait_to_read()
+
+
+TOO_FEW_INPUTS = """
+import json, mxnet as mx, bmxnet
+for op, attrs, count in [("QConvolution", {"kernel": "(3, 3)", "num_filter": "4"}, 2), ("PlainBatchNorm", {}, 5),
+                         ("ChannelConcat", {"num_args": "3"}, 3), ("QFullyConnected", {"num_hidden": "3"}, 2),
+                         ("PlainPooling", {"kernel": "(2, 2)", "data_pieces": "2"}, 2)]:
+    graph = {"nodes": [{"op": "null", "name": "data", "inputs": []},
+                       {"op": op, "name": "layer", "attrs": attrs, "inputs": [[0, 0, 0]]}],
+             "arg_nodes": [0], "node_row_ptr": [0, 1, 2], "heads": [[1, 0, 0]]}
+    try:
+        mx.sym.load_json(json.dumps(graph)).infer_shape(data=(1, 3, 8, 8))
+        print(op, "no error")
+    except mx.base.MXNetError as error:
+        assert "%s: these attributes take %d inputs, got 1" % (op, count) in str(error), str(error)
+        print(op, "refused")
+"""
+
+
+def test_symbol_with_fewer_inputs_than_its_attributes_is_refused():
+    """A hand-written symbol file can give an operator fewer inputs than its attributes call
+    for; shape inference indexed past them (a segfault) before the count was checked."""
+    result = subprocess.run([sys.executable, "-c", TOO_FEW_INPUTS], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split().count("refused") == 5, result.stdout

@@ -19,9 +19,14 @@ namespace {
 
 constexpr const char* kOp = "ChannelConcat";
 
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  return static_cast<size_t>(ParseChannelConcat(attrs).count);
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = ParseChannelConcat(attrs).count;
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
@@ -31,12 +36,16 @@ int64_t Taken(const ChannelConcatParams& p, size_t i, int64_t channels) {
   return p.take_channels[i] > 0 ? p.take_channels[i] : channels;
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
+  return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
+    InferFloat32(kOp, in_types, out_types);
+  });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const ChannelConcatParams p = ParseChannelConcat(attrs);
     const std::vector<unsigned int>& first = (*in_shapes)[0];
     if (first.size() < 2) throw ParamError(std::string(kOp) + ": inputs need at least 2 dimensions, got " + ShapeString(first));
@@ -113,13 +122,19 @@ void ZeroRowsCpu(float* destination, int64_t pitch, int64_t floats, int64_t rows
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
-  return Guard([&] { Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu); });
+  return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
+    Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu);
+  });
 }
 
 // inputs: [output gradient, forward inputs..., output]; outputs: the inputs' gradients
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
-  return Guard([&] { Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu); });
+  return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
+    Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu);
+  });
 }
 
 #ifdef BMXNET_CUDA
@@ -141,12 +156,18 @@ auto GpuZeros(const OpResource& res) {
 
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
-  return Guard([&] { Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res)); });
+  return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
+    Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res));
+  });
 }
 
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
-  return Guard([&] { Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res)); });
+  return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
+    Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res));
+  });
 }
 #endif
 

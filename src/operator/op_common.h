@@ -38,6 +38,24 @@ MXReturnValue Guard(Body body) {
   return mxnet::ext::MX_FAIL;
 }
 
+// MXNet does not hold a graph written by hand to the number of inputs an operator's
+// attributes call for (ParseAttrs): every entry point checks the count before indexing.
+inline void CheckCount(const char* op, const char* what, size_t expected, size_t given) {
+  if (given != expected)
+    throw ParamError(std::string(op) + ": these attributes take " + std::to_string(expected) + " " + what + ", got " +
+                     std::to_string(given));
+}
+
+// inferType / inferShape: `given` inputs.
+inline void CheckInputCount(const char* op, size_t expected, size_t given) { CheckCount(op, "inputs", expected, given); }
+
+// forward: the inputs and one output; backward: [output gradient, inputs..., output] and a
+// gradient per input.
+inline void CheckTensorCounts(const char* op, size_t inputs, bool backward, size_t given_inputs, size_t given_outputs) {
+  CheckCount(op, backward ? "backward inputs" : "inputs", backward ? inputs + 2 : inputs, given_inputs);
+  CheckCount(op, backward ? "gradients" : "outputs", backward ? inputs : 1, given_outputs);
+}
+
 // Whether MXNet runs its operators through oneDNN (the wheel's default); with
 // MXNET_MKLDNN_ENABLED=0 its own loops compute Pooling and BatchNorm, in other ways.
 // Read once, as MXNet reads it.

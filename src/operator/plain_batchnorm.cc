@@ -25,20 +25,29 @@ namespace {
 constexpr const char* kOp = "PlainBatchNorm";
 constexpr const char* kParams[] = {"gamma", "beta", "moving_mean", "moving_var"};
 
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  ParsePlainBatchNorm(attrs);
+  return 5;  // data, gamma, beta, moving_mean, moving_var
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    ParsePlainBatchNorm(attrs);
-    *num_in = 5;
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
+  return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
+    InferFloat32(kOp, in_types, out_types);
+  });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     const std::vector<unsigned int>& data = (*in_shapes)[0];
     if (p.channels_last && data.size() != 4)
@@ -88,6 +97,7 @@ kernels::BatchNormFormula FormulaOf(const PlainBatchNormParams& p) {
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     kernels::BatchNormForward(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                               p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
@@ -100,6 +110,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                                p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
@@ -112,6 +123,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     cuda::BatchNorm(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                     p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
@@ -122,6 +134,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
     cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                             p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,

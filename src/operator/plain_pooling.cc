@@ -17,15 +17,23 @@ namespace {
 
 constexpr const char* kOp = "PlainPooling";
 
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  return static_cast<size_t>(ParsePlainPooling(attrs).data_pieces);
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = static_cast<int>(ParsePlainPooling(attrs).data_pieces);
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types, std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32(kOp, in_types, out_types); });
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
+  return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
+    InferFloat32(kOp, in_types, out_types);
+  });
 }
 
 // Outputs along one axis, as MXNet's Pooling counts them.
@@ -75,6 +83,7 @@ std::vector<size_t> Pieces(const PlainPoolingParams& p) {
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const PlainPoolingParams p = ParsePlainPooling(attrs);
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString((*in_shapes)[0]));
@@ -113,6 +122,7 @@ void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, s
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
     });
@@ -123,6 +133,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                             kernels::NumThreads());
@@ -134,6 +145,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
     });
@@ -143,6 +155,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                          res.get_cuda_stream());

@@ -9,26 +9,40 @@
 namespace bmxnet {
 namespace {
 
+constexpr const char* kOp = "QActivation";
+
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  ParseQActivation(attrs);
+  return 1;
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    ParseQActivation(attrs);
-    *num_in = 1;
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
 
-MXReturnValue InferType(const Attributes&, std::vector<int>* in_types,
+MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
                         std::vector<int>* out_types) {
-  return Guard([&] { InferFloat32("QActivation", in_types, out_types); });
+  return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
+    InferFloat32(kOp, in_types, out_types);
+  });
 }
 
-MXReturnValue InferShape(const Attributes&, Shapes* in_shapes, Shapes* out_shapes) {
-  return Guard([&] { (*out_shapes)[0] = FittingShape("QActivation", "output", Dims((*in_shapes)[0])); });
+MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
+  return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
+    (*out_shapes)[0] = FittingShape(kOp, "output", Dims((*in_shapes)[0]));
+  });
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
     kernels::ActivationSpec spec = p.spec;
     if (p.backward_only) spec.bits = 32;  // identity forward
@@ -40,6 +54,7 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource&) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
     kernels::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0),
                                 (*inputs)[1].size());
@@ -50,6 +65,7 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
     kernels::ActivationSpec spec = p.spec;
     if (p.backward_only) spec.bits = 32;
@@ -60,6 +76,7 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
     cuda::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), (*inputs)[1].size(),
                              res.get_cuda_stream());

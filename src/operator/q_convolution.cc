@@ -67,9 +67,14 @@ kernels::ConvGeometry GeometryOf(const QConvolutionParams& p, std::vector<MXTens
   return Geometry(p, data);
 }
 
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  return static_cast<size_t>(LayoutOf(ParseQConvolution(attrs)).count);
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = LayoutOf(ParseQConvolution(attrs)).count;
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
@@ -77,6 +82,7 @@ MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
 MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
                         std::vector<int>* out_types) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
     std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
     if (ParseQConvolution(attrs).binarized_weights_only) expected[1] = mxnet::ext::kInt64;
     InferTypes(kOp, expected, in_types, out_types);
@@ -94,6 +100,7 @@ void CheckWorkSizes(const QConvolutionParams& p, const kernels::ConvGeometry& g)
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
     if ((*in_shapes)[0].size() != 4)
@@ -183,6 +190,7 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);
     if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
@@ -246,6 +254,7 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 1, (*inputs)[0]);
     if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
@@ -281,6 +290,7 @@ QuantizedInputs QuantizeGpu(const QConvolutionParams& p, const kernels::ConvGeom
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
@@ -299,6 +309,7 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
     const InputLayout layout = LayoutOf(p);
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);

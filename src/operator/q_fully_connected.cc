@@ -25,9 +25,14 @@ std::pair<int64_t, int64_t> Flattened(bool flatten, const std::vector<int64_t>& 
   return {rows, features};
 }
 
+// The inputs these attributes call for.
+size_t InputCount(const Attributes& attrs) {
+  return static_cast<size_t>(LayoutOf(ParseQFullyConnected(attrs)).count);
+}
+
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
-    *num_in = LayoutOf(ParseQFullyConnected(attrs)).count;
+    *num_in = static_cast<int>(InputCount(attrs));
     *num_out = 1;
   });
 }
@@ -35,6 +40,7 @@ MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
 MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
                         std::vector<int>* out_types) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_types->size());
     std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
     if (ParseQFullyConnected(attrs).binarized_weights_only) expected[1] = mxnet::ext::kInt64;
     InferTypes(kOp, expected, in_types, out_types);
@@ -43,6 +49,7 @@ MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
+    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const std::vector<unsigned int>& data = (*in_shapes)[0];
     if (data.size() < (p.flatten ? 2u : 1u))
@@ -106,6 +113,7 @@ void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t feature
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
@@ -143,6 +151,7 @@ void PackedBackward(const QFullyConnectedParams& p, int64_t rows, int64_t featur
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const auto rows_features = CheckedRows(p, (*inputs)[1], (*inputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
@@ -170,6 +179,7 @@ QuantizedInputs QuantizeGpu(const QFullyConnectedParams& p, ScaleOn scale_on, st
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
@@ -188,6 +198,7 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
+    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
     const InputLayout layout = LayoutOf(p);
     const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
