@@ -279,6 +279,25 @@ def test_packed_symbol_with_changed_groups_is_refused_when_run(tiny, tmp_path):
         block(mx.nd.ones(INPUT_SHAPE)).wait_to_read()
 
 
+@pytest.mark.parametrize("op,key,value,message", [
+    ("PlainPooling", "kernel", "(4294967297, 1)", "PlainPooling: invalid kernel='(4294967297, 1)'"),
+    ("PlainPooling", "pad", "(4294967296, 0)", "PlainPooling: invalid pad='(4294967296, 0)'"),
+    ("QConvolution", "pad", "(2305843009213693952, 0)", "QConvolution: invalid pad='(2305843009213693952, 0)'"),
+    ("QConvolution", "stride", "(0, 1)", "QConvolution: invalid stride='(0, 1)'"),
+    ("QFullyConnected", "packed_features", "7", "the packed weight holds 7 features (packed_features)"),
+])
+def test_tampered_packed_symbol_fails_in_one_line_when_loaded(tiny, tmp_path, op, key, value, message):
+    """A converted model's symbol edited by hand reaches the operators' own checks."""
+    symbol, params, _ = convert(tiny + "-symbol.json", tiny + "-0000.params", str(tmp_path / "packed"))
+    graph = json.loads(open(symbol, encoding="utf-8").read())
+    next(n for n in graph["nodes"] if n["op"] == op)["attrs"][key] = value
+    tampered = tmp_path / "tampered-symbol.json"
+    tampered.write_text(json.dumps(graph))
+    with pytest.raises(mx.base.MXNetError) as error:
+        gluon.SymbolBlock.imports(str(tampered), ["data"], params)(mx.nd.ones(INPUT_SHAPE)).wait_to_read()
+    assert message in [line for line in str(error.value).splitlines() if line.strip()][-1]
+
+
 # --- the parameters: present, float, and of the shapes the graph gives them --------------------
 
 def reshape_param(suffix, shape):
