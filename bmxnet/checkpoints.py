@@ -7,6 +7,7 @@ the old record, renames weights and states into place and the record last: whene
 exists, the files it lists are there and of its epoch, so `best` is replaced as a unit and
 never mixes epochs (a save killed half-way leaves no record, and resuming refuses the set).
 """
+import hashlib
 import json
 import os
 
@@ -14,7 +15,7 @@ import mxnet as mx
 
 from . import ndarray_file, trainer_states
 from .train_args import UsageError
-from .train_files import digest, remove_quietly, sync_directory, sync_file, temp_file
+from .fileio import finish_file, remove_quietly, sync_directory, temp_beside
 
 FORMAT = "bmxnet-checkpoint"
 VERSION = 1
@@ -37,18 +38,18 @@ class Checkpoints:
         base = self.base(name)
         temps = {}
         try:
-            temps["params"] = temp_file(base + ".params")
+            temps["params"] = temp_beside(base + ".params")
             net.save_parameters(temps["params"])
-            temps["states"] = temp_file(base + ".states")
+            temps["states"] = temp_beside(base + ".states")
             trainer_states.save(trainer, temps["states"], net)
             files = {}
             for kind in ("params", "states"):
-                sync_file(temps[kind])
+                finish_file(temps[kind])
                 files[kind] = dict(name=os.path.basename(base + "." + kind), **digest(temps[kind]))
             record = {"format": FORMAT, "version": VERSION, "epoch": epoch, "history": history,
                       "num_update": trainer_states.num_update(trainer), "batches_per_epoch": batches_per_epoch,
                       "files": files}
-            temps["json"] = temp_file(base + ".json")
+            temps["json"] = temp_beside(base + ".json")
             with open(temps["json"], "w") as f:
                 json.dump(record, f)
                 f.flush()
@@ -62,6 +63,16 @@ class Checkpoints:
         finally:
             for temp in temps.values():
                 remove_quietly(temp)
+
+
+def digest(path):
+    """{"bytes": size, "sha256": hex digest} of a file."""
+    sha, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+            size += len(block)
+    return {"bytes": size, "sha256": sha.hexdigest()}
 
 
 def _damaged(path, what):

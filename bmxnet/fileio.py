@@ -1,9 +1,18 @@
 """Reading files with bounded memory; writing files so that they are whole or absent, one
-file or several as one change."""
+file or several as one change.
+
+A file is written to a temporary file beside it, named .bmxnet-tmp-<pid>-<random>-<name>,
+flushed to disk and renamed into place. A process killed meanwhile leaves only such
+temporaries, which remove_leftovers recognises (and which nothing else is named like).
+"""
 import os
+import re
 import secrets
 import stat
 import tempfile
+
+TEMP_PREFIX = ".bmxnet-tmp-"
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
 
 
 def read_regular_file(path, limit=None):
@@ -49,9 +58,9 @@ def replace_together(writes):
     try:
         for path, write in writes:
             made += _make_directories(os.path.dirname(os.path.abspath(path)), path)
-            temps.append(_temp_beside(path))
+            temps.append(_named(path, temp_beside, path))
             _named(path, write, temps[-1])
-            _named(path, _finish, temps[-1])
+            _named(path, finish_file, temps[-1])
         if len(writes) > 1:
             for path, _ in writes:
                 if os.path.lexists(path):
@@ -66,7 +75,7 @@ def replace_together(writes):
         raise
     _clean_up(list(aside.values()), [])
     for directory in {os.path.dirname(os.path.abspath(path)) for path, _ in writes}:
-        _sync(directory)
+        sync_directory(directory)
 
 
 def _named(path, function, *args):
@@ -95,14 +104,15 @@ def _make_directories(directory, path):
     return made
 
 
-def _temp_beside(path):
-    handle, temp = _named(path, tempfile.mkstemp, os.path.splitext(path)[1] or ".tmp", "tmp",
-                          os.path.dirname(os.path.abspath(path)))
+def temp_beside(path):
+    """A new empty temporary file in path's directory (see the module docstring)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    handle, temp = tempfile.mkstemp(dir=directory, prefix="%s%d-" % (TEMP_PREFIX, os.getpid()), suffix="-" + name)
     os.close(handle)
     return temp
 
 
-def _finish(temp):
+def finish_file(temp):
     """Gives a temp file the usual permissions (mkstemp makes 0600) and flushes it to disk."""
     umask = os.umask(0)
     os.umask(umask)
@@ -118,7 +128,7 @@ def _link_aside(path):
     """A second name for the file at `path` (a hard link, else a copy), to put it back."""
     directory, name = os.path.split(os.path.abspath(path))
     while True:
-        kept = os.path.join(directory, ".%s.%s.old" % (name[:64], secrets.token_hex(6)))
+        kept = os.path.join(directory, "%s%d-%s-%s.old" % (TEMP_PREFIX, os.getpid(), secrets.token_hex(6), name[:64]))
         try:
             os.link(path, kept, follow_symlinks=False)
             return kept
@@ -160,7 +170,37 @@ def _remove(path, remove):
         pass
 
 
-def _sync(directory):
+def remove_quietly(path):
+    """Removes the file at path, if there is one."""
+    _remove(path, os.remove)
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return False  # this process has not written yet when it looks: the file is an earlier one's
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def remove_leftovers(directory):
+    """Removes the temporaries of killed processes from directory (never those of a live
+    process, nor any other file); returns their names."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        match = _TEMP_NAME.match(name)
+        path = os.path.join(directory, name)
+        if match and os.path.isfile(path) and not os.path.islink(path) and not _process_alive(int(match.group(1))):
+            remove_quietly(path)
+            removed.append(name)
+    return removed
+
+
+def sync_directory(directory):
     """Flushes a directory's entries (the renames) to disk where the system allows it."""
     try:
         handle = os.open(directory, os.O_RDONLY)

@@ -9,7 +9,7 @@ import mxnet as mx
 
 from . import ndarray_file
 from .conversion_error import ConversionError, mxnet_message
-from .fileio import read_regular_file, replace_together
+from .fileio import read_regular_file, remove_leftovers, replace_together
 
 MAX_SYMBOL_BYTES = 64 << 20  # the largest zoo model's symbol has about 2 MB
 MAX_PARAMS_BYTES = 4 << 30  # read whole into memory; MeliusNet-59's float params have 70 MB
@@ -100,6 +100,9 @@ def write_model(symbol_path, params_path, graph, params):
     text = json.dumps(graph, indent=2, ensure_ascii=False)  # MXNet's JSON reader takes no \u escapes
     arrays = {key: mx.nd.array(value, dtype=value.dtype) for key, value in params.items()}
     try:
+        for directory in {os.path.dirname(os.path.abspath(path)) for path in (symbol_path, params_path)}:
+            if os.path.isdir(directory):
+                remove_leftovers(directory)  # of converters killed while writing here
         replace_together([(params_path, lambda temp: mx.nd.save(temp, arrays)),
                           (symbol_path, lambda temp: _write_text(temp, text))])
     except OSError as error:

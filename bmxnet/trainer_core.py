@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .checkpoints import Checkpoints, resume
 from .train_args import DATASETS, UsageError, argument_parser, check_arguments, contexts, model_options  # noqa: F401
 from .train_data import ArraySource, RecordSource, load_data  # noqa: F401
-from .train_files import TEMP_PREFIX, remove_leftovers, remove_quietly, sync_directory
+from .fileio import TEMP_PREFIX, remove_leftovers, remove_quietly, sync_directory
 from .train_setup import (broadcast_weights, build_model, build_trainer, create_kvstore, prepare_save_dir,
                           setup_logging)
 from .training import save_curves

@@ -1,7 +1,7 @@
 """Training curves as a PNG."""
 import numpy as np
 
-from .train_files import write_atomically
+from .fileio import atomic_write
 
 
 def save_curves(history, path, title=""):
@@ -22,5 +22,5 @@ def save_curves(history, path, title=""):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    write_atomically(path, lambda temp: fig.savefig(temp, dpi=100, format="png"))
+    atomic_write(path, lambda temp: fig.savefig(temp, dpi=100, format="png"))
     plt.close(fig)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bmxnet import checkpoints, train_files
+from bmxnet import checkpoints, fileio
 from test_train_flags import TINY, usage_error
 from test_train_states import tiny_trainer, train_steps
 
@@ -41,7 +41,7 @@ def test_a_run_writes_complete_sets_and_no_temporaries(run):
         assert record["num_update"] == 2 * epoch and record["batches_per_epoch"] == 2
         assert record["files"]["params"]["name"] == PREFIX + "-" + name + ".params"
     assert checkpoints.read_record(str(run / (PREFIX + "-best.params")), str(run / (PREFIX + "-best.states")))
-    assert not [n for n in os.listdir(str(run)) if n.startswith(train_files.TEMP_PREFIX)]
+    assert not [n for n in os.listdir(str(run)) if n.startswith(fileio.TEMP_PREFIX)]
 
 
 def test_the_record_is_renamed_into_place_last_after_the_old_one_is_removed(tmp_path, monkeypatch):
@@ -51,7 +51,7 @@ def test_the_record_is_renamed_into_place_last_after_the_old_one_is_removed(tmp_
     history = {key: [0.5] for key in checkpoints.HISTORY_KEYS}
     sets.save("best", net, trainer, 1, history, 1)
     events = []
-    real_replace, real_remove = os.replace, train_files.remove_quietly
+    real_replace, real_remove = os.replace, fileio.remove_quietly
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", os.path.basename(b))), real_replace(a, b)))
     monkeypatch.setattr(checkpoints, "remove_quietly",
                         lambda p: (events.append(("remove", os.path.basename(p))), real_remove(p)))
@@ -96,7 +96,7 @@ def test_best_never_mixes_epochs_when_a_save_dies_half_way(tmp_path, monkeypatch
         with pytest.raises(ValueError, match="missing; a checkpoint is complete only with its record"):
             checkpoints.read_record(base + ".params", base + ".states")
     assert os.path.exists(base + ".json") == (renames_done == 3)  # no record while the set is half-replaced
-    assert len(train_files.remove_leftovers(str(tmp_path))) == 3 - renames_done
+    assert len(fileio.remove_leftovers(str(tmp_path))) == 3 - renames_done
     assert all(name.startswith("tiny-best.") for name in os.listdir(str(tmp_path)))
 
 
@@ -124,9 +124,9 @@ def test_kill_9_during_a_checkpoint_leaves_temporaries_that_the_next_run_removes
     script = KILL_DURING_SAVE.format(tests=os.path.dirname(__file__), directory=directory)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    left = [n for n in os.listdir(directory) if n.startswith(train_files.TEMP_PREFIX)]
+    left = [n for n in os.listdir(directory) if n.startswith(fileio.TEMP_PREFIX)]
     assert len(left) == 2 and not os.path.exists(os.path.join(directory, PREFIX + "-best.json"))
-    live = "%s%d-abc-%s-0001.params" % (train_files.TEMP_PREFIX, os.getppid(), PREFIX)  # a running process's
+    live = "%s%d-abc-%s-0001.params" % (fileio.TEMP_PREFIX, os.getppid(), PREFIX)  # a running process's
     for name in (live, "tmpk3j2.png", "notes.txt"):
         open(os.path.join(directory, name), "w").write("not ours to remove")
     train_imagenet.main(TINY + ["--num-epochs", "1", "--save-dir", directory])

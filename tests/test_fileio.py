@@ -1,6 +1,9 @@
-"""atomic_write and replace_together: the targets are replaced whole or left as they were."""
+"""atomic_write and replace_together: the targets are replaced whole or left as they were; the
+temporaries of processes that ended are recognised and removed."""
 import errno
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -65,3 +68,27 @@ def test_failed_second_rename_puts_the_first_file_back(tmp_path, monkeypatch):
         replace_together([(str(first), lambda temp: open(temp, "w").write("new a")),
                           (str(second), lambda temp: open(temp, "w").write("new b"))])
     assert first.read_text() == "old a" and os.listdir(tmp_path) == ["a.json"]
+
+
+def _dead_pid():
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_remove_leftovers_takes_only_temporaries_of_ended_processes(tmp_path):
+    dead, alive = _dead_pid(), os.getppid()
+    names = ["%s%d-x1-net.params" % (fileio.TEMP_PREFIX, dead), "%s%d-x2-net.json.old" % (fileio.TEMP_PREFIX, dead),
+             "%s%d-x3-net.params" % (fileio.TEMP_PREFIX, alive), "tmpabc.params", "net-0000.params"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert fileio.remove_leftovers(str(tmp_path)) == sorted(names[:2])
+    assert sorted(os.listdir(str(tmp_path))) == sorted(names[2:])
+
+
+def test_temporaries_are_named_for_remove_leftovers(tmp_path):
+    seen = []
+    fileio.atomic_write(str(tmp_path / "out.json"), lambda temp: (seen.append(os.path.basename(temp)),
+                                                                  open(temp, "w").write("{}")))
+    assert seen[0].startswith("%s%d-" % (fileio.TEMP_PREFIX, os.getpid())) and seen[0].endswith("-out.json")
