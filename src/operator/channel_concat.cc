@@ -37,10 +37,7 @@ int64_t Taken(const ChannelConcatParams& p, size_t i, int64_t channels) {
 }
 
 MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
-  return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_types->size());
-    InferFloat32(kOp, in_types, out_types);
-  });
+  return Guard([&] { InferFloat32(kOp, InputCount(attrs), in_types, out_types); });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {

@@ -178,7 +178,9 @@ inline void InferTypes(const char* op, const std::vector<int>& expected,
   for (int& type : *out_types) type = mxnet::ext::kFloat32;
 }
 
-inline void InferFloat32(const char* op, std::vector<int>* in_types, std::vector<int>* out_types) {
+// All `inputs` inputs float32 (the count checked first), and the outputs.
+inline void InferFloat32(const char* op, size_t inputs, std::vector<int>* in_types, std::vector<int>* out_types) {
+  CheckInputCount(op, inputs, in_types->size());
   InferTypes(op, std::vector<int>(in_types->size(), mxnet::ext::kFloat32), in_types, out_types);
 }
 

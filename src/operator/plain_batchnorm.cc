@@ -39,10 +39,7 @@ MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
 }
 
 MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
-  return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_types->size());
-    InferFloat32(kOp, in_types, out_types);
-  });
+  return Guard([&] { InferFloat32(kOp, InputCount(attrs), in_types, out_types); });
 }
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
