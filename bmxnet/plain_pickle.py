@@ -8,10 +8,11 @@ otherwise make numpy treat bytes as object pointers); arrays are rebuilt with np
 from a checked shape, plain dtype and byte count.
 """
 import io
-import os
 import pickle
 
 import numpy as np
+
+from .fileio import read_regular_file
 
 PLAIN_KINDS = "biuf"  # bool, signed, unsigned, float: no objects, strings or structured types
 
@@ -129,16 +130,7 @@ def _replace_stand_ins(value):
 def load(path, max_bytes):
     """The plain data of a pickle file (bytes for Python 2 strings); ValueError naming the file
     if it is larger than max_bytes, damaged, or names anything but numpy's array pickling."""
-    if not os.path.isfile(path):  # a FIFO or device would block or never end
-        raise ValueError("%s: no such file (or not a regular file)" % path)
-    try:
-        size = os.path.getsize(path)
-        if size > max_bytes:
-            raise ValueError("%s: %d bytes, more than the %d accepted" % (path, size, max_bytes))
-        with open(path, "rb") as f:
-            raw = f.read(max_bytes + 1)
-    except OSError as error:
-        raise ValueError("%s: cannot read (%s)" % (path, error.strerror or error)) from None
+    raw = read_regular_file(path, max_bytes)  # a FIFO or device would block or never end
     try:
         value = _PlainUnpickler(io.BytesIO(raw), encoding="bytes").load()
         return _replace_stand_ins(value)
