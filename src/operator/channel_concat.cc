@@ -19,10 +19,12 @@ namespace {
 
 constexpr const char* kOp = "ChannelConcat";
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  return static_cast<size_t>(ParseChannelConcat(attrs).count);
+// The inputs these parameters call for.
+size_t InputCount(const ChannelConcatParams& p) {
+  return static_cast<size_t>(p.count);
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParseChannelConcat(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -42,8 +44,8 @@ MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const ChannelConcatParams p = ParseChannelConcat(attrs);
+    CheckInputCount(kOp, InputCount(p), in_shapes->size());
     const std::vector<unsigned int>& first = (*in_shapes)[0];
     if (first.size() < 2) throw ParamError(std::string(kOp) + ": inputs need at least 2 dimensions, got " + ShapeString(first));
     std::vector<int64_t> out = Dims(first);
@@ -120,8 +122,9 @@ void ZeroRowsCpu(float* destination, int64_t pitch, int64_t floats, int64_t rows
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
-    Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu);
+    const ChannelConcatParams p = ParseChannelConcat(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+    Move(p, inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu);
   });
 }
 
@@ -129,8 +132,9 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
-    Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu);
+    const ChannelConcatParams p = ParseChannelConcat(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+    Move(p, outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu);
   });
 }
 
@@ -154,16 +158,18 @@ auto GpuZeros(const OpResource& res) {
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
-    Move(ParseChannelConcat(attrs), inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res));
+    const ChannelConcatParams p = ParseChannelConcat(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+    Move(p, inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res));
   });
 }
 
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
-    Move(ParseChannelConcat(attrs), outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res));
+    const ChannelConcatParams p = ParseChannelConcat(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+    Move(p, outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res));
   });
 }
 #endif

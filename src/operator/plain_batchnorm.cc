@@ -25,11 +25,12 @@ namespace {
 constexpr const char* kOp = "PlainBatchNorm";
 constexpr const char* kParams[] = {"gamma", "beta", "moving_mean", "moving_var"};
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  ParsePlainBatchNorm(attrs);
+// The inputs these parameters call for.
+size_t InputCount(const PlainBatchNormParams&) {
   return 5;  // data, gamma, beta, moving_mean, moving_var
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParsePlainBatchNorm(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -44,8 +45,8 @@ MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types, std
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    CheckInputCount(kOp, InputCount(p), in_shapes->size());
     const std::vector<unsigned int>& data = (*in_shapes)[0];
     if (p.channels_last && data.size() != 4)
       throw ParamError(std::string(kOp) + ": channels_last data must be 4-D (N, H, W, C), got shape " +
@@ -94,8 +95,8 @@ kernels::BatchNormFormula FormulaOf(const PlainBatchNormParams& p) {
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     kernels::BatchNormForward(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                               p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
                               Data(inputs, 4), p.eps, Data(outputs, 0), kernels::NumThreads(), kernels::ActiveIsa());
@@ -107,8 +108,8 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                                p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
                                Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1),
@@ -120,8 +121,8 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     cuda::BatchNorm(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
                     p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
                     Data(outputs, 0), res.get_cuda_stream());
@@ -131,8 +132,8 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
                             p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
                             Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),

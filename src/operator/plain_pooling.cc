@@ -17,10 +17,12 @@ namespace {
 
 constexpr const char* kOp = "PlainPooling";
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  return static_cast<size_t>(ParsePlainPooling(attrs).data_pieces);
+// The inputs these parameters call for.
+size_t InputCount(const PlainPoolingParams& p) {
+  return static_cast<size_t>(p.data_pieces);
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParsePlainPooling(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -80,8 +82,8 @@ std::vector<size_t> Pieces(const PlainPoolingParams& p) {
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const PlainPoolingParams p = ParsePlainPooling(attrs);
+    CheckInputCount(kOp, InputCount(p), in_shapes->size());
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString((*in_shapes)[0]));
     const std::vector<int64_t> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
@@ -119,8 +121,9 @@ void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, s
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                       const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    const PlainPoolingParams p = ParsePlainPooling(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+    ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
     });
   });
@@ -130,8 +133,9 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, st
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                        const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    const PlainPoolingParams p = ParsePlainPooling(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+    ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                             kernels::NumThreads());
     });
@@ -142,8 +146,9 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, s
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    const PlainPoolingParams p = ParsePlainPooling(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+    ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
     });
   });
@@ -152,8 +157,9 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                           const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
-    ForEachPiece(ParsePlainPooling(attrs), inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    const PlainPoolingParams p = ParsePlainPooling(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+    ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
       cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
                          res.get_cuda_stream());
     });

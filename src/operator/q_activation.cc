@@ -11,11 +11,12 @@ namespace {
 
 constexpr const char* kOp = "QActivation";
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  ParseQActivation(attrs);
+// The inputs these parameters call for.
+size_t InputCount(const QActivationParams&) {
   return 1;
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParseQActivation(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -39,8 +40,8 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     kernels::ActivationSpec spec = p.spec;
     if (p.backward_only) spec.bits = 32;  // identity forward
     kernels::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size());
@@ -51,8 +52,8 @@ MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource&) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     kernels::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0),
                                 (*inputs)[1].size());
   });
@@ -62,8 +63,8 @@ MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     kernels::ActivationSpec spec = p.spec;
     if (p.backward_only) spec.bits = 32;
     cuda::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size(), res.get_cuda_stream());
@@ -73,8 +74,8 @@ MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QActivationParams p = ParseQActivation(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     cuda::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), (*inputs)[1].size(),
                              res.get_cuda_stream());
   });

@@ -67,10 +67,12 @@ kernels::ConvGeometry GeometryOf(const QConvolutionParams& p, std::vector<MXTens
   return Geometry(p, data);
 }
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  return static_cast<size_t>(LayoutOf(ParseQConvolution(attrs)).count);
+// The inputs these parameters call for.
+size_t InputCount(const QConvolutionParams& p) {
+  return static_cast<size_t>(LayoutOf(p).count);
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParseQConvolution(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -100,8 +102,8 @@ void CheckWorkSizes(const QConvolutionParams& p, const kernels::ConvGeometry& g)
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
+    CheckInputCount(kOp, InputCount(p), in_shapes->size());
     const InputLayout layout = LayoutOf(p);
     if ((*in_shapes)[0].size() != 4)
       throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got shape " + ShapeString((*in_shapes)[0]));
@@ -190,8 +192,8 @@ void PackedForward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);
     if (p.binarized_weights_only) return PackedForward(p, g, inputs, Data(outputs, 0), res);
     float* scratch = AllocScratch(res, kernels::SaturatingAdd(ScratchFor(g), g.ScratchSize()));
@@ -254,8 +256,8 @@ void PackedBackward(const QConvolutionParams& p, const kernels::ConvGeometry& g,
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 1, (*inputs)[0]);
     if (p.binarized_weights_only) return PackedBackward(p, g, inputs, outputs, res);
     float* scratch = AllocScratch(res, kernels::SaturatingAdd(ScratchFor(g), g.ScratchSize()));
@@ -290,8 +292,8 @@ QuantizedInputs QuantizeGpu(const QConvolutionParams& p, const kernels::ConvGeom
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 1, (*inputs)[0]);
@@ -309,8 +311,8 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QConvolutionParams p = ParseQConvolution(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     const InputLayout layout = LayoutOf(p);
     const kernels::ConvGeometry g = CheckedGeometry(p, inputs, 0, (*outputs)[0]);
     const cuda::ConvShape s = Shape(g);

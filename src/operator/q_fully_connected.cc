@@ -25,10 +25,12 @@ std::pair<int64_t, int64_t> Flattened(bool flatten, const std::vector<int64_t>& 
   return {rows, features};
 }
 
-// The inputs these attributes call for.
-size_t InputCount(const Attributes& attrs) {
-  return static_cast<size_t>(LayoutOf(ParseQFullyConnected(attrs)).count);
+// The inputs these parameters call for.
+size_t InputCount(const QFullyConnectedParams& p) {
+  return static_cast<size_t>(LayoutOf(p).count);
 }
+
+size_t InputCount(const Attributes& attrs) { return InputCount(ParseQFullyConnected(attrs)); }
 
 MXReturnValue ParseAttrs(const Attributes& attrs, int* num_in, int* num_out) {
   return Guard([&] {
@@ -49,8 +51,8 @@ MXReturnValue InferType(const Attributes& attrs, std::vector<int>* in_types,
 
 MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
   return Guard([&] {
-    CheckInputCount(kOp, InputCount(attrs), in_shapes->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    CheckInputCount(kOp, InputCount(p), in_shapes->size());
     const std::vector<unsigned int>& data = (*in_shapes)[0];
     if (data.size() < (p.flatten ? 2u : 1u))
       throw ParamError(std::string(kOp) + ": data shape " + ShapeString(data) +
@@ -113,8 +115,8 @@ void PackedForward(const QFullyConnectedParams& p, int64_t rows, int64_t feature
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                       std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedForward(p, rows, features, inputs, Data(outputs, 0), res);
@@ -151,8 +153,8 @@ void PackedBackward(const QFullyConnectedParams& p, int64_t rows, int64_t featur
 MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
                        std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     const auto rows_features = CheckedRows(p, (*inputs)[1], (*inputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
     if (p.binarized_weights_only) return PackedBackward(p, rows, features, inputs, outputs, res);
@@ -179,8 +181,8 @@ QuantizedInputs QuantizeGpu(const QFullyConnectedParams& p, ScaleOn scale_on, st
 MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                           std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), true, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
     if (p.binarized_weights_only)
       throw ParamError(std::string(kOp) + " on gpu: packed layers have no backward pass there; use cpu");
     const auto rows_features = CheckedRows(p, (*inputs)[1], (*inputs)[0]);
@@ -198,8 +200,8 @@ MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs
 MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
                          std::vector<MXTensor>* outputs, const OpResource& res) {
   return Guard([&] {
-    CheckTensorCounts(kOp, InputCount(attrs), false, inputs->size(), outputs->size());
     const QFullyConnectedParams p = ParseQFullyConnected(attrs);
+    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
     const InputLayout layout = LayoutOf(p);
     const auto rows_features = CheckedRows(p, (*inputs)[0], (*outputs)[0]);
     const int64_t rows = rows_features.first, features = rows_features.second;
