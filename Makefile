@@ -9,7 +9,7 @@ NATIVE_SOURCES := $(shell find src -name '*.cc' -o -name '*.h' -o -name '*.cu') 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 JOBS ?= 2
 
-.PHONY: help demo test pytest ctest build data clean
+.PHONY: help demo test pytest ctest ctest-aarch64 aarch64-tools build data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -21,7 +21,7 @@ demo: build data  ## train a binary LeNet on Fashion-MNIST, pack it, compare pac
 	$(VENV)/bin/model-converter $(DEMO_MODEL)-symbol.json $(DEMO_MODEL)-0000.params
 	$(PY) example/evaluate_packed.py $(DEMO_MODEL) --data-dir $(FASHION_MNIST)
 
-test: pytest ctest  ## the whole test suite: pytest, then the C++ kernel tests
+test: pytest ctest ctest-aarch64  ## the whole test suite: pytest, the C++ kernel tests, and those for aarch64 under qemu
 
 pytest: build data
 	$(PY) -m pytest -q tests
@@ -32,6 +32,28 @@ ctest: $(DEPS_STAMP)
 	@grep -E "bmxnet: CUDA" $(CPP_BUILD).log || true
 	cmake --build $(CPP_BUILD) -j $(JOBS) >> $(CPP_BUILD).log
 	cd $(CPP_BUILD) && ctest --output-on-failure
+
+# The kernel tests cross-built for aarch64 (cmake/aarch64-linux-gnu.cmake) and run under
+# qemu-aarch64-static; on an aarch64 machine `make ctest` runs them natively instead.
+AARCH64_BUILD := build/aarch64
+AARCH64_PACKAGES := g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libgomp1:arm64 libstdc++6:arm64 \
+                    libopenblas-dev:arm64
+ctest-aarch64: $(DEPS_STAMP) aarch64-tools
+	@if [ "$$(uname -m)" = aarch64 ]; then echo "aarch64 machine: make ctest runs the kernel tests natively"; \
+	elif ! command -v qemu-aarch64-static > /dev/null || ! command -v aarch64-linux-gnu-g++ > /dev/null; then \
+	  echo "aarch64 tests skipped: install $(AARCH64_PACKAGES) (Debian, with dpkg --add-architecture arm64)"; \
+	else \
+	  cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+	        -DPython3_EXECUTABLE=$(abspath $(PY)) > $(AARCH64_BUILD).log && \
+	  cmake --build $(AARCH64_BUILD) -j $(JOBS) >> $(AARCH64_BUILD).log && \
+	  cd $(AARCH64_BUILD) && ctest --output-on-failure; \
+	fi
+
+aarch64-tools:  ## the cross compiler, qemu and arm64 libraries (apt-get, when missing and root)
+	@if [ "$$(uname -m)" = x86_64 ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null && \
+	   ! dpkg -s $(AARCH64_PACKAGES) > /dev/null 2>&1; then \
+	  dpkg --add-architecture arm64 && apt-get update -qq && apt-get install -y -qq $(AARCH64_PACKAGES) > /dev/null; \
+	fi
 
 build: $(LIBRARY)  ## set up .venv and build the C++ library into the package
 

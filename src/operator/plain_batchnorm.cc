@@ -80,7 +80,11 @@ bool OneDnnFuses() {
       for (char& c : limit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (limit == "SSE41" || limit == "AVX") return false;
     }
+#if BMXNET_X86
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;  // not measured on other CPUs yet
+#endif
   }();
   return fuses;
 }

@@ -39,9 +39,13 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
   for (int64_t c = 0; c < g.channels; ++c) k[c] = BatchNormChannelOf(formula, gamma, beta, mean, variance, eps, c);
   // a memory-bound pass: a second thread pays off from about 64 K values
   const int team = g.batch * g.channels * g.spatial < (int64_t(1) << 16) ? 1 : threads;
-  const bool vectors = isa >= Isa::kAvx2;
+  [[maybe_unused]] const bool vectors = BMXNET_X86 && isa >= Isa::kAvx2;
   if (!g.channels_last) {
+#if BMXNET_X86
     const auto plane = vectors ? avx2::BatchNormPlane : PortablePlane;
+#else
+    const auto plane = PortablePlane;
+#endif
     ParallelFor(g.batch * g.channels, team, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p)
         plane(formula, g.relu, x + p * g.spatial, g.spatial, k[p % g.channels], y + p * g.spatial);
@@ -59,10 +63,12 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
       float* out = y + n * image;
       for (int64_t first = p_begin; first < p_end; first += kBlockPixels) {
         const int64_t last = std::min(p_end, first + kBlockPixels);
+#if BMXNET_X86
         if (vectors && last - first == kBlockPixels)
           avx2::BatchNormPixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, c_begin, c_end,
                                             k.data(), out);
         else
+#endif
           PortablePixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, last, c_begin, c_end,
                                      k.data(), out);
       }

@@ -7,6 +7,14 @@ namespace kernels {
 
 enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 
+// The AVX2 and AVX-512 kernels (files *_avx2.cc, *_avx512.cc) are built on x86 only; elsewhere
+// the dispatch never names them.
+#if defined(__x86_64__) || defined(__i386__)
+#define BMXNET_X86 1
+#else
+#define BMXNET_X86 0
+#endif
+
 // Best instruction set this CPU supports, lowered by the environment variable
 // BMXNET_ISA=portable|avx2|avx512 (used by tests to force each path; it never raises it).
 Isa ActiveIsa();

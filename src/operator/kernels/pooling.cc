@@ -25,6 +25,7 @@ struct InnerRange {
   }
 };
 
+#if BMXNET_X86
 // One block of output rows: the inner windows 8 at a time through the AVX2 kernel, the
 // others through PoolValue.
 void PoolRows(const PoolGeometry& g, const InnerRange& columns, const PoolBlockRows& rows, int64_t oh,
@@ -39,12 +40,8 @@ void PoolRows(const PoolGeometry& g, const InnerRange& columns, const PoolBlockR
                     y + oh * g.out_width + ow);
 }
 
-void PoolPlane(const PoolGeometry& g, const InnerRange& inner_rows, const InnerRange& columns, bool vectors,
-               const float* plane, float* y) {
-  if (!vectors) {
-    for (int64_t i = 0; i < g.out_height * g.out_width; ++i) y[i] = PoolValue(g, plane, i);
-    return;
-  }
+void PoolPlaneVectors(const PoolGeometry& g, const InnerRange& inner_rows, const InnerRange& columns,
+                      const float* plane, float* y) {
   for (int64_t oh = 0; oh < g.out_height;) {
     if (oh >= inner_rows.first && oh + kPoolBlockRows <= inner_rows.last) {
       PoolRows(g, columns, {kPoolBlockRows, oh * g.stride_h - g.pad_h, g.kernel_h, g.kernel_h}, oh, plane, y);
@@ -55,6 +52,15 @@ void PoolPlane(const PoolGeometry& g, const InnerRange& inner_rows, const InnerR
     PoolRows(g, columns, {1, window.first, window.end - window.first, window.count}, oh, plane, y);
     ++oh;
   }
+}
+#endif
+
+void PoolPlane(const PoolGeometry& g, [[maybe_unused]] const InnerRange& inner_rows,
+               [[maybe_unused]] const InnerRange& columns, [[maybe_unused]] bool vectors, const float* plane, float* y) {
+#if BMXNET_X86
+  if (vectors) return PoolPlaneVectors(g, inner_rows, columns, plane, y);
+#endif
+  for (int64_t i = 0; i < g.out_height * g.out_width; ++i) y[i] = PoolValue(g, plane, i);
 }
 
 // A window as large as the plane (global pooling): one value per plane, its sum a chain
@@ -86,7 +92,7 @@ void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, I
                             g.pad_h == 0 && g.pad_w == 0 && !g.divide_each_tap;
   const InnerRange inner_rows(g.out_height, g.in_height, g.kernel_h, g.stride_h, g.pad_h);
   const InnerRange columns(g.out_width, g.in_width, g.kernel_w, g.stride_w, g.pad_w);
-  const bool vectors = isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;
+  const bool vectors = BMXNET_X86 && isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;
   ParallelFor(g.planes, small ? 1 : threads, [&](int64_t begin, int64_t end) {
     if (whole_planes) return PoolWholePlanes(g, x + begin * in_plane, y + begin, end - begin);
     for (int64_t p = begin; p < end; ++p)

@@ -11,7 +11,9 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
+#if BMXNET_X86
 bool UseAvx2() { return ActiveIsa() != Isa::kPortable; }
+#endif
 
 std::vector<float> RowScales(const float* w, int64_t num_out, int64_t per_out) {
   std::vector<float> alpha(num_out);
@@ -45,7 +47,10 @@ void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha) 
 
 void QuantizeActivation(const ActivationSpec& spec, const float* x, float* y, int64_t n) {
   if (spec.bits == 1) {
-    if (UseAvx2()) avx2::SignActivation(x, y, n); else portable::SignActivation(x, y, n);
+#if BMXNET_X86
+    if (UseAvx2()) return avx2::SignActivation(x, y, n);
+#endif
+    portable::SignActivation(x, y, n);
   } else if (spec.bits < 32) {
     for (int64_t i = 0; i < n; ++i) y[i] = QuantizeActivationValue(spec.bits, x[i]);
   } else if (x != y) {
@@ -60,8 +65,10 @@ void ActivationGradient(const ActivationSpec& spec, const float* x, const float*
     return;
   }
   if (spec.bits == 1 && spec.method == Estimator::kSte) {
-    if (UseAvx2()) avx2::SteGradient(spec.clip, x, dy, dx, n);
-    else portable::SteGradient(spec.clip, x, dy, dx, n);
+#if BMXNET_X86
+    if (UseAvx2()) return avx2::SteGradient(spec.clip, x, dy, dx, n);
+#endif
+    portable::SteGradient(spec.clip, x, dy, dx, n);
     return;
   }
   for (int64_t i = 0; i < n; ++i)

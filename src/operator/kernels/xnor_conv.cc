@@ -458,8 +458,10 @@ void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, c
 
 const BinaryKernels& BinaryKernelsFor(Isa isa) {
   switch (isa) {
+#if BMXNET_X86
     case Isa::kAvx512: return avx512::kBinaryKernels;
     case Isa::kAvx2: return avx2::kBinaryKernels;
+#endif
     default: return portable::kBinaryKernels;
   }
 }
