@@ -52,7 +52,8 @@ ctest-aarch64: $(DEPS_STAMP) aarch64-tools
 aarch64-tools:  ## the cross compiler, qemu and arm64 libraries (apt-get, when missing and root)
 	@if [ "$$(uname -m)" = x86_64 ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null && \
 	   ! dpkg -s $(AARCH64_PACKAGES) > /dev/null 2>&1; then \
-	  dpkg --add-architecture arm64 && apt-get update -qq && apt-get install -y -qq $(AARCH64_PACKAGES) > /dev/null; \
+	  { dpkg --add-architecture arm64 && apt-get update -qq && apt-get install -y -qq $(AARCH64_PACKAGES) > /dev/null; } || \
+	  echo "could not install the aarch64 tools; the aarch64 tests will be skipped"; \
 	fi
 
 build: $(LIBRARY)  ## set up .venv and build the C++ library into the package
