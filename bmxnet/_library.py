@@ -61,7 +61,7 @@ def _handle():
 
 
 def active_isa():
-    """Instruction set the kernels use on this CPU: 'avx512', 'avx2' or 'portable'."""
+    """Instruction set the kernels use on this CPU: 'avx512', 'avx2', 'neon' or 'portable'."""
     function = _handle().bmxnet_active_isa
     function.restype = ctypes.c_char_p
     return function().decode()

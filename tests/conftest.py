@@ -15,7 +15,7 @@ def rng():
     return np.random.RandomState(0)
 
 
-@pytest.fixture(params=["portable", "avx2", "avx512"])
+@pytest.fixture(params=["portable", "avx2", "avx512", "neon"])
 def isa(request, monkeypatch):
     """Forces a kernel path (never above the CPU's) for the test, then restores the best."""
     monkeypatch.setenv("BMXNET_ISA", request.param)

@@ -119,15 +119,17 @@ print(bmxnet.active_isa())
 """
 
 
-@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ["avx2", "avx512", "neon"])
 def test_each_kernel_path_gives_the_portable_results(isa, tmp_path):
     """BMXNET_ISA forces a path (never above what the CPU has): quantizers and packed layers."""
     results = {}
-    for forced in ("portable", isa):
+    for forced in (isa, "portable"):
         out = str(tmp_path / (forced + ".npz"))
         result = run_python(ISA_PROBE.replace("OUT", out), BMXNET_ISA=forced)
         assert result.returncode == 0, result.stderr
         results[forced] = (result.stdout.strip(), np.load(out))
-    assert results["portable"][0] == "portable"
+        if results[forced][0] != forced:
+            assert forced != "portable", "BMXNET_ISA=portable did not force the portable path"
+            pytest.skip("this CPU has no " + isa)
     for name in ("y", "grad", "conv", "dense"):
         np.testing.assert_array_equal(results[isa][1][name], results["portable"][1][name], err_msg=name)

@@ -361,8 +361,8 @@ void TestPooling() {
       const std::string name = "pooling " + std::to_string(c.h) + "x" + std::to_string(c.w) + " k" +
                                std::to_string(c.k) + " s" + std::to_string(c.s) + " p" + std::to_string(c.p) +
                                (g.max ? " max" : g.count_include_pad ? " avg" : " avg excluding padding");
-      for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-        if (isa > kernels::ActiveIsa()) continue;
+      for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512, kernels::Isa::kNeon}) {
+        if (!kernels::RunsWithin(isa, kernels::ActiveIsa())) continue;
         kernels::PoolForward(g, x.data(), y.data(), 2, isa);
         Check(y == expected, name + " on " + kernels::IsaName(isa));
       }
@@ -408,8 +408,8 @@ void TestBatchNorm() {
                                  (with_gamma ? "" : " fix_gamma") + " spatial " + std::to_string(g.spatial) +
                                  (g.channels_last ? " channels last" : "") + (g.relu ? " relu" : "");
         Check(relu_applied, name + ": the ReLU");
-        for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-          if (isa > kernels::ActiveIsa()) continue;
+        for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512, kernels::Isa::kNeon}) {
+          if (!kernels::RunsWithin(isa, kernels::ActiveIsa())) continue;
           kernels::BatchNormForward(g, formula, x.data(), scale, beta.data(), mean.data(), variance.data(), 1e-5f,
                                     y.data(), 2, isa);
           Check(y == expected, name + " on " + kernels::IsaName(isa));

@@ -1,5 +1,5 @@
 // The inner loops of the packed (xnor + popcount) layers, built once per instruction set:
-// portable C++, AVX2 (vpshufb nibble popcount) and AVX-512 (vpopcntq). The drivers in
+// portable C++, AVX2 (vpshufb nibble popcount), AVX-512 (vpopcntq) and NEON (vcntq_u8). The drivers in
 // xnor_conv.cc and bitpack.cc do the index work once and call these through a table
 // chosen at run time.
 #ifndef BMXNET_KERNELS_BINARY_KERNELS_H_
@@ -77,6 +77,7 @@ const BinaryKernels& BinaryKernelsFor(Isa isa);
 namespace portable { extern const BinaryKernels kBinaryKernels; }
 namespace avx2 { extern const BinaryKernels kBinaryKernels; }
 namespace avx512 { extern const BinaryKernels kBinaryKernels; }
+namespace neon { extern const BinaryKernels kBinaryKernels; }
 
 }  // namespace kernels
 }  // namespace bmxnet

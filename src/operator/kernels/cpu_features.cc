@@ -15,7 +15,7 @@ namespace kernels {
 namespace {
 
 Isa DetectHardwareIsa() {
-#if defined(__x86_64__) || defined(__i386__)
+#if BMXNET_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vpopcntdq"))
@@ -23,6 +23,8 @@ Isa DetectHardwareIsa() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
       __builtin_cpu_supports("popcnt"))
     return Isa::kAvx2;
+#elif BMXNET_NEON
+  return Isa::kNeon;
 #endif
   return Isa::kPortable;
 }
@@ -30,11 +32,9 @@ Isa DetectHardwareIsa() {
 Isa IsaFromEnvironment(Isa hardware) {
   const char* requested = std::getenv("BMXNET_ISA");
   if (requested == nullptr) return hardware;
-  Isa wanted = hardware;
-  if (std::strcmp(requested, "portable") == 0) wanted = Isa::kPortable;
-  if (std::strcmp(requested, "avx2") == 0) wanted = Isa::kAvx2;
-  if (std::strcmp(requested, "avx512") == 0) wanted = Isa::kAvx512;
-  return static_cast<int>(wanted) < static_cast<int>(hardware) ? wanted : hardware;
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon})
+    if (std::strcmp(requested, IsaName(isa)) == 0 && RunsWithin(isa, hardware)) return isa;
+  return hardware;
 }
 
 std::atomic<int> active_isa{-1};
@@ -52,8 +52,15 @@ const char* IsaName(Isa isa) {
   switch (isa) {
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
+    case Isa::kNeon: return "neon";
     default: return "portable";
   }
+}
+
+bool RunsWithin(Isa isa, Isa best) {
+  if (isa == Isa::kPortable || isa == best) return true;
+  const bool x86 = best == Isa::kAvx2 || best == Isa::kAvx512;
+  return x86 && (isa == Isa::kAvx2 || isa == Isa::kAvx512) && static_cast<int>(isa) < static_cast<int>(best);
 }
 
 namespace {

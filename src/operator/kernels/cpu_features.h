@@ -5,7 +5,8 @@
 namespace bmxnet {
 namespace kernels {
 
-enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+// x86: portable < AVX2 < AVX-512; aarch64: portable < NEON.
+enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
 
 // The AVX2 and AVX-512 kernels (files *_avx2.cc, *_avx512.cc) are built on x86 only; elsewhere
 // the dispatch never names them.
@@ -14,10 +15,21 @@ enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 #else
 #define BMXNET_X86 0
 #endif
+// The NEON kernels (*_neon.cc) are built on aarch64, where every CPU has NEON.
+#if defined(__aarch64__)
+#define BMXNET_NEON 1
+#else
+#define BMXNET_NEON 0
+#endif
 
 // Best instruction set this CPU supports, lowered by the environment variable
-// BMXNET_ISA=portable|avx2|avx512 (used by tests to force each path; it never raises it).
+// BMXNET_ISA=portable|avx2|avx512|neon (used by tests to force each path; it never raises
+// it, and a set of another CPU family is ignored).
 Isa ActiveIsa();
+
+// Whether kernels of `isa` run where `best` is the best instruction set: the same family
+// (x86 or ARM) and not above it; portable runs everywhere.
+bool RunsWithin(Isa isa, Isa best);
 
 // Reads BMXNET_ISA again; tests call it after changing the variable.
 void RefreshIsa();

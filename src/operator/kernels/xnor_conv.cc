@@ -462,6 +462,9 @@ const BinaryKernels& BinaryKernelsFor(Isa isa) {
     case Isa::kAvx512: return avx512::kBinaryKernels;
     case Isa::kAvx2: return avx2::kBinaryKernels;
 #endif
+#if BMXNET_NEON
+    case Isa::kNeon: return neon::kBinaryKernels;
+#endif
     default: return portable::kBinaryKernels;
   }
 }

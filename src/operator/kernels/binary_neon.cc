@@ -1,0 +1,132 @@
+// NEON build of the binary inner loops (aarch64, where NEON is always there). Popcounts use
+// vcntq_u8 (a count per byte): byte counts add up for up to kByteSteps words, then pairwise
+// widening adds take them to 32-bit lanes.
+#include <arm_neon.h>
+
+#include <algorithm>
+
+#include "binary_kernels.h"
+#include "tile_output.h"
+
+namespace bmxnet {
+namespace kernels {
+namespace neon {
+namespace {
+
+constexpr int64_t kByteSteps = 31;            // words whose byte counts (each <= 8) fit a byte
+constexpr int kVectors = kTilePixels / 2;     // two pixels' words per 128-bit vector
+constexpr int kFilters = 2;                   // filters per pass: 16 byte counters, 8 pixel vectors
+
+// Lanes of a vector of two pixels' words that count: all ones where the word lies inside
+// the image (bits 0 and 1 of m for the first and second pixel).
+inline uint64x2_t ValidLanes(unsigned m) {
+  const uint64_t lanes[2] = {(m & 1) ? ~uint64_t(0) : 0, (m & 2) ? ~uint64_t(0) : 0};
+  return vld1q_u64(lanes);
+}
+
+// Mismatches of filters f .. f + Filters - 1 for the 16 pixels of a tile, into
+// mismatches[f][p] (the pixels that do not exist count garbage, never stored).
+template <int Filters>
+void CountFilters(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t (*mismatches)[kTilePixels]) {
+  uint32x4_t total[Filters][kVectors];
+  for (int f = 0; f < Filters; ++f)
+    for (int v = 0; v < kVectors; ++v) total[f][v] = vdupq_n_u32(0);
+  for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
+    const int64_t k_end = std::min(depth, k0 + kByteSteps);
+    uint8x16_t bytes[Filters][kVectors];
+    for (int f = 0; f < Filters; ++f)
+      for (int v = 0; v < kVectors; ++v) bytes[f][v] = vdupq_n_u8(0);
+    for (int64_t k = k0; k < k_end; ++k) {
+      uint64x2_t x[kVectors], valid[kVectors];
+      for (int v = 0; v < kVectors; ++v) {
+        x[v] = vld1q_u64(panel.rows[k] + 2 * v);
+        valid[v] = panel.valid != nullptr ? ValidLanes(panel.valid[k] >> (2 * v)) : vdupq_n_u64(~uint64_t(0));
+      }
+      for (int f = 0; f < Filters; ++f) {
+        const uint64x2_t w = vdupq_n_u64(weights[f * depth + k]);
+        for (int v = 0; v < kVectors; ++v)
+          bytes[f][v] = vaddq_u8(bytes[f][v], vcntq_u8(vreinterpretq_u8_u64(vandq_u64(veorq_u64(x[v], w), valid[v]))));
+      }
+    }
+    for (int f = 0; f < Filters; ++f)
+      for (int v = 0; v < kVectors; ++v) total[f][v] = vpadalq_u16(total[f][v], vpaddlq_u8(bytes[f][v]));
+  }
+  for (int f = 0; f < Filters; ++f)
+    for (int v = 0; v < kVectors; ++v) {
+      const uint64x2_t pair = vpaddlq_u32(total[f][v]);  // the two pixels' sums
+      mismatches[f][2 * v] = static_cast<int32_t>(vgetq_lane_u64(pair, 0));
+      mismatches[f][2 * v + 1] = static_cast<int32_t>(vgetq_lane_u64(pair, 1));
+    }
+}
+
+// counted - 2 * mismatches, times scale, plus bias, plus residual, one float step each, as
+// the portable build finishes a tile.
+void Finish(const int32_t* mismatches, const TilePanel& panel, int64_t f, const TileOutput& output) {
+  float* out = output.out + f * output.stride;
+  const float* residual = output.residual != nullptr ? output.residual + f * output.stride : nullptr;
+  for (int p = 0; p < panel.pixels; ++p) {
+    float value = static_cast<float>(panel.counted[p] - 2 * mismatches[p]);
+    if (output.scale != nullptr) value = value * output.scale[f];
+    if (output.bias != nullptr) value = value + output.bias[f];
+    if (residual != nullptr) value = value + residual[p];
+    out[p] = value;
+  }
+}
+
+void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
+              const TileOutput& output) {
+  int32_t mismatches[kFilters][kTilePixels];
+  int64_t f = 0;
+  for (; f + kFilters <= filters; f += kFilters) {
+    CountFilters<kFilters>(panel, weights + f * depth, depth, mismatches);
+    for (int i = 0; i < kFilters; ++i) Finish(mismatches[i], panel, f + i, output);
+  }
+  for (; f < filters; ++f) {
+    CountFilters<1>(panel, weights + f * depth, depth, mismatches);
+    Finish(mismatches[0], panel, f, output);
+  }
+}
+
+int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
+  int64_t k = 0, count = 0;
+  for (; k + 2 <= words; k += 2)  // 16 byte counts of at most 8: their sum fits a byte
+    count += vaddvq_u8(vcntq_u8(vreinterpretq_u8_u64(veorq_u64(vld1q_u64(a + k), vld1q_u64(b + k)))));
+  for (; k < words; ++k) count += __builtin_popcountll(a[k] ^ b[k]);
+  return count;
+}
+
+// 4 pixels at a time: a compare per channel gives 4 bits, widened into the pixels' words.
+void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
+  for (int64_t s0 = 0; s0 < pixels; s0 += 4) {
+    const int64_t n = std::min<int64_t>(4, pixels - s0);
+    uint64x2_t low = vdupq_n_u64(0), high = vdupq_n_u64(0);  // pixels 0, 1 and 2, 3
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* source = x + c * plane_stride + s0;
+      float tail[4] = {0, 0, 0, 0};
+      if (n < 4) std::copy_n(source, n, tail);
+      float32x4_t v = vld1q_f32(n == 4 ? source : tail);
+      float32x4_t threshold = vdupq_n_f32(0.0f);
+      if (thresholds.direction != nullptr) {
+        v = vmulq_n_f32(v, thresholds.direction[c]);
+        threshold = vdupq_n_f32(thresholds.threshold[c]);
+      }
+      // bit set unless v >= threshold (so NaN sets it, -0 does not)
+      const uint32x4_t bits = vandq_u32(vmvnq_u32(vcgeq_f32(v, threshold)), vdupq_n_u32(1));
+      const int64x2_t shift = vdupq_n_s64(c);
+      low = vorrq_u64(low, vshlq_u64(vmovl_u32(vget_low_u32(bits)), shift));
+      high = vorrq_u64(high, vshlq_u64(vmovl_u32(vget_high_u32(bits)), shift));
+    }
+    const uint64_t words[4] = {vgetq_lane_u64(low, 0), vgetq_lane_u64(low, 1), vgetq_lane_u64(high, 0),
+                               vgetq_lane_u64(high, 1)};
+    for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = words[p];
+  }
+}
+
+}  // namespace
+
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 1, nullptr};
+
+}  // namespace neon
+}  // namespace kernels
+}  // namespace bmxnet
