@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "check.h"
+#include "kernels/binary_kernels.h"
 #include "kernels/bitpack.h"
 #include "kernels/conv_float.h"
 #include "kernels/cpu_features.h"
@@ -354,6 +355,42 @@ void TestPackedConvolutions() {
   }
 }
 
+// The portable kernels as built with POPCNT (x86, the portable path wherever the CPU has it)
+// against the plain build: a ragged tile with and without zero padding, and xor-popcount.
+void TestPortableBuildsAgree() {
+#if BMXNET_X86
+  const BinaryKernels& plain = portable::kBinaryKernels;
+  const BinaryKernels& popcnt = portable_popcnt::kBinaryKernels;
+  std::mt19937_64 rng(11);
+  constexpr int64_t kDepth = 70, kFilters = 11;
+  std::vector<uint64_t> words(kDepth * kTilePixels), weights(kFilters * kDepth);
+  for (auto& w : words) w = rng();
+  for (auto& w : weights) w = rng();
+  std::vector<const uint64_t*> rows(kDepth);
+  std::vector<uint16_t> valid(kDepth);
+  std::vector<int32_t> counted(kTilePixels);
+  for (int64_t k = 0; k < kDepth; ++k) {
+    rows[k] = words.data() + k * kTilePixels;
+    valid[k] = static_cast<uint16_t>(rng());
+  }
+  for (int p = 0; p < kTilePixels; ++p) counted[p] = static_cast<int32_t>(rng() % 5000);
+  std::vector<float> scale(kFilters, 0.37f), bias(kFilters, -1.25f), residual(kFilters * kTilePixels, 0.5f);
+  for (const uint16_t* masks : std::initializer_list<const uint16_t*>{nullptr, valid.data()}) {
+    const TilePanel panel = {rows.data(), masks, counted.data(), kTilePixels - 3};
+    std::vector<float> a(kFilters * kTilePixels, -7.0f), b = a;
+    plain.conv_tile(panel, weights.data(), kDepth, kFilters, {scale.data(), bias.data(), residual.data(), a.data(), kTilePixels});
+    popcnt.conv_tile(panel, weights.data(), kDepth, kFilters, {scale.data(), bias.data(), residual.data(), b.data(), kTilePixels});
+    Check(a == b, std::string("portable tile with POPCNT equals the plain build, ") + (masks ? "masked" : "unmasked"));
+  }
+  int64_t naive = 0;
+  for (int64_t k = 0; k < kDepth; ++k)
+    for (int bit = 0; bit < 64; ++bit) naive += ((words[k] ^ weights[k]) >> bit) & 1;
+  Check(plain.xor_popcount(words.data(), weights.data(), kDepth) == naive &&
+            popcnt.xor_popcount(words.data(), weights.data(), kDepth) == naive,
+        "portable xor-popcount, both builds, equals a bit-by-bit count");
+#endif
+}
+
 void TestPackedDense() {
   std::mt19937 rng(9);
   for (int64_t features : {1, 3, 63, 64, 65, 129, 200, 1000}) {
@@ -528,6 +565,7 @@ int main() {
   TestPackingLayout();
   TestPackedConvolutions();
   TestPackedDense();
+  TestPortableBuildsAgree();
   TestThreadPool();
   TestSizeLimits();
   std::printf("%d passed, %d failed\n", passed, failed);

@@ -75,6 +75,7 @@ struct BinaryKernels {
 const BinaryKernels& BinaryKernelsFor(Isa isa);
 
 namespace portable { extern const BinaryKernels kBinaryKernels; }
+namespace portable_popcnt { extern const BinaryKernels kBinaryKernels; }  // x86 only
 namespace avx2 { extern const BinaryKernels kBinaryKernels; }
 namespace avx512 { extern const BinaryKernels kBinaryKernels; }
 namespace neon { extern const BinaryKernels kBinaryKernels; }

@@ -1,4 +1,5 @@
-// Portable build of the binary inner loops (no instruction-set flags).
+// Portable build of the binary inner loops (no instruction-set flags). On x86 it is built
+// a second time with -mpopcnt (binary_portable_popcnt.cc) under another namespace.
 #include <algorithm>
 #include <cstring>
 
@@ -8,7 +9,10 @@
 
 namespace bmxnet {
 namespace kernels {
-namespace portable {
+#ifndef BMXNET_PORTABLE_NAMESPACE
+#define BMXNET_PORTABLE_NAMESPACE portable
+#endif
+namespace BMXNET_PORTABLE_NAMESPACE {
 namespace {
 
 // mismatches[f * kTilePixels + p] -> output values of `filters` filters: counted - 2 *
@@ -89,6 +93,6 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
 
 const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 1, nullptr};
 
-}  // namespace portable
+}  // namespace BMXNET_PORTABLE_NAMESPACE
 }  // namespace kernels
 }  // namespace bmxnet

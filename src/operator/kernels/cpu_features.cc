@@ -57,6 +57,15 @@ const char* IsaName(Isa isa) {
   }
 }
 
+bool HasScalarPopcount() {
+#if BMXNET_X86
+  static const bool popcnt = (__builtin_cpu_init(), __builtin_cpu_supports("popcnt") != 0);
+  return popcnt;
+#else
+  return true;
+#endif
+}
+
 bool RunsWithin(Isa isa, Isa best) {
   if (isa == Isa::kPortable || isa == best) return true;
   const bool x86 = best == Isa::kAvx2 || best == Isa::kAvx512;

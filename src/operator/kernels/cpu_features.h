@@ -36,6 +36,10 @@ void RefreshIsa();
 
 const char* IsaName(Isa isa);
 
+// Whether the portable kernels may use the CPU's scalar popcount instruction (x86: POPCNT,
+// which the baseline x86-64 target lacks; aarch64's `cnt` is always there).
+bool HasScalarPopcount();
+
 // Threads for OpenMP regions inside operators. MXNet's engine threads see
 // omp_get_max_threads() == 1, so the count is asked for explicitly:
 // BMXNET_NUM_THREADS, else OMP_NUM_THREADS, else all cores the process may use; at most

@@ -465,6 +465,9 @@ const BinaryKernels& BinaryKernelsFor(Isa isa) {
 #if BMXNET_NEON
     case Isa::kNeon: return neon::kBinaryKernels;
 #endif
+#if BMXNET_X86
+    case Isa::kPortable: return HasScalarPopcount() ? portable_popcnt::kBinaryKernels : portable::kBinaryKernels;
+#endif
     default: return portable::kBinaryKernels;
   }
 }
