@@ -1,8 +1,11 @@
-// The C++ tests' bookkeeping: Check() counts and reports, Random() makes test data.
+// The C++ tests' bookkeeping: Check() counts and reports, Random() and AddSpecialValues()
+// make test data.
 #ifndef BMXNET_TESTS_CPP_CHECK_H_
 #define BMXNET_TESTS_CPP_CHECK_H_
 
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,6 +29,18 @@ std::vector<float> Random(size_t n, std::mt19937* rng, bool binary = false, floa
   std::vector<float> v(n);
   for (float& x : v) x = binary ? (uniform(*rng) >= 0 ? 1.0f : -1.0f) : uniform(*rng);
   return v;
+}
+
+// Equal bit for bit (NaN equals NaN, -0 differs from +0).
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Every 7th value replaced by NaN, -0, +0, +inf or -inf in turn.
+void AddSpecialValues(std::vector<float>* v) {
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), -0.0f, 0.0f,
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (size_t i = 3, s = 0; i < v->size(); i += 7, ++s) (*v)[i] = specials[s % 5];
 }
 
 }  // namespace

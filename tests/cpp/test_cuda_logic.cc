@@ -355,7 +355,8 @@ void TestPooling() {
       g.out_width = (c.w + 2 * c.p - c.k) / c.s + 1;
       g.max = mode == 0;
       g.count_include_pad = mode == 1;
-      const std::vector<float> x = Random(g.planes * c.h * c.w, &rng);
+      std::vector<float> x = Random(g.planes * c.h * c.w, &rng);
+      AddSpecialValues(&x);
       std::vector<float> expected(g.planes * g.out_height * g.out_width), y(expected.size());
       for (size_t i = 0; i < expected.size(); ++i) expected[i] = kernels::PoolValue(g, x.data(), i);
       const std::string name = "pooling " + std::to_string(c.h) + "x" + std::to_string(c.w) + " k" +
@@ -364,7 +365,7 @@ void TestPooling() {
       for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512, kernels::Isa::kNeon}) {
         if (!kernels::RunsWithin(isa, kernels::ActiveIsa())) continue;
         kernels::PoolForward(g, x.data(), y.data(), 2, isa);
-        Check(y == expected, name + " on " + kernels::IsaName(isa));
+        Check(SameBits(y, expected), name + " on " + kernels::IsaName(isa));
       }
     }
 }
@@ -393,6 +394,8 @@ void TestBatchNorm() {
         std::vector<float> variance = Random(g.channels, &rng);
         for (float& v : variance) v = v * v + 0.1f;
         const float* scale = with_gamma ? gamma.data() : nullptr;
+        std::vector<float> negative_first_gamma = gamma;
+        negative_first_gamma[0] = -std::fabs(gamma[0]) - 0.5f;
         std::vector<float> expected(n), y(n);
         kernels::BatchNormGeometry without_relu = g;
         without_relu.relu = false;
@@ -413,6 +416,20 @@ void TestBatchNorm() {
           kernels::BatchNormForward(g, formula, x.data(), scale, beta.data(), mean.data(), variance.data(), 1e-5f,
                                     y.data(), 2, isa);
           Check(y == expected, name + " on " + kernels::IsaName(isa));
+          // NaN, signed zeros and infinities go through every path as through the scalar one
+          std::vector<float> special_x = x, special_expected(n), special_y(n), special_beta = beta;
+          AddSpecialValues(&special_x);
+          // channel 0 of image 0 gives -0 where x == mean: (+0 * negative factor) + -0
+          special_beta[0] = -0.0f;
+          const float* special_scale = scale ? negative_first_gamma.data() : nullptr;
+          for (int64_t s = 0; s < g.spatial; s += 2) special_x[kernels::BatchNormInputIndex(g, s)] = mean[0];
+          for (int64_t i = 0; i < n; ++i)
+            special_expected[i] = kernels::BatchNormElement(g, formula, special_x.data(), special_scale,
+                                                            special_beta.data(), mean.data(), variance.data(), 1e-5f, i);
+          kernels::BatchNormForward(g, formula, special_x.data(), special_scale, special_beta.data(), mean.data(),
+                                    variance.data(), 1e-5f, special_y.data(), 2, isa);
+          Check(SameBits(special_y, special_expected), name + " with NaN, signed zeros, infinities on " +
+                                                           kernels::IsaName(isa));
         }
         std::vector<float> dx(n), dgamma(g.channels), dbeta(g.channels), dmean(g.channels), dvar(g.channels);
         kernels::BatchNormBackward(g, formula, x.data(), scale, mean.data(), variance.data(), 1e-5f, dy.data(),

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -172,6 +173,8 @@ void TestVectorQuantizersMatchPortable() {
     auto x = Random(n, &rng, false);
     x[0] = 0.0f;  // sign(0) = +1
     if (n > 2) x[1] = -0.0f;
+    if (n > 3) x[2] = std::numeric_limits<float>::quiet_NaN();  // sign(NaN) = -1, no gradient
+    if (n > 4) x[3] = -1.0f;  // on the clip: the gradient passes
     const auto dy = Random(n, &rng, false);
     std::vector<float> a(n), b(n), ga(n), gb(n);
     portable::SignActivation(x.data(), a.data(), n);
@@ -181,6 +184,7 @@ void TestVectorQuantizersMatchPortable() {
     ActivationGradient(sign, x.data(), dy.data(), gb.data(), n);
     Check(a == b && ga == gb, std::string(IsaName(ActiveIsa())) + " sign/ste equal portable, n=" + std::to_string(n));
     Check(a[0] == 1.0f && (n <= 2 || a[1] == 1.0f), "sign(0) is +1, n=" + std::to_string(n));
+    Check(n <= 3 || (a[2] == -1.0f && ga[2] == 0.0f), "sign(NaN) is -1 with no gradient, n=" + std::to_string(n));
   }
 }
 

@@ -24,7 +24,8 @@ void PortablePixelsChannelsLast(BatchNormFormula formula, bool relu, const float
 }
 
 // A channels-last task: 32 channels (two 64-byte lines of each pixel, read whole) of 128
-// pixels (8 lines of each channel's plane, written whole), in blocks of 8 pixels for AVX2.
+// pixels (8 lines of each channel's plane, written whole), in blocks of 8 pixels for the
+// vector build.
 // Tasks of 8 pixels and all channels wrote 32 bytes to each of up to hundreds of planes,
 // pages apart (64 channels, 56x56: 58 -> 37 us; 160 channels, 28x28: 39 -> 27 us; a copy
 // of either takes 23 / 15 us).
@@ -39,10 +40,10 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
   for (int64_t c = 0; c < g.channels; ++c) k[c] = BatchNormChannelOf(formula, gamma, beta, mean, variance, eps, c);
   // a memory-bound pass: a second thread pays off from about 64 K values
   const int team = g.batch * g.channels * g.spatial < (int64_t(1) << 16) ? 1 : threads;
-  [[maybe_unused]] const bool vectors = BMXNET_X86 && isa >= Isa::kAvx2;
+  [[maybe_unused]] const bool vectors = BMXNET_SIMD && isa != Isa::kPortable;
   if (!g.channels_last) {
-#if BMXNET_X86
-    const auto plane = vectors ? avx2::BatchNormPlane : PortablePlane;
+#if BMXNET_SIMD
+    const auto plane = vectors ? simd::BatchNormPlane : PortablePlane;
 #else
     const auto plane = PortablePlane;
 #endif
@@ -63,9 +64,9 @@ void BatchNormForward(const BatchNormGeometry& g, BatchNormFormula formula, cons
       float* out = y + n * image;
       for (int64_t first = p_begin; first < p_end; first += kBlockPixels) {
         const int64_t last = std::min(p_end, first + kBlockPixels);
-#if BMXNET_X86
+#if BMXNET_SIMD
         if (vectors && last - first == kBlockPixels)
-          avx2::BatchNormPixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, c_begin, c_end,
+          simd::BatchNormPixelsChannelsLast(formula, g.relu, in, g.spatial, g.channels, first, c_begin, c_end,
                                             k.data(), out);
         else
 #endif

@@ -136,17 +136,18 @@ void BatchNormBackward(const BatchNormGeometry& g, BatchNormFormula formula, con
                        const float* mean, const float* variance, float eps, const float* dy, const float* y, float* dx,
                        float* dgamma, float* dbeta, float* dmean, float* dvariance, int threads);
 
-namespace avx2 {
+// The vector build (AVX2 on x86, also under AVX-512; NEON on aarch64).
+namespace simd {
 // y[0..n) of one plane (then the ReLU with relu).
 void BatchNormPlane(BatchNormFormula formula, bool relu, const float* x, int64_t n, const BatchNormChannel& k,
                     float* y);
 // Pixels first .. first + 7, channels c_begin .. c_end - 1 of one channels-last image x
-// [spatial, channels] into y [channels, spatial] (8 x 8 blocks transposed in registers;
+// [spatial, channels] into y [channels, spatial] (blocks transposed in registers;
 // `first` + 8 <= spatial).
 void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const float* x, int64_t spatial,
                                  int64_t channels, int64_t first, int64_t c_begin, int64_t c_end,
                                  const BatchNormChannel* k, float* y);
-}  // namespace avx2
+}  // namespace simd
 
 }  // namespace kernels
 }  // namespace bmxnet

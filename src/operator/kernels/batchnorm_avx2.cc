@@ -6,7 +6,7 @@
 
 namespace bmxnet {
 namespace kernels {
-namespace avx2 {
+namespace simd {
 namespace {
 
 __m256 Affine(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
@@ -69,6 +69,6 @@ void BatchNormPixelsChannelsLast(BatchNormFormula formula, bool relu, const floa
       y[c * spatial + p] = BatchNormOutput(formula, relu, x[p * channels + c], k[c]);
 }
 
-}  // namespace avx2
+}  // namespace simd
 }  // namespace kernels
 }  // namespace bmxnet

@@ -22,6 +22,10 @@ enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
 #define BMXNET_NEON 0
 #endif
 
+// Builds with a vector version of the float kernels (quantizers, pooling, BatchNorm:
+// namespace simd, AVX2 on x86 and NEON on aarch64); it runs whenever the ISA is not portable.
+#define BMXNET_SIMD (BMXNET_X86 || BMXNET_NEON)
+
 // Best instruction set this CPU supports, lowered by the environment variable
 // BMXNET_ISA=portable|avx2|avx512|neon (used by tests to force each path; it never raises
 // it, and a set of another CPU family is ignored).

@@ -1,5 +1,5 @@
 // PoolForward and PoolBackward (pooling.h): windows wholly inside the image go through the
-// AVX2 blocks, 8 outputs of 1 or 4 rows at a time, the rest one at a time through
+// vector blocks (AVX2 or NEON), 8 outputs of 1 or 4 rows at a time, the rest one at a time through
 // PoolValue; a window as large as the plane chains planes instead.
 #include "pooling.h"
 
@@ -12,7 +12,7 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-constexpr int kChunk = 8;  // outputs of a row in one AVX2 vector; planes of one global pooling chain
+constexpr int kChunk = 8;  // outputs of a row in one vector block; planes of one global pooling chain
 
 // Outputs [first, last) along an axis whose windows lie wholly inside the image.
 struct InnerRange {
@@ -25,8 +25,8 @@ struct InnerRange {
   }
 };
 
-#if BMXNET_X86
-// One block of output rows: the inner windows 8 at a time through the AVX2 kernel, the
+#if BMXNET_SIMD
+// One block of output rows: the inner windows 8 at a time through the vector kernel, the
 // others through PoolValue.
 void PoolRows(const PoolGeometry& g, const InnerRange& columns, const PoolBlockRows& rows, int64_t oh,
               const float* plane, float* y) {
@@ -36,7 +36,7 @@ void PoolRows(const PoolGeometry& g, const InnerRange& columns, const PoolBlockR
     for (int64_t ow = columns.last; ow < g.out_width; ++ow) y[row + ow] = PoolValue(g, plane, row + ow);
   }
   for (int64_t ow = columns.first; ow < columns.last; ow += kChunk)
-    avx2::PoolBlock(g, rows, plane, ow, static_cast<int>(std::min<int64_t>(kChunk, columns.last - ow)),
+    simd::PoolBlock(g, rows, plane, ow, static_cast<int>(std::min<int64_t>(kChunk, columns.last - ow)),
                     y + oh * g.out_width + ow);
 }
 
@@ -57,7 +57,7 @@ void PoolPlaneVectors(const PoolGeometry& g, const InnerRange& inner_rows, const
 
 void PoolPlane(const PoolGeometry& g, [[maybe_unused]] const InnerRange& inner_rows,
                [[maybe_unused]] const InnerRange& columns, [[maybe_unused]] bool vectors, const float* plane, float* y) {
-#if BMXNET_X86
+#if BMXNET_SIMD
   if (vectors) return PoolPlaneVectors(g, inner_rows, columns, plane, y);
 #endif
   for (int64_t i = 0; i < g.out_height * g.out_width; ++i) y[i] = PoolValue(g, plane, i);
@@ -92,7 +92,7 @@ void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, I
                             g.pad_h == 0 && g.pad_w == 0 && !g.divide_each_tap;
   const InnerRange inner_rows(g.out_height, g.in_height, g.kernel_h, g.stride_h, g.pad_h);
   const InnerRange columns(g.out_width, g.in_width, g.kernel_w, g.stride_w, g.pad_w);
-  const bool vectors = BMXNET_X86 && isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;
+  const bool vectors = BMXNET_SIMD && isa != Isa::kPortable && (g.stride_w == 1 || g.stride_w == 2) && !g.divide_each_tap;
   ParallelFor(g.planes, small ? 1 : threads, [&](int64_t begin, int64_t end) {
     if (whole_planes) return PoolWholePlanes(g, x + begin * in_plane, y + begin, end - begin);
     for (int64_t p = begin; p < end; ++p)

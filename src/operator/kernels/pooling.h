@@ -109,13 +109,13 @@ BMX_HD inline float PoolGradValue(const PoolGeometry& g, const float* x, const f
   return sum;
 }
 
-// y [planes, OH, OW] from x [planes, H, W]; `isa` picks the inner loops (AVX2 vectors
-// for either vector set).
+// y [planes, OH, OW] from x [planes, H, W]; `isa` picks the inner loops (the simd build
+// for any vector set).
 void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, Isa isa = ActiveIsa());
 // dx [planes, H, W] (PoolGradValue).
 void PoolBackward(const PoolGeometry& g, const float* x, const float* dy, float* dx, int threads);
 
-// Output rows in one block of the AVX2 kernel: kPoolBlockRows rows whose windows lie
+// Output rows in one block of the vector kernel: kPoolBlockRows rows whose windows lie
 // inside the image, or one row (of any window).
 constexpr int kPoolBlockRows = 4;
 struct PoolBlockRows {
@@ -124,13 +124,14 @@ struct PoolBlockRows {
   int64_t taps, count;    // kernel rows inside the image; a row's count (avg)
 };
 
-namespace avx2 {
+// The vector build (AVX2 on x86, also under AVX-512; NEON on aarch64).
+namespace simd {
 // Outputs ow .. ow + outputs - 1 (outputs <= 8) of the block's output rows, whose windows
 // lie inside the image along the width, into out (row r at out + r * out_width);
 // stride_w 1 or 2. PoolValue's values.
 void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
                float* out);
-}  // namespace avx2
+}  // namespace simd
 
 }  // namespace kernels
 }  // namespace bmxnet

@@ -6,7 +6,7 @@
 
 namespace bmxnet {
 namespace kernels {
-namespace avx2 {
+namespace simd {
 namespace {
 
 // Input columns c, c + stride, ..., c + 7 * stride of a row (`outputs` of them exist),
@@ -63,6 +63,6 @@ void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* pl
   else (g.max ? BlockOf<true, 2> : BlockOf<false, 2>)(g, rows, plane, ow, outputs, out);
 }
 
-}  // namespace avx2
+}  // namespace simd
 }  // namespace kernels
 }  // namespace bmxnet

@@ -11,8 +11,8 @@ namespace bmxnet {
 namespace kernels {
 namespace {
 
-#if BMXNET_X86
-bool UseAvx2() { return ActiveIsa() != Isa::kPortable; }
+#if BMXNET_SIMD
+bool UseVectors() { return ActiveIsa() != Isa::kPortable; }
 #endif
 
 std::vector<float> RowScales(const float* w, int64_t num_out, int64_t per_out) {
@@ -47,8 +47,8 @@ void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha) 
 
 void QuantizeActivation(const ActivationSpec& spec, const float* x, float* y, int64_t n) {
   if (spec.bits == 1) {
-#if BMXNET_X86
-    if (UseAvx2()) return avx2::SignActivation(x, y, n);
+#if BMXNET_SIMD
+    if (UseVectors()) return simd::SignActivation(x, y, n);
 #endif
     portable::SignActivation(x, y, n);
   } else if (spec.bits < 32) {
@@ -65,8 +65,8 @@ void ActivationGradient(const ActivationSpec& spec, const float* x, const float*
     return;
   }
   if (spec.bits == 1 && spec.method == Estimator::kSte) {
-#if BMXNET_X86
-    if (UseAvx2()) return avx2::SteGradient(spec.clip, x, dy, dx, n);
+#if BMXNET_SIMD
+    if (UseVectors()) return simd::SteGradient(spec.clip, x, dy, dx, n);
 #endif
     portable::SteGradient(spec.clip, x, dy, dx, n);
     return;

@@ -36,11 +36,12 @@ void XnorScales(const float* w, int64_t num_out, int64_t per_out, float* alpha);
 void WeightGradient(int bits, bool xnor_scaling, const float* w, const float* dwq, float* dw,
                     int64_t num_out, int64_t per_out);
 
-// Vectorised pieces of the 1-bit path; QuantizeActivation/ActivationGradient dispatch to them.
-namespace avx2 {
+// Vectorised pieces of the 1-bit path (AVX2 on x86, NEON on aarch64); QuantizeActivation /
+// ActivationGradient dispatch to them.
+namespace simd {
 void SignActivation(const float* x, float* y, int64_t n);
 void SteGradient(float clip, const float* x, const float* dy, float* dx, int64_t n);
-}  // namespace avx2
+}  // namespace simd
 namespace portable {
 void SignActivation(const float* x, float* y, int64_t n);
 void SteGradient(float clip, const float* x, const float* dy, float* dx, int64_t n);

@@ -7,7 +7,7 @@
 
 namespace bmxnet {
 namespace kernels {
-namespace avx2 {
+namespace simd {
 
 void SignActivation(const float* x, float* y, int64_t n) {
   const __m256 zero = _mm256_setzero_ps();
@@ -34,6 +34,6 @@ void SteGradient(float clip, const float* x, const float* dy, float* dx, int64_t
   for (; i < n; ++i) dx[i] = std::fabs(x[i]) <= clip ? dy[i] : 0.0f;
 }
 
-}  // namespace avx2
+}  // namespace simd
 }  // namespace kernels
 }  // namespace bmxnet
