@@ -1,6 +1,6 @@
 // NEON build of the binary inner loops (aarch64, where NEON is always there). Popcounts use
 // vcntq_u8 (a count per byte): byte counts add up for up to kByteSteps words, then pairwise
-// widening adds take them to 32-bit lanes.
+// widening adds take them to 32-bit lanes. A pass counts 4 filters for 8 pixels.
 #include <arm_neon.h>
 
 #include <algorithm>
@@ -13,21 +13,20 @@ namespace kernels {
 namespace neon {
 namespace {
 
-constexpr int64_t kByteSteps = 31;            // words whose byte counts (each <= 8) fit a byte
-constexpr int kVectors = kTilePixels / 2;     // two pixels' words per 128-bit vector
-constexpr int kFilters = 2;                   // filters per pass: 16 byte counters, 8 pixel vectors
+constexpr int64_t kByteSteps = 31;  // words whose byte counts (each <= 8) fit a byte
+constexpr int kHalf = kTilePixels / 2;  // pixels per pass: 4 vectors of two pixels' words
+constexpr int kFilters = 4;  // filters per pass: 16 byte counters + 4 words + 4 masks + 4 weights fit the 32 registers
 
-// Lanes of a vector of two pixels' words that count: all ones where the word lies inside
-// the image (bits 0 and 1 of m for the first and second pixel).
-inline uint64x2_t ValidLanes(unsigned m) {
-  const uint64_t lanes[2] = {(m & 1) ? ~uint64_t(0) : 0, (m & 2) ? ~uint64_t(0) : 0};
-  return vld1q_u64(lanes);
-}
+// A vector of two pixels' words that counts where the word lies inside the image, indexed
+// by the two pixels' bits of TilePanel::valid.
+alignas(16) constexpr uint64_t kLaneMasks[4][2] = {{0, 0}, {~uint64_t(0), 0}, {0, ~uint64_t(0)}, {~uint64_t(0), ~uint64_t(0)}};
 
-// Mismatches of filters f .. f + Filters - 1 for the 16 pixels of a tile, into
-// mismatches[f][p] (the pixels that do not exist count garbage, never stored).
-template <int Filters>
-void CountFilters(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t (*mismatches)[kTilePixels]) {
+// Mismatches of filters f .. f + Filters - 1 for pixels first .. first + 7 of a tile, into
+// mismatches[f][first + p] (pixels that do not exist count garbage, never stored).
+template <int Filters, bool kMasked>
+void CountFilters(const TilePanel& panel, int first, const uint64_t* weights, int64_t depth,
+                  int32_t (*mismatches)[kTilePixels]) {
+  constexpr int kVectors = kHalf / 2;
   uint32x4_t total[Filters][kVectors];
   for (int f = 0; f < Filters; ++f)
     for (int v = 0; v < kVectors; ++v) total[f][v] = vdupq_n_u32(0);
@@ -37,15 +36,20 @@ void CountFilters(const TilePanel& panel, const uint64_t* weights, int64_t depth
     for (int f = 0; f < Filters; ++f)
       for (int v = 0; v < kVectors; ++v) bytes[f][v] = vdupq_n_u8(0);
     for (int64_t k = k0; k < k_end; ++k) {
-      uint64x2_t x[kVectors], valid[kVectors];
+      const uint64_t* row = panel.rows[k] + first;
+      const unsigned valid = kMasked ? panel.valid[k] >> first : 0;
+      uint64x2_t x[kVectors], lanes[kVectors];
       for (int v = 0; v < kVectors; ++v) {
-        x[v] = vld1q_u64(panel.rows[k] + 2 * v);
-        valid[v] = panel.valid != nullptr ? ValidLanes(panel.valid[k] >> (2 * v)) : vdupq_n_u64(~uint64_t(0));
+        x[v] = vld1q_u64(row + 2 * v);
+        if (kMasked) lanes[v] = vld1q_u64(kLaneMasks[(valid >> (2 * v)) & 3]);
       }
       for (int f = 0; f < Filters; ++f) {
-        const uint64x2_t w = vdupq_n_u64(weights[f * depth + k]);
-        for (int v = 0; v < kVectors; ++v)
-          bytes[f][v] = vaddq_u8(bytes[f][v], vcntq_u8(vreinterpretq_u8_u64(vandq_u64(veorq_u64(x[v], w), valid[v]))));
+        const uint64x2_t w = vld1q_dup_u64(weights + f * depth + k);
+        for (int v = 0; v < kVectors; ++v) {
+          uint64x2_t differ = veorq_u64(x[v], w);
+          if (kMasked) differ = vandq_u64(differ, lanes[v]);
+          bytes[f][v] = vaddq_u8(bytes[f][v], vcntq_u8(vreinterpretq_u8_u64(differ)));
+        }
       }
     }
     for (int f = 0; f < Filters; ++f)
@@ -54,9 +58,17 @@ void CountFilters(const TilePanel& panel, const uint64_t* weights, int64_t depth
   for (int f = 0; f < Filters; ++f)
     for (int v = 0; v < kVectors; ++v) {
       const uint64x2_t pair = vpaddlq_u32(total[f][v]);  // the two pixels' sums
-      mismatches[f][2 * v] = static_cast<int32_t>(vgetq_lane_u64(pair, 0));
-      mismatches[f][2 * v + 1] = static_cast<int32_t>(vgetq_lane_u64(pair, 1));
+      mismatches[f][first + 2 * v] = static_cast<int32_t>(vgetq_lane_u64(pair, 0));
+      mismatches[f][first + 2 * v + 1] = static_cast<int32_t>(vgetq_lane_u64(pair, 1));
     }
+}
+
+// Both halves of the tile (the second only when it has pixels) for `Filters` filters.
+template <int Filters>
+void CountTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int32_t (*mismatches)[kTilePixels]) {
+  for (int first = 0; first < panel.pixels; first += kHalf)
+    (panel.valid ? CountFilters<Filters, true> : CountFilters<Filters, false>)(panel, first, weights, depth,
+                                                                               mismatches);
 }
 
 // counted - 2 * mismatches, times scale, plus bias, plus residual, one float step each, as
@@ -76,22 +88,32 @@ void Finish(const int32_t* mismatches, const TilePanel& panel, int64_t f, const 
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
   int32_t mismatches[kFilters][kTilePixels];
-  int64_t f = 0;
-  for (; f + kFilters <= filters; f += kFilters) {
-    CountFilters<kFilters>(panel, weights + f * depth, depth, mismatches);
-    for (int i = 0; i < kFilters; ++i) Finish(mismatches[i], panel, f + i, output);
-  }
-  for (; f < filters; ++f) {
-    CountFilters<1>(panel, weights + f * depth, depth, mismatches);
-    Finish(mismatches[0], panel, f, output);
+  for (int64_t f = 0; f < filters; f += kFilters) {
+    const int64_t block = std::min<int64_t>(kFilters, filters - f);
+    const uint64_t* block_weights = weights + f * depth;
+    switch (block) {
+      case 4: CountTile<4>(panel, block_weights, depth, mismatches); break;
+      case 3: CountTile<3>(panel, block_weights, depth, mismatches); break;
+      case 2: CountTile<2>(panel, block_weights, depth, mismatches); break;
+      default: CountTile<1>(panel, block_weights, depth, mismatches);
+    }
+    for (int64_t i = 0; i < block; ++i) Finish(mismatches[i], panel, f + i, output);
   }
 }
 
+// Byte counts of two words at a time, widened every kByteSteps pairs, summed at the end.
 int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
-  int64_t k = 0, count = 0;
-  for (; k + 2 <= words; k += 2)  // 16 byte counts of at most 8: their sum fits a byte
-    count += vaddvq_u8(vcntq_u8(vreinterpretq_u8_u64(veorq_u64(vld1q_u64(a + k), vld1q_u64(b + k)))));
-  for (; k < words; ++k) count += __builtin_popcountll(a[k] ^ b[k]);
+  uint64x2_t total = vdupq_n_u64(0);
+  int64_t k = 0;
+  while (k + 2 <= words) {
+    const int64_t end = std::min(words & ~int64_t(1), k + 2 * kByteSteps);
+    uint8x16_t bytes = vdupq_n_u8(0);
+    for (; k < end; k += 2)
+      bytes = vaddq_u8(bytes, vcntq_u8(vreinterpretq_u8_u64(veorq_u64(vld1q_u64(a + k), vld1q_u64(b + k)))));
+    total = vpadalq_u32(total, vpaddlq_u16(vpaddlq_u8(bytes)));
+  }
+  int64_t count = static_cast<int64_t>(vaddvq_u64(total));
+  if (k < words) count += __builtin_popcountll(a[k] ^ b[k]);
   return count;
 }
 
