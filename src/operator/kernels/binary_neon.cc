@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "binary_kernels.h"
+#include "host_device.h"
 #include "tile_output.h"
 
 namespace bmxnet {
@@ -117,31 +118,48 @@ int64_t XorPopcount(const uint64_t* a, const uint64_t* b, int64_t words) {
   return count;
 }
 
-// 4 pixels at a time: a compare per channel gives 4 bits, widened into the pixels' words.
-void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
-                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
-  for (int64_t s0 = 0; s0 < pixels; s0 += 4) {
-    const int64_t n = std::min<int64_t>(4, pixels - s0);
-    uint64x2_t low = vdupq_n_u64(0), high = vdupq_n_u64(0);  // pixels 0, 1 and 2, 3
-    for (int64_t c = 0; c < channels; ++c) {
-      const float* source = x + c * plane_stride + s0;
-      float tail[4] = {0, 0, 0, 0};
-      if (n < 4) std::copy_n(source, n, tail);
-      float32x4_t v = vld1q_f32(n == 4 ? source : tail);
-      float32x4_t threshold = vdupq_n_f32(0.0f);
-      if (thresholds.direction != nullptr) {
+// Sign bits of 4 pixels (x[c * plane_stride + p], p < 4): a compare per channel sets bit c
+// of each pixel's lane, channels 0-31 and 32-63 in 32-bit lanes joined at the end.
+template <bool kThresholds>
+void PackFourPixels(const float* x, int64_t channels, int64_t plane_stride, const ChannelThresholds& thresholds,
+                    uint64_t* out, int64_t out_stride) {
+  uint32x4_t halves[2] = {vdupq_n_u32(0), vdupq_n_u32(0)};
+  for (int64_t half = 0; half < 2; ++half) {
+    uint32x4_t bit = vdupq_n_u32(1), bits = vdupq_n_u32(0);
+    for (int64_t c = 32 * half; c < std::min<int64_t>(channels, 32 * half + 32); ++c) {
+      float32x4_t v = vld1q_f32(x + c * plane_stride), threshold = vdupq_n_f32(0.0f);
+      if (kThresholds) {
         v = vmulq_n_f32(v, thresholds.direction[c]);
         threshold = vdupq_n_f32(thresholds.threshold[c]);
       }
       // bit set unless v >= threshold (so NaN sets it, -0 does not)
-      const uint32x4_t bits = vandq_u32(vmvnq_u32(vcgeq_f32(v, threshold)), vdupq_n_u32(1));
-      const int64x2_t shift = vdupq_n_s64(c);
-      low = vorrq_u64(low, vshlq_u64(vmovl_u32(vget_low_u32(bits)), shift));
-      high = vorrq_u64(high, vshlq_u64(vmovl_u32(vget_high_u32(bits)), shift));
+      bits = vorrq_u32(bits, vbicq_u32(bit, vcgeq_f32(v, threshold)));
+      bit = vshlq_n_u32(bit, 1);
     }
-    const uint64_t words[4] = {vgetq_lane_u64(low, 0), vgetq_lane_u64(low, 1), vgetq_lane_u64(high, 0),
-                               vgetq_lane_u64(high, 1)};
-    for (int64_t p = 0; p < n; ++p) out[(s0 + p) * out_stride] = words[p];
+    halves[half] = bits;
+  }
+  const uint64x2_t low = vorrq_u64(vmovl_u32(vget_low_u32(halves[0])), vshlq_n_u64(vmovl_u32(vget_low_u32(halves[1])), 32));
+  const uint64x2_t high =
+      vorrq_u64(vmovl_u32(vget_high_u32(halves[0])), vshlq_n_u64(vmovl_u32(vget_high_u32(halves[1])), 32));
+  out[0] = vgetq_lane_u64(low, 0);
+  out[out_stride] = vgetq_lane_u64(low, 1);
+  out[2 * out_stride] = vgetq_lane_u64(high, 0);
+  out[3 * out_stride] = vgetq_lane_u64(high, 1);
+}
+
+void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t pixels,
+                const ChannelThresholds& thresholds, uint64_t* out, int64_t out_stride) {
+  const auto four = thresholds.direction != nullptr ? PackFourPixels<true> : PackFourPixels<false>;
+  int64_t s = 0;
+  for (; s + 4 <= pixels; s += 4) four(x + s, channels, plane_stride, thresholds, out + s * out_stride, out_stride);
+  for (; s < pixels; ++s) {  // the last pixels one at a time, as the portable build packs
+    uint64_t bits = 0;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float v = x[c * plane_stride + s];
+      bits |= (thresholds.direction != nullptr ? BelowThresholdBit(v, thresholds.direction[c], thresholds.threshold[c])
+                                               : NegativeBit(v)) << c;
+    }
+    out[s * out_stride] = bits;
   }
 }
 
