@@ -45,7 +45,7 @@ void CountFilters(const TilePanel& panel, int first, const uint64_t* weights, in
         if (kMasked) lanes[v] = vld1q_u64(kLaneMasks[(valid >> (2 * v)) & 3]);
       }
       for (int f = 0; f < Filters; ++f) {
-        const uint64x2_t w = vld1q_dup_u64(weights + f * depth + k);
+        const uint64x2_t w = vld1q_u64(weights + 2 * (f * depth + k));  // the word twice (PrepareWeights)
         for (int v = 0; v < kVectors; ++v) {
           uint64x2_t differ = veorq_u64(x[v], w);
           if (kMasked) differ = vandq_u64(differ, lanes[v]);
@@ -91,7 +91,7 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
   int32_t mismatches[kFilters][kTilePixels];
   for (int64_t f = 0; f < filters; f += kFilters) {
     const int64_t block = std::min<int64_t>(kFilters, filters - f);
-    const uint64_t* block_weights = weights + f * depth;
+    const uint64_t* block_weights = weights + 2 * f * depth;
     switch (block) {
       case 4: CountTile<4>(panel, block_weights, depth, mismatches); break;
       case 3: CountTile<3>(panel, block_weights, depth, mismatches); break;
@@ -163,9 +163,15 @@ void PackPlanes(const float* x, int64_t channels, int64_t plane_stride, int64_t 
   }
 }
 
+// Each weight word twice: one 128-bit load gives both lanes (a load and a dup cost a vector
+// operation more per word).
+void PrepareWeights(const uint64_t* w, int64_t words, uint64_t* out) {
+  for (int64_t i = 0; i < words; ++i) out[2 * i] = out[2 * i + 1] = w[i];
+}
+
 }  // namespace
 
-const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 1, nullptr};
+const BinaryKernels kBinaryKernels = {ConvTile, XorPopcount, PackPlanes, 2, PrepareWeights};
 
 }  // namespace neon
 }  // namespace kernels
