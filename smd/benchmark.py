@@ -90,19 +90,35 @@ def interleaved_medians(runs, repeat, warmup, blocks=TIMING_BLOCKS):
     return [float(np.median(taken)) for taken in times]
 
 
-def cpu_description():
-    """(model name, the instruction-set flags that matter here) from /proc/cpuinfo."""
+# Arm's part numbers (/proc/cpuinfo "CPU part") of the cores of common boards.
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse V1", "0xd41": "Cortex-A78",
+             "0xd49": "Neoverse N2", "0xd4f": "Neoverse V2"}
+
+
+def cpu_description(cpuinfo="/proc/cpuinfo", board="/proc/device-tree/model"):
+    """(model name, the instruction-set flags that matter here) from /proc/cpuinfo; on ARM the
+    core's name from its part number, and the board's from the device tree (a Raspberry Pi's)."""
     fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    flags = fields.get("flags", "").split()
-    wanted = ("avx2", "fma", "popcnt", "avx512f", "avx512bw", "avx512_vpopcntdq")
-    return fields.get("model name", platform.processor() or "unknown CPU"), [f for f in wanted if f in flags]
+    flags = (fields.get("flags") or fields.get("Features", "")).split()
+    wanted = ("avx2", "fma", "popcnt", "avx512f", "avx512bw", "avx512_vpopcntdq", "asimd", "asimddp", "sve")
+    model = fields.get("model name")
+    if model is None and "CPU part" in fields:
+        model = ARM_CORES.get(fields["CPU part"].lower(), "Arm core " + fields["CPU part"])
+        try:
+            with open(board, "rb") as f:
+                model = f.read(200).rstrip(b"\0").decode("ascii", "replace") + ", " + model
+        except OSError:
+            pass
+    return model or platform.processor() or "unknown CPU", [f for f in wanted if f in flags]
 
 
 # ---------------------------------------------------------------------------- layers

@@ -40,3 +40,17 @@ def test_lce_compare_says_what_it_needs_without_larq():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "needs tensorflow, larq and larq-compute-engine" in result.stderr
+
+
+def test_cpu_description_names_x86_and_arm_cores(tmp_path):
+    from smd.benchmark import cpu_description
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 fma popcnt avx512f\n")
+    assert cpu_description(str(x86), str(tmp_path / "none")) == ("AMD EPYC 9R14", ["avx2", "fma", "popcnt", "avx512f"])
+    pi = tmp_path / "pi"
+    pi.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+                  "CPU implementer\t: 0x41\nCPU part\t: 0xd08\n")
+    board = tmp_path / "model"
+    board.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")
+    assert cpu_description(str(pi), str(board)) == ("Raspberry Pi 4 Model B Rev 1.4, Cortex-A72", ["asimd"])
+    assert cpu_description(str(pi), str(tmp_path / "none"))[0] == "Cortex-A72"
