@@ -71,6 +71,7 @@ kernels::BatchNormGeometry GeometryOf(const PlainBatchNormParams& p, const std::
   return g;
 }
 
+#if BMXNET_X86
 // Whether oneDNN's jit BatchNorm multiplies and adds in one fused step here: it does with
 // AVX2 and FMA (also when DNNL_MAX_CPU_ISA holds it to AVX2), not below.
 bool OneDnnFuses() {
@@ -80,20 +81,22 @@ bool OneDnnFuses() {
       for (char& c : limit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (limit == "SSE41" || limit == "AVX") return false;
     }
-#if BMXNET_X86
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;  // not measured on other CPUs yet
-#endif
   }();
   return fuses;
 }
+#endif
 
-// The formula MXNet's BatchNorm used in the float model (kernels/batchnorm.h).
-kernels::BatchNormFormula FormulaOf(const PlainBatchNormParams& p) {
+// The formula MXNet's BatchNorm used in the float model (kernels/batchnorm.h): on x86 it
+// depends on the layout oneDNN handed it and the CPU; MXNet's aarch64 wheel fuses always.
+kernels::BatchNormFormula FormulaOf([[maybe_unused]] const PlainBatchNormParams& p) {
+#if BMXNET_X86
   if (!MxnetRunsOneDnn()) return kernels::BatchNormFormula::kNative;
   return p.blocked && OneDnnFuses() ? kernels::BatchNormFormula::kOneDnnBlocked
                                     : kernels::BatchNormFormula::kOneDnnPlain;
+#else
+  return MxnetRunsOneDnn() ? kernels::BatchNormFormula::kOneDnnBlocked : kernels::BatchNormFormula::kNativeFused;
+#endif
 }
 
 MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,

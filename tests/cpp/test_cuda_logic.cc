@@ -378,7 +378,8 @@ void TestBatchNorm() {
   std::mt19937 rng(12);
   const kernels::BatchNormFormula formulas[] = {kernels::BatchNormFormula::kOneDnnPlain,
                                                 kernels::BatchNormFormula::kOneDnnBlocked,
-                                                kernels::BatchNormFormula::kNative};
+                                                kernels::BatchNormFormula::kNative,
+                                                kernels::BatchNormFormula::kNativeFused};
   for (kernels::BatchNormGeometry g :
        {kernels::BatchNormGeometry{2, 5, 13, false}, kernels::BatchNormGeometry{1, 3, 64, false},
         kernels::BatchNormGeometry{3, 7, 1, false}, kernels::BatchNormGeometry{2, 21, 30, true},

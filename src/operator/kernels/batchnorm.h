@@ -4,7 +4,12 @@
 //   oneDNN, plain NCHW (ncsp_bnorm):      (x - mean) * (gamma / sqrt(var + eps)) + beta
 //   oneDNN, blocked or NHWC (bnorm_jit):  fma(x - mean, gamma / sqrt(var + eps), beta)
 //   MXNet's own loop (MKLDNN disabled):   ((x - mean) * (1 / sqrt(var + eps))) * gamma + beta
-// each operation rounded to float. A packed model hands plain NCHW where its float-simulated
+// each operation rounded to float. MXNet's aarch64 wheel is compiled with GCC's default
+// -ffp-contract=fast, so there the multiply and the last add fuse on every layout (measured
+// under qemu as a Cortex-A72):
+//   oneDNN, any layout:                   fma(x - mean, gamma / sqrt(var + eps), beta)
+//   MXNet's own loop:                     fma((x - mean) * (1 / sqrt(var + eps)), gamma, beta)
+// A packed model hands plain NCHW where its float-simulated
 // model had oneDNN's blocked tensors, so model-converter puts PlainBatchNorm with the
 // formula the float model used in place of MXNet's BatchNorm there.
 #ifndef BMXNET_KERNELS_BATCHNORM_H_
@@ -18,7 +23,7 @@
 namespace bmxnet {
 namespace kernels {
 
-enum class BatchNormFormula { kOneDnnPlain, kOneDnnBlocked, kNative };
+enum class BatchNormFormula { kOneDnnPlain, kOneDnnBlocked, kNative, kNativeFused };
 
 // x is [batch, channels, spatial], or [batch, spatial, channels] with channels_last (the
 // output is [batch, channels, spatial] either way); gamma nullptr: every gamma is 1
@@ -40,11 +45,16 @@ BMX_HD inline int64_t BatchNormInputIndex(const BatchNormGeometry& g, int64_t i)
   return (n * g.spatial + s) * g.channels + c;
 }
 
+// Whether the formula is MXNet's own loop (gamma applied after the factor).
+BMX_HD inline bool IsNative(BatchNormFormula formula) {
+  return formula == BatchNormFormula::kNative || formula == BatchNormFormula::kNativeFused;
+}
+
 // A channel's factor: gamma / sqrt(var + eps) for oneDNN's formulas, 1 / sqrt(var + eps)
 // for MXNet's own.
 BMX_HD inline float BatchNormFactor(BatchNormFormula formula, float gamma, float variance, float eps) {
   const float root = Sqrt(variance + eps);
-  return formula == BatchNormFormula::kNative ? 1.0f / root : gamma / root;
+  return IsNative(formula) ? 1.0f / root : gamma / root;
 }
 
 BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, float mean, float factor, float gamma,
@@ -53,6 +63,7 @@ BMX_HD inline float BatchNormValue(BatchNormFormula formula, float x, float mean
   switch (formula) {
     case BatchNormFormula::kOneDnnBlocked: return Fma(centered, factor, beta);
     case BatchNormFormula::kNative: return RoundedAdd(RoundedMul(RoundedMul(centered, factor), gamma), beta);
+    case BatchNormFormula::kNativeFused: return Fma(RoundedMul(centered, factor), gamma, beta);
     default: return RoundedAdd(RoundedMul(centered, factor), beta);
   }
 }
@@ -102,7 +113,7 @@ BMX_HD inline float BatchNormDataGradElement(const BatchNormGeometry& g, BatchNo
   const int64_t c = i / g.spatial % g.channels;
   const float scale = gamma ? gamma[c] : 1.0f;
   const float factor = BatchNormFactor(formula, scale, variance[c], eps);
-  return BatchNormValueGrad(g, dy, y, i) * (formula == BatchNormFormula::kNative ? factor * scale : factor);
+  return BatchNormValueGrad(g, dy, y, i) * (IsNative(formula) ? factor * scale : factor);
 }
 
 // The parameter gradients of channel c: {gamma (0 with fix_gamma), beta, mean, variance}.

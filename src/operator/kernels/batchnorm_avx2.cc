@@ -1,4 +1,4 @@
-// Compiled with -mavx2 -mfma -ffp-contract=off (only the blocked formula fuses); called
+// Compiled with -mavx2 -mfma -ffp-contract=off (only the fused formulas fuse); called
 // only after ActiveIsa() reported AVX2 support.
 #include <immintrin.h>
 
@@ -16,6 +16,8 @@ __m256 Affine(BatchNormFormula formula, __m256 x, const BatchNormChannel& k) {
     case BatchNormFormula::kOneDnnBlocked: return _mm256_fmadd_ps(centered, factor, beta);
     case BatchNormFormula::kNative:
       return _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(centered, factor), _mm256_set1_ps(k.gamma)), beta);
+    case BatchNormFormula::kNativeFused:
+      return _mm256_fmadd_ps(_mm256_mul_ps(centered, factor), _mm256_set1_ps(k.gamma), beta);
     default: return _mm256_add_ps(_mm256_mul_ps(centered, factor), beta);
   }
 }

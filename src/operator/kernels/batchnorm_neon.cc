@@ -1,5 +1,5 @@
 // NEON build of the BatchNorm passes (aarch64): each formula of batchnorm.h step for step
-// (vfmaq_f32 only where the formula is oneDNN's fused one), the ReLU as v < 0 ? 0 : v.
+// (vfmaq_f32 only where the formula fuses), the ReLU as v < 0 ? 0 : v.
 #include <arm_neon.h>
 
 #include "batchnorm.h"
@@ -15,6 +15,7 @@ float32x4_t Affine(BatchNormFormula formula, float32x4_t x, const BatchNormChann
   switch (formula) {
     case BatchNormFormula::kOneDnnBlocked: return vfmaq_f32(beta, centered, factor);
     case BatchNormFormula::kNative: return vaddq_f32(vmulq_f32(vmulq_f32(centered, factor), vdupq_n_f32(k.gamma)), beta);
+    case BatchNormFormula::kNativeFused: return vfmaq_f32(beta, vmulq_f32(centered, factor), vdupq_n_f32(k.gamma));
     default: return vaddq_f32(vmulq_f32(centered, factor), beta);
   }
 }
