@@ -4,8 +4,9 @@ No ARM machine is needed: the NEON kernels (src/operator/kernels/binary_neon.cc)
 compiled for aarch64 with the library's flags, the hot loop of each is cut out of the
 assembly, and llvm-mca simulates it on a core's scheduling model. Binary multiply-adds per
 cycle are set against a loop of independent float FMLAs (the float multiply-add peak) on the
-same model; the activation packing loop is given in floats packed per cycle. These are estimates of the steady state of one loop on one core, with the data in
-L1; a Pi gets real numbers from `bmxnet-bench`.
+same model; the activation packing loop is given in floats packed per cycle. These are
+estimates of the steady state of one loop on one core, with the data in L1; a Pi gets real
+numbers from `bmxnet-bench`.
 
     python -m smd.neon_estimate [--json estimates.json]
 

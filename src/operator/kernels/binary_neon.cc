@@ -16,11 +16,14 @@ namespace {
 
 constexpr int64_t kByteSteps = 31;  // words whose byte counts (each <= 8) fit a byte
 constexpr int kHalf = kTilePixels / 2;  // pixels per pass: 4 vectors of two pixels' words
-constexpr int kFilters = 4;  // filters per pass: 16 byte counters + 4 words + 4 masks + 4 weights fit the 32 registers
+// filters per pass: 16 byte counters, 4 vectors of words, 4 of masks and 4 of weights fit
+// the 32 vector registers
+constexpr int kFilters = 4;
 
 // A vector of two pixels' words that counts where the word lies inside the image, indexed
 // by the two pixels' bits of TilePanel::valid.
-alignas(16) constexpr uint64_t kLaneMasks[4][2] = {{0, 0}, {~uint64_t(0), 0}, {0, ~uint64_t(0)}, {~uint64_t(0), ~uint64_t(0)}};
+constexpr uint64_t kAll = ~uint64_t(0);
+alignas(16) constexpr uint64_t kLaneMasks[4][2] = {{0, 0}, {kAll, 0}, {0, kAll}, {kAll, kAll}};
 
 // Mismatches of filters f .. f + Filters - 1 for pixels first .. first + 7 of a tile, into
 // mismatches[f][first + p] (pixels that do not exist count garbage, never stored).
@@ -138,7 +141,8 @@ void PackFourPixels(const float* x, int64_t channels, int64_t plane_stride, cons
     }
     halves[half] = bits;
   }
-  const uint64x2_t low = vorrq_u64(vmovl_u32(vget_low_u32(halves[0])), vshlq_n_u64(vmovl_u32(vget_low_u32(halves[1])), 32));
+  const uint64x2_t low =
+      vorrq_u64(vmovl_u32(vget_low_u32(halves[0])), vshlq_n_u64(vmovl_u32(vget_low_u32(halves[1])), 32));
   const uint64x2_t high =
       vorrq_u64(vmovl_u32(vget_high_u32(halves[0])), vshlq_n_u64(vmovl_u32(vget_high_u32(halves[1])), 32));
   out[0] = vgetq_lane_u64(low, 0);
