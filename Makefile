@@ -9,7 +9,7 @@ NATIVE_SOURCES := $(shell find src -name '*.cc' -o -name '*.h' -o -name '*.cu') 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 JOBS ?= 2
 
-.PHONY: help demo test pytest ctest ctest-aarch64 aarch64-tools build data clean
+.PHONY: help demo test pytest ctest ctest-aarch64 aarch64-tools aarch64-emulation arm-libraries wheel wheel-aarch64 build data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,7 +23,7 @@ demo: build data  ## train a binary LeNet on Fashion-MNIST, pack it, compare pac
 
 test: pytest ctest ctest-aarch64  ## the whole test suite: pytest, the C++ kernel tests, and those for aarch64 under qemu
 
-pytest: build data
+pytest: build data aarch64-emulation
 	$(PY) -m pytest -q tests
 
 ctest: $(DEPS_STAMP)
@@ -56,9 +56,44 @@ aarch64-tools:  ## the cross compiler, qemu and arm64 libraries (apt-get, when m
 	  echo "could not install the aarch64 tools; the aarch64 tests will be skipped"; \
 	fi
 
+# The aarch64 wheel and an aarch64 sysroot (Python 3.11, numpy, MXNet's aarch64 wheel, Debian's
+# OpenBLAS) for tests/test_aarch64_emulated.py, which follows the README's Raspberry Pi steps.
+AARCH64_SYSROOT := build/aarch64-sysroot
+AARCH64_WHEEL := dist/bmxnet-0.1.0-py3-none-linux_aarch64.whl
+PYTHON_SOURCES := $(shell find bmxnet smd -name '*.py')
+aarch64-emulation: $(DEPS_STAMP) aarch64-tools
+	@if [ "$$(uname -m)" = x86_64 ] && command -v qemu-aarch64-static > /dev/null && \
+	   command -v aarch64-linux-gnu-g++ > /dev/null; then \
+	  $(MAKE) --no-print-directory $(AARCH64_WHEEL) $(AARCH64_SYSROOT)/root/site/mxnet; \
+	else echo "aarch64 emulation tests skipped: they need the aarch64 tools (make aarch64-tools)"; fi
+
+$(AARCH64_SYSROOT)/root/site/mxnet:
+	tests/aarch64/make_sysroot.sh $(AARCH64_SYSROOT) $(VENV)/bin/pip > $(AARCH64_SYSROOT).log 2>&1 || \
+	  { tail -3 $(AARCH64_SYSROOT).log; echo "could not make the aarch64 sysroot; its tests will be skipped"; }
+
+wheel: $(DEPS_STAMP)  ## an installable wheel of bmxnet for this machine in dist/
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+
+wheel-aarch64: $(AARCH64_WHEEL)  ## the aarch64 wheel (Raspberry Pi 4/5), cross-built, in dist/
+
+$(AARCH64_WHEEL): $(DEPS_STAMP) $(NATIVE_SOURCES) $(PYTHON_SOURCES) cmake/aarch64-linux-gnu.cmake
+	rm -f $@
+	BMXNET_CROSS=aarch64 $(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist . > build/wheel-aarch64.log 2>&1 || \
+	  { tail -20 build/wheel-aarch64.log; exit 1; }
+
+# aarch64 machines: the system's OpenBLAS and LAPACKE (bmxnet links OpenBLAS; without Arm
+# Performance Libraries, bmxnet-arm-setup stands them in for MXNet)
+ARM_PACKAGES := libopenblas-dev liblapacke
+arm-libraries:
+	@if [ "$$(uname -m)" = aarch64 ] && ! dpkg -s $(ARM_PACKAGES) > /dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq $(ARM_PACKAGES) > /dev/null; \
+	  else echo "aarch64: 'sudo apt-get install $(ARM_PACKAGES)' first"; fi; \
+	fi
+
 build: $(LIBRARY)  ## set up .venv and build the C++ library into the package
 
-$(DEPS_STAMP): requirements.txt
+$(DEPS_STAMP): requirements.txt | arm-libraries
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
@@ -67,6 +102,7 @@ $(DEPS_STAMP): requirements.txt
 
 $(LIBRARY): $(DEPS_STAMP) $(NATIVE_SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	@if [ "$$(uname -m)" = aarch64 ]; then $(VENV)/bin/bmxnet-arm-setup; fi
 	touch $@
 
 data:  ## Debian's dataset-fashion-mnist (installed with apt-get when missing and possible)
@@ -77,4 +113,4 @@ data:  ## Debian's dataset-fashion-mnist (installed with apt-get when missing an
 	@test -d $(FASHION_MNIST) || echo "Fashion-MNIST is missing: 'sudo apt-get install dataset-fashion-mnist'"
 
 clean:  ## remove build products (keeps .venv)
-	rm -rf build $(LIBRARY) *.egg-info
+	rm -rf build dist $(LIBRARY) bmxnet/armpl_stand_in *.egg-info

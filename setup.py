@@ -1,10 +1,16 @@
 """Builds libbmxnet.so with CMake against the installed mxnet wheel and installs `bmxnet`."""
 import os
+import platform
+import shutil
 import subprocess
 import sys
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel  # setuptools >= 70.1
+except ImportError:
+    from wheel.bdist_wheel import bdist_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -12,6 +18,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class CMakeExtension(Extension):
     def __init__(self, name):
         super().__init__(name, sources=[])
+
+
+def target_arch():
+    """The machine the library is built for: this one, or BMXNET_CROSS=aarch64 (a cross
+    build with cmake/aarch64-linux-gnu.cmake, as `make wheel-aarch64` runs it)."""
+    cross = os.environ.get("BMXNET_CROSS", "")
+    if cross not in ("", "aarch64"):
+        sys.exit("setup.py: BMXNET_CROSS=%r: only 'aarch64' is known" % cross)
+    return cross or platform.machine()
 
 
 class CMakeBuild(build_ext):
@@ -22,15 +37,43 @@ class CMakeBuild(build_ext):
 
     def build_extension(self, ext):
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
-        build_dir = os.path.join(HERE, "build", "setup")
+        arch = target_arch()
+        cross = arch != platform.machine()
+        build_dir = os.path.join(HERE, "build", "cross-" + arch if cross else "setup")
         os.makedirs(build_dir, exist_ok=True)
+        # CMake writes into its own build directory and the files are copied from there: an
+        # output directory shared by builds for two machines would look up to date to both.
+        built = os.path.join(build_dir, "package")
         configure = ["cmake", "-S", HERE, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
                      "-DPython3_EXECUTABLE=" + sys.executable, "-DBMXNET_TESTS=OFF",
-                     "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=" + out_dir]
+                     "-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=" + built]
+        if cross:
+            configure += ["-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(HERE, "cmake", "aarch64-linux-gnu.cmake"),
+                          "-DBMXNET_CUDA=OFF"]
         configure += os.environ.get("BMXNET_CMAKE_ARGS", "").split()
         subprocess.check_call(configure)
-        subprocess.check_call(["cmake", "--build", build_dir, "--target", "bmxnet_ops",
-                               "-j", str(os.cpu_count() or 2)])
+        targets = ["bmxnet_ops"] + (["bmxnet_armpl_stand_in"] if arch == "aarch64" else [])
+        subprocess.check_call(["cmake", "--build", build_dir, "--target"] + targets + ["-j", str(os.cpu_count() or 2)])
+        names = ["libbmxnet.so"]
+        if arch == "aarch64":
+            names += [os.path.join("armpl_stand_in", "lib%s.so" % n) for n in ("armpl_lp64_mp", "amath", "astring")]
+        for name in names:
+            target = os.path.join(out_dir, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(os.path.join(built, name), target + ".partial")
+            os.replace(target + ".partial", target)  # a process that has the old file mapped keeps it
+
+
+class PlatformWheel(bdist_wheel):
+    """py3-none-linux_<arch>: the library is loaded by MXNet, not imported by Python, so any
+    Python 3 of the machine it was built for can use it."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        return "py3", "none", "linux_" + target_arch()
 
 
 setup(
@@ -39,11 +82,14 @@ setup(
     description="Binary and low-bit neural networks for MXNet 1.9 / Gluon",
     packages=find_packages(include=["bmxnet", "bmxnet.*", "smd"]),
     ext_modules=[CMakeExtension("bmxnet.libbmxnet")],
-    cmdclass={"build_ext": CMakeBuild},
+    cmdclass={"build_ext": CMakeBuild, "bdist_wheel": PlatformWheel},
     python_requires=">=3.8",
     install_requires=["mxnet==1.9.1", "numpy==1.23.5", "tqdm"],
     entry_points={"console_scripts": ["model-converter = smd.model_converter:main",
                                      "bmxnet-stats = smd.model_stats:main",
-                                     "bmxnet-bench = smd.benchmark:main"]},
+                                     "bmxnet-bench = smd.benchmark:main",
+                                     "bmxnet-arm-setup = smd.arm_setup:main"]},
     zip_safe=False,
+    # setuptools' own build tree per machine, so that no file of one lands in the other's wheel
+    options={"build": {"build_base": os.path.join("build", "python-" + target_arch())}},
 )

@@ -9,7 +9,13 @@ file with one line; it cannot make a file from someone you do not trust safe to 
 import ctypes
 import os
 
-import mxnet as mx
+try:
+    import mxnet as mx
+except OSError as error:  # MXNet's aarch64 wheel without its Arm Performance Libraries
+    if "libarmpl" in str(error) or "libamath" in str(error) or "libastring" in str(error):
+        raise ImportError("bmxnet: MXNet's aarch64 wheel needs Arm Performance Libraries (%s); run "
+                          "`bmxnet-arm-setup` once to use Debian's OpenBLAS instead" % str(error).split(":")[0]) from None
+    raise
 
 from .library_check import LibraryCheckError, check_permissions, mxnet_version_of
 
