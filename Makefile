@@ -77,7 +77,7 @@ wheel: $(DEPS_STAMP)  ## an installable wheel of bmxnet for this machine in dist
 wheel-aarch64: $(AARCH64_WHEEL)  ## the aarch64 wheel (Raspberry Pi 4/5), cross-built, in dist/
 
 $(AARCH64_WHEEL): $(DEPS_STAMP) $(NATIVE_SOURCES) $(PYTHON_SOURCES) cmake/aarch64-linux-gnu.cmake
-	rm -f $@
+	rm -f $@ && mkdir -p build
 	BMXNET_CROSS=aarch64 $(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist . > build/wheel-aarch64.log 2>&1 || \
 	  { tail -20 build/wheel-aarch64.log; exit 1; }
 
