@@ -1,10 +1,10 @@
 """Quantizers as small functions of ``F`` (``mx.nd`` or ``mx.sym``).
 
-Each wraps the ``QActivation`` operator; forward and gradient formulas are in the README.
-Layers take a quantizer by name through :func:`get`.
+Each wraps the ``QActivation`` operator (its forward and gradient formulas are in
+docs/operators.md); QActivation, QConv2D and QDense call the operator themselves.
 """
 
-ESTIMATORS = ("ste", "approx_sign", "swish_sign")
+ESTIMATORS = ("ste", "approx_sign", "swish_sign")  # gradients of the 1-bit sign
 
 
 def ste_sign(F, x, clip=1.0):
@@ -30,21 +30,3 @@ def quantize_k(F, x, bits):
 def identity(F, x):
     """Full precision: 32 bits leave x unchanged."""
     return x
-
-
-def get(name_or_bits, method="ste", clip=1.0, beta=5.0):
-    """A function ``f(F, x)`` quantizing to ``bits`` with the named estimator for 1 bit."""
-    bits = int(name_or_bits)
-    if not 1 <= bits <= 32:
-        raise ValueError("bits must be in [1, 32], got %d" % bits)
-    if method not in ESTIMATORS:
-        raise ValueError("unknown method %r; choose one of %s" % (method, ", ".join(ESTIMATORS)))
-    if bits == 32:
-        return identity
-    if bits > 1:
-        return lambda F, x: quantize_k(F, x, bits)
-    if method == "ste":
-        return lambda F, x: ste_sign(F, x, clip)
-    if method == "approx_sign":
-        return approx_sign
-    return lambda F, x: swish_sign(F, x, beta)

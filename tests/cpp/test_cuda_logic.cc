@@ -120,17 +120,15 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   });
   Check(packed_t == expected_t, name + ": packing against thresholds");
 
-  // weights: one thread per output word
-  std::vector<uint64_t> expected_w(s.filters * s.Depth()), packed_w(s.filters * s.Depth());
+  // weights come packed (by the converter, or kernels::PackConvWeights)
+  std::vector<uint64_t> expected_w(s.filters * s.Depth());
   kernels::PackConvWeights(w.data(), s.filters, s.PerGroup(), s.kernel_h, s.kernel_w, expected_w.data());
-  for (int64_t i = 0; i < static_cast<int64_t>(packed_w.size()); ++i)
-    packed_w[i] = cuda::PackWeightWord(w.data(), s.PerGroup(), s.Taps(), s.Words(), i);
-  Check(packed_w == expected_w, name + ": weight packing");
 
   // convolution: each block stages its weight tile, then every thread computes its pixel
   std::vector<float> expected(out_size), y(out_size, -7.0f);
-  kernels::BinaryConvForward(g, expected_x.data(), expected_w.data(), scale.data(), bias.data(), residual.data(),
-                             expected.data(), 1, kernels::Isa::kPortable);
+  std::vector<uint64_t> padded(kernels::PackedInputWords(g));
+  kernels::PackAndConvolve(g, whole, {}, padded.data(), expected_w.data(), scale.data(), bias.data(), residual.data(),
+                           expected.data(), 1, kernels::Isa::kPortable);
   std::vector<uint64_t> shared_tile(cuda::kConvFilters * s.Depth());
   const auto convolve = [&](const ConvShape& shape, const float* with) {
     ForEachBlock(cuda::ConvGrid(shape), [&](int64_t bx, int64_t by, int64_t bz) {
@@ -148,8 +146,8 @@ void TestConvolution(const ConvShape& s, std::mt19937* rng) {
   ConvShape skipping = s;
   skipping.residual_skip = 2;
   const auto wider = Random(s.batch * (s.filters + skipping.residual_skip) * s.OutSpatial(), rng);
-  kernels::BinaryConvForward(g, expected_x.data(), expected_w.data(), scale.data(), bias.data(),
-                             {wider.data(), skipping.residual_skip}, expected.data(), 1, kernels::Isa::kPortable);
+  kernels::PackAndConvolve(g, whole, {}, padded.data(), expected_w.data(), scale.data(), bias.data(),
+                           {wider.data(), skipping.residual_skip}, expected.data(), 1, kernels::Isa::kPortable);
   convolve(skipping, wider.data());
   Check(y == expected, name + ": convolution with a residual skipping channels");
 }

@@ -274,11 +274,11 @@ void TestPackedConvolution(const ConvGeometry& g, std::mt19937* rng, const std::
                         isa_x.data(), 2, isa);
     Check(isa_x == packed_x, name + " activation packing " + IsaName(isa));
     std::vector<float> y(out_size, -7.0f);
-    BinaryConvForward(g, packed_x.data(), packed_w.data(), scale.data(), bias.data(), nullptr,
-                      y.data(), 2, isa);
+    std::vector<uint64_t> scratch_bits(PackedInputWords(g));
+    PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(), nullptr,
+                    y.data(), 2, isa);
     Check(y == expected, name + " packed " + IsaName(isa));
     std::vector<float> fused(out_size, -7.0f);
-    std::vector<uint64_t> scratch_bits(PackedInputWords(g));
     PackAndConvolve(g, x.data(), {}, scratch_bits.data(), packed_w.data(), scale.data(), bias.data(),
                     residual.data(), fused.data(), 3, isa);
     Check(fused == with_residual, name + " pack, convolve and add " + IsaName(isa));

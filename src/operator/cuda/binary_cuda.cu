@@ -15,12 +15,6 @@ __global__ void PackActivationsKernel(ConvShape s, kernels::ChannelPieces x, con
   PackActivationThread(s, x, direction, threshold, blockIdx.x, blockIdx.y, threadIdx.x, packed);
 }
 
-__global__ void PackWeightsKernel(const float* w, int64_t per_group, int64_t taps, int64_t words, int64_t total,
-                                  uint64_t* packed) {
-  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (index < total) packed[index] = PackWeightWord(w, per_group, taps, words, index);
-}
-
 // The block's weight tile goes to shared memory when it fits (every thread then reads the
 // same word at once: a broadcast), else it is read where it is, through the L1 cache.
 __global__ void ConvolveKernel(ConvShape s, const uint64_t* x, const uint64_t* w, const float* scale,
@@ -64,15 +58,6 @@ void PackActivations(const ConvShape& s, const kernels::ChannelPieces& x, const 
   PackActivationsKernel<<<ToDim3(PackGrid(s), "packing"), kPackThreads, 0, Stream(stream)>>>(
       s, x, thresholds, thresholds ? thresholds + s.channels : nullptr, packed);
   Check("activation packing");
-}
-
-void PackConvWeights(const float* w, int64_t filters, int64_t per_group, int64_t taps, uint64_t* packed,
-                     void* stream) {
-  const int64_t words = (per_group + 63) / 64, total = filters * taps * words;
-  if (total == 0) return;
-  PackWeightsKernel<<<Blocks(total, kElementThreads), kElementThreads, 0, Stream(stream)>>>(
-      w, per_group, taps, words, total, packed);
-  Check("weight packing");
 }
 
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, void* stream) {

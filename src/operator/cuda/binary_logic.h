@@ -93,17 +93,6 @@ BMX_HD inline bool PackActivationThread(const ConvShape& s, const kernels::Chann
   return true;
 }
 
-// Conv weights [O, C/groups, KH, KW] -> [O, KH, KW, words]: word `index` of the output.
-BMX_HD inline uint64_t PackWeightWord(const float* w, int64_t per_group, int64_t taps, int64_t words,
-                                      int64_t index) {
-  const int64_t word = index % words, t = index / words % taps, o = index / (words * taps);
-  const int64_t first = word * 64, count = per_group - first < 64 ? per_group - first : 64;
-  uint64_t bits = 0;
-  for (int64_t c = 0; c < count; ++c)
-    bits |= NegativeBit(w[(o * per_group + first + c) * taps + t]) << c;
-  return bits;
-}
-
 // ---------------------------------------------------------------- convolution
 // Grid: x = output-pixel blocks of kConvThreads, y = filter blocks of kConvFilters within a
 // group, z = images * groups. Every thread owns one output pixel and keeps kConvFilters

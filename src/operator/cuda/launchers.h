@@ -19,10 +19,6 @@ namespace cuda {
 void PackActivations(const ConvShape& s, const kernels::ChannelPieces& x, const float* thresholds, uint64_t* packed,
                      void* stream);
 
-// Conv weights [O, C/groups, KH, KW] -> [O, KH, KW, words].
-void PackConvWeights(const float* w, int64_t filters, int64_t per_group, int64_t taps, uint64_t* packed,
-                     void* stream);
-
 // Rows [N, K] -> [N, words] (dense data and weights).
 void PackRows(const float* x, int64_t rows, int64_t length, uint64_t* packed, void* stream);
 

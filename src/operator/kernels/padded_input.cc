@@ -90,22 +90,5 @@ void PackPaddedInput(const ConvGeometry& g, const ChannelPieces& x, const Channe
   std::fill_n(out + g.batch * layout.image, kTilePixels, uint64_t(0));
 }
 
-void PadPackedInput(const ConvGeometry& g, const uint64_t* packed, uint64_t* out) {
-  const PaddedInput layout(g);
-  const int64_t pixel_words = layout.groups * layout.words;
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t h = 0; h < layout.height; ++h)
-      for (int64_t group = 0; group < g.groups; ++group)
-        for (int64_t c = 0; c < layout.words; ++c)
-          for (int64_t w = 0; w < layout.width; ++w) {
-            const int64_t ih = h - g.pad_h, iw = w - g.pad_w;
-            const bool inside = ih >= 0 && ih < g.in_height && iw >= 0 && iw < g.in_width;
-            out[layout.Offset(n, h, group, c, w)] =
-                inside ? packed[((n * g.in_height + ih) * g.in_width + iw) * pixel_words + group * layout.words + c]
-                       : BorderWord(g, c);
-          }
-  std::fill_n(out + g.batch * layout.image, kTilePixels, uint64_t(0));
-}
-
 }  // namespace kernels
 }  // namespace bmxnet

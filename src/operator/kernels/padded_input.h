@@ -41,10 +41,6 @@ struct PaddedInput {
 void PackPaddedInput(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* out, int threads, Isa isa = ActiveIsa());
 
-// The same from activations already packed pixel-major [N, H, W, groups, words]
-// (PackActivationsNCHW's layout).
-void PadPackedInput(const ConvGeometry& g, const uint64_t* packed, uint64_t* out);
-
 }  // namespace kernels
 }  // namespace bmxnet
 

@@ -419,16 +419,6 @@ void PackPrivatelyAndConvolve(const ConvJob& job, const ChannelPieces& x, const 
 
 int64_t PackedInputWords(const ConvGeometry& g) { return PaddedInput(g).Size(g.batch); }
 
-void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, const ResidualInput& residual, float* y,
-                       int threads, Isa isa) {
-  const ConvPlan plan(g);
-  std::vector<uint64_t> padded(PackedInputWords(g));
-  PadPackedInput(g, x, padded.data());
-  const int team = TeamSize(plan, isa, threads);
-  Convolve({plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, FilterBlocks(plan, team)}, padded.data(), team);
-}
-
 void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,

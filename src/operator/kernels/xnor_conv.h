@@ -24,21 +24,15 @@ struct ResidualInput {
       : values(values), skipped_channels(skipped_channels) {}
 };
 
-// x: [N, H, W, groups, words] packed activations (PackActivationsNCHW's layout, which the
-// CUDA kernels read; copied here into the padded layout of padded_input.h, so this entry is
-// for tests and reference use); w: [O, KH, KW, words] packed weights. scale and bias (per
-// output channel) and residual (added to y, see ResidualInput) may be null. Zero padding is
-// exact: the words of padded taps are masked out of the count, so they contribute 0, not
-// +-1. `isa` picks the inner loops (tests run every instruction set the CPU has).
-void BinaryConvForward(const ConvGeometry& g, const uint64_t* x, const uint64_t* w,
-                       const float* scale, const float* bias, const ResidualInput& residual, float* y,
-                       int threads, Isa isa = ActiveIsa());
-
 // Words of `packed` that PackAndConvolve needs.
 int64_t PackedInputWords(const ConvGeometry& g);
 
-// The same from float activations x [N, C, H, W] (or its channel pieces): packs them
-// (against the thresholds when given) into `packed` (padded_input.h), then convolves. A 1x1
+// The packed convolution of float activations x [N, C, H, W] (or its channel pieces): packs
+// them (against the thresholds when given) into `packed` (padded_input.h), then convolves
+// with w: [O, KH, KW, words] packed weights. scale and bias (per output channel) and
+// residual (added to y, see ResidualInput) may be null. Zero padding is exact: the words of
+// padded taps are masked out of the count, so they contribute 0, not +-1. `isa` picks the
+// inner loops (tests run every instruction set the CPU has). A 1x1
 // layer that splits its filters across threads packs into a buffer of each thread instead
 // (see xnor_conv.cc).
 void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
