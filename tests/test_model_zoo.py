@@ -1,4 +1,4 @@
-"""Model zoo (ResNetE / Bi-Real so far) and model statistics."""
+"""Model zoo (LeNet, ResNetE / Bi-Real, BinaryDenseNet, MeliusNet) and model statistics."""
 import json
 import os
 import subprocess
@@ -196,3 +196,11 @@ def test_options_of_the_training_flags_reach_the_models():
     assert net(mx.nd.ones((1, 3, 64, 64))).shape == (1, 1000)
     melius = get_model("meliusnet22", groups=2)
     assert all(t.groups == 2 for t in melius.features._children.values() if type(t).__name__ == "Transition")
+
+
+def test_get_model_list_names_every_model_get_model_builds():
+    from bmxnet.model_zoo import get_model_list
+    names = get_model_list()
+    assert names == sorted(names) and {"lenet_binary", "resnete18", "meliusnet22", "binary_densenet28"} <= set(names)
+    with pytest.raises(ValueError, match="available: " + ", ".join(names)):
+        get_model("resnet_nonexistent")

@@ -24,11 +24,16 @@ def register_with_gluoncv():
     return True
 
 
+def get_model_list():
+    """Names get_model knows, sorted (GluonCV's name for the same list)."""
+    return sorted(_models)
+
+
 def get_model(name, **kwargs):
     """Returns the network registered as `name`, built with kwargs."""
     if name not in _models:
-        raise ValueError("unknown model %r; available: %s" % (name, ", ".join(sorted(_models))))
+        raise ValueError("unknown model %r; available: %s" % (name, ", ".join(get_model_list())))
     return _models[name](**kwargs)
 
 
-__all__ = ["get_model", "register_with_gluoncv", "BinaryLeNet", "ResNetE", "BinaryDenseNet", "MeliusNet"] + sorted(_models)
+__all__ = ["get_model", "get_model_list", "register_with_gluoncv", "BinaryLeNet", "ResNetE", "BinaryDenseNet", "MeliusNet"] + sorted(_models)

@@ -5,7 +5,8 @@ from ..nn import QConv2D, QDense, binary_layer_config
 
 
 class BinaryLeNet(nn.HybridBlock):
-    """Float 5x5 conv -> [BN -> binary 3x3 conv -> pool] x2 -> BN -> binary dense -> BN -> float dense.
+    """Float 5x5 conv -> pool -> BN -> [binary 3x3 conv -> BN -> pool] x2 -> binary dense -> BN ->
+    float dense.
 
     BatchNorm sits before each binary layer, so the sign sees centred values
     (Rastegari et al.; BMXNet-v2 and larq use the same order).
