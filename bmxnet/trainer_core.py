@@ -3,6 +3,7 @@ flags checked up front (train_args), data (train_data), model and trainer (train
 checkpoint sets that resume exactly (checkpoints, trainer_states), progress bars, log file,
 curves and the exported model."""
 import os
+import sys
 import time
 
 import mxnet as mx
@@ -54,8 +55,10 @@ def _train_epoch(args, net, trainer, batches, epoch, ctx, workers):
 
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loss_sum, correct, seen = 0.0, 0, 0
+    # a progress bar only on a terminal: in logs it would be a line per update
     progress = tqdm(batches.batches(epoch), total=len(batches), leave=False,
-                    desc="epoch %d/%d" % (epoch, args.num_epochs), disable=args.quiet)
+                    desc="epoch %d/%d" % (epoch, args.num_epochs),
+                    disable=args.quiet or not (sys.stdout.isatty() and sys.stderr.isatty()))
     for data, label in progress:
         datas = gluon.utils.split_and_load(data, ctx, even_split=False)
         labels = gluon.utils.split_and_load(label, ctx, even_split=False)

@@ -1,6 +1,7 @@
 """example/train_imagenet.py: resume equals an uninterrupted run, RecordIO training, padding,
 two workers (bad input: test_train_flags.py, test_train_data.py, test_checkpoints.py)."""
 import os
+import re
 import sys
 
 import mxnet as mx
@@ -91,3 +92,15 @@ def test_dist_sync_two_workers_one_server_on_localhost(tmp_path):
     for rank in (0, 1):
         losses = json.load(open(str(tmp_path / ("rank%d" % rank) / "lenet_binary-dummy-0003.json")))["history"]["train_loss"]
         assert losses[-1] < 0.5 * losses[0]
+
+
+def test_no_progress_bar_when_the_output_is_not_a_terminal(tmp_path):
+    """Without --quiet, a piped run (CI logs) gets the epoch lines, not a progress bar's updates."""
+    import subprocess
+    root = os.path.join(os.path.dirname(__file__), "..")
+    flags = [f for f in SMALL if f != "--quiet"]
+    flags[flags.index("--num-epochs") + 1] = "2"
+    result = subprocess.run([sys.executable, "example/train_imagenet.py"] + flags + ["--save-dir", str(tmp_path)],
+                            cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not re.search(r"it/s|s/it|\r", result.stderr + result.stdout), result.stderr[-500:]
