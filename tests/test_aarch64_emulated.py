@@ -136,6 +136,7 @@ def pi_steps(tmp_path_factory):
 
 
 @needs_emulation
+@pytest.mark.slow
 def test_pi_steps_set_up_mxnet_and_load_bmxnet(pi_steps):
     assert pi_steps["install"].returncode == 0, pi_steps["install"].stderr
     before = pi_steps["before"]
@@ -150,6 +151,7 @@ def test_pi_steps_set_up_mxnet_and_load_bmxnet(pi_steps):
 
 
 @needs_emulation
+@pytest.mark.slow
 def test_packed_model_gives_the_x86_logits_bit_for_bit(pi_steps, model, tmp_path):
     directory, x86 = model
     script = tmp_path / "probe.py"

@@ -81,6 +81,7 @@ print(bmxnet.num_threads(), len(os.listdir("/proc/self/task")))
 """
 
 
+@pytest.mark.slow
 def test_thread_count_is_capped_at_usable_cores_unless_oversubscribing():
     cores = len(os.sched_getaffinity(0))
     result = run_python(THREADS_PROBE, BMXNET_NUM_THREADS="5000")

@@ -6,6 +6,7 @@ import sys
 
 import mxnet as mx
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "example"))
 import train_imagenet  # noqa: E402
@@ -75,6 +76,7 @@ def test_pad_to_makes_28x28_images_32x32_for_cifar_style_networks():
     np.testing.assert_allclose(border, border.min())  # black, normalised like the images
 
 
+@pytest.mark.slow
 def test_dist_sync_two_workers_one_server_on_localhost(tmp_path):
     """python -m bmxnet.launch (MXNet's launcher, local launcher on 127.0.0.1)."""
     import json

@@ -2,12 +2,15 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "example"))
 import train_mnist  # noqa: E402
 
 from bmxnet import datasets  # noqa: E402
 
 
+@pytest.mark.slow
 def test_binary_lenet_loss_falls_and_model_is_exported(tmp_path):
     real = os.path.isdir(datasets.FASHION_MNIST_DIR)
     args = ["--num-epochs", "3", "--batch-size", "64", "--lr", "0.005", "--quiet",
