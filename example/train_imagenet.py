@@ -6,7 +6,7 @@ fashion-mnist (IDX files), dummy.
     python example/train_imagenet.py --model meliusnet22 --rec-train train.rec --rec-val val.rec \\
         --optimizer radam --lr 0.002 --lr-mode cosine --num-epochs 120 --batch-size 256
 """
-from bmxnet.trainer_core import UsageError, argument_parser, train
+from bmxnet.train import UsageError, argument_parser, train
 
 
 def main(argv=None, **defaults):

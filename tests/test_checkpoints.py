@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from bmxnet import checkpoints, fileio
+from bmxnet import fileio
+from bmxnet.train import checkpoints
 from test_train_flags import TINY, usage_error
 from test_train_states import tiny_trainer, train_steps
 
@@ -104,7 +105,7 @@ KILL_DURING_SAVE = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from test_train_states import tiny_trainer, train_steps
-from bmxnet import checkpoints
+from bmxnet.train import checkpoints
 net, trainer = tiny_trainer("adam", {{}})
 train_steps(net, trainer, 1, seed=0)
 sets = checkpoints.Checkpoints({directory!r}, "lenet_binary-dummy")

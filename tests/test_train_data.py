@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bmxnet import datasets
-from bmxnet.train_args import UsageError
-from bmxnet.train_data import check_labels
+from bmxnet.train.cli import UsageError
+from bmxnet.train.data import check_labels
 from test_datasets import RunsCode, cifar_batch, gzip_bomb, write_idx
 from test_train_flags import usage_error
 

@@ -65,10 +65,10 @@ def test_trains_from_recordio_files(tmp_path):
 
 
 def test_pad_to_makes_28x28_images_32x32_for_cifar_style_networks():
-    from bmxnet import trainer_core
-    args = trainer_core.argument_parser("test").parse_args(
+    from bmxnet.train import cli, data
+    args = cli.argument_parser("test").parse_args(
         ["--dataset", "dummy", "--dummy-shape", "28,28,1", "--pad-to", "32", "--batch-size", "16"])
-    train, val, classes, shape = trainer_core.load_data(args)
+    train, val, classes, shape = data.load_data(args)
     assert shape == (1, 32, 32)
     images, _ = next(val.batches(0))
     assert images.shape == (16, 1, 32, 32)

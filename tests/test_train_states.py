@@ -1,4 +1,4 @@
-"""bmxnet.trainer_states: optimizer states and update counts round-trip through an NDArray file
+"""bmxnet.optimizer_states: optimizer states and update counts round-trip through an NDArray file
 (so training continues exactly), and a pickle is refused without being unpickled."""
 import os
 import pickle
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from bmxnet import trainer_states
+from bmxnet.train import optimizer_states
 from test_datasets import RunsCode
 
 OPTIMIZERS = [("radam", {}), ("adam", {}), ("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.0}),
@@ -43,12 +43,12 @@ def test_restored_states_continue_exactly_like_the_uninterrupted_run(tmp_path, o
     net, trainer = tiny_trainer(optimizer, options)
     train_steps(net, trainer, 3, seed=1)
     net.save_parameters(str(tmp_path / "w.params"))
-    trainer_states.save(trainer, str(tmp_path / "t.states"), net)
+    optimizer_states.save(trainer, str(tmp_path / "t.states"), net)
     train_steps(net, trainer, 3, seed=2)
 
     resumed, resumed_trainer = tiny_trainer(optimizer, options)
     resumed.load_parameters(str(tmp_path / "w.params"))
-    assert trainer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed) == 3
+    assert optimizer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed) == 3
     train_steps(resumed, resumed_trainer, 3, seed=2)
     for expected, actual in zip(weights(net), weights(resumed)):
         np.testing.assert_array_equal(actual, expected)
@@ -76,14 +76,14 @@ def test_states_follow_parameter_names_not_the_trainers_sorted_order(tmp_path):
     net, trainer = tiny_trainer("adam", {})  # dense9, dense10: the trainer puts the second layer first
     train_steps(net, trainer, 2, seed=1)
     net.save_parameters(str(tmp_path / "w.params"))
-    trainer_states.save(trainer, str(tmp_path / "t.states"), net)
+    optimizer_states.save(trainer, str(tmp_path / "t.states"), net)
     train_steps(net, trainer, 2, seed=2)
     resumed, resumed_trainer = tiny_trainer("adam", {})  # dense11, dense12: the first layer first
     assert [p.shape for p in trainer._params] != [p.shape for p in resumed_trainer._params]
     resumed.load_parameters(str(tmp_path / "w.params"))
     with pytest.raises(ValueError, match="has shape .* but its parameter"):  # by index the states do not fit
-        trainer_states.load(resumed_trainer, str(tmp_path / "t.states"))
-    trainer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed)
+        optimizer_states.load(resumed_trainer, str(tmp_path / "t.states"))
+    optimizer_states.load(resumed_trainer, str(tmp_path / "t.states"), resumed)
     train_steps(resumed, resumed_trainer, 2, seed=2)
     for expected, actual in zip(weights(net), weights(resumed)):
         np.testing.assert_array_equal(actual, expected)
@@ -96,9 +96,9 @@ def test_nested_states_with_none_keep_their_structure(tmp_path):
     shape = trainer._params[0].shape
     parts = [mx.nd.full(shape, v) for v in (1, 2, 3)]
     updater.states[0] = (parts[0], (parts[1], None), [parts[2]])
-    trainer_states.save(trainer, str(tmp_path / "t.states"))
+    optimizer_states.save(trainer, str(tmp_path / "t.states"))
     _, other = tiny_trainer("adam", {})
-    trainer_states.load(other, str(tmp_path / "t.states"))
+    optimizer_states.load(other, str(tmp_path / "t.states"))
     state = other._updaters[0].states[0]
     assert isinstance(state, tuple) and isinstance(state[1], tuple) and state[1][1] is None and isinstance(state[2], list)
     for value, array in zip((1, 2, 3), (state[0], state[1][0], state[2][0])):
@@ -111,7 +111,7 @@ def test_crafted_pickle_states_are_refused_without_running_code(tmp_path):
     path.write_bytes(pickle.dumps(RunsCode(os.system, "touch %s" % marker), protocol=2))
     _, trainer = tiny_trainer("adam", {})
     with pytest.raises(ValueError, match="is a pickle .* refused because unpickling can run code"):
-        trainer_states.load(trainer, str(path))
+        optimizer_states.load(trainer, str(path))
     assert not marker.exists()
 
 
@@ -120,23 +120,23 @@ def test_gluon_trainer_pickle_states_are_refused(tmp_path):
     train_steps(net, trainer, 1, seed=0)
     trainer.save_states(str(tmp_path / "old.states"))
     with pytest.raises(ValueError, match="gluon.Trainer.save_states"):
-        trainer_states.load(trainer, str(tmp_path / "old.states"))
+        optimizer_states.load(trainer, str(tmp_path / "old.states"))
 
 
 def saved_states(tmp_path, optimizer="adam", net=False):
     model, trainer = tiny_trainer(optimizer, {})
     train_steps(model, trainer, 2, seed=0)
     path = str(tmp_path / "t.states")
-    trainer_states.save(trainer, path, model if net else None)
+    optimizer_states.save(trainer, path, model if net else None)
     return path
 
 
 def rewrite_meta(path, change):
     import json
     arrays = mx.nd.load(path)
-    meta = json.loads(arrays[trainer_states.META_NAME].asnumpy().tobytes())
+    meta = json.loads(arrays[optimizer_states.META_NAME].asnumpy().tobytes())
     change(meta)
-    arrays[trainer_states.META_NAME] = mx.nd.array(np.frombuffer(json.dumps(meta).encode(), np.uint8), dtype=np.uint8)
+    arrays[optimizer_states.META_NAME] = mx.nd.array(np.frombuffer(json.dumps(meta).encode(), np.uint8), dtype=np.uint8)
     mx.nd.save(path, arrays)
 
 
@@ -175,22 +175,22 @@ def test_damaged_or_foreign_states_are_one_line_errors(tmp_path):
         open(path, "wb").write(raw)
         damage()
         with pytest.raises(ValueError, match=message):
-            trainer_states.load(trainer, path)
+            optimizer_states.load(trainer, path)
 
 
 def test_states_of_another_optimizer_or_model_are_refused(tmp_path):
     path = saved_states(tmp_path, "adam")
     _, sgd = tiny_trainer("sgd", {"momentum": 0.9})
     with pytest.raises(ValueError, match="states of optimizer adam, but this run uses sgd"):
-        trainer_states.load(sgd, path)
+        optimizer_states.load(sgd, path)
     wider = gluon.nn.HybridSequential()
     wider.add(gluon.nn.Dense(6, in_units=4), gluon.nn.Dense(2, in_units=6))
     wider.initialize()
     trainer = gluon.Trainer(wider.collect_params(), "adam")
     with pytest.raises(ValueError, match=r"has shape \(5,.*\) but its parameter \(6,.*a different model"):
-        trainer_states.load(trainer, path)
+        optimizer_states.load(trainer, path)
     single = gluon.nn.HybridSequential()  # no second layer for the states of '1.weight' and '1.bias'
     single.add(gluon.nn.Dense(5, in_units=4))
     single.initialize()
     with pytest.raises(ValueError, match=r"states of parameter 1\.(weight|bias), which the model does not have"):
-        trainer_states.load(gluon.Trainer(single.collect_params(), "adam"), saved_states(tmp_path, net=True), single)
+        optimizer_states.load(gluon.Trainer(single.collect_params(), "adam"), saved_states(tmp_path, net=True), single)

@@ -1,7 +1,6 @@
-"""The training loop shared by example/train_imagenet.py, train_cifar10.py and train_mnist.py:
-flags checked up front (train_args), data (train_data), model and trainer (train_setup),
-checkpoint sets that resume exactly (checkpoints, trainer_states), progress bars, log file,
-curves and the exported model."""
+"""The training loop shared by the example training scripts: epochs over the batches with a
+progress bar on a terminal, validation, checkpoints, the log file, curves and the exported
+model (the other jobs: the package's other modules)."""
 import os
 import sys
 import time
@@ -12,12 +11,12 @@ from mxnet import autograd, gluon
 from tqdm import tqdm
 
 from .checkpoints import Checkpoints, resume
-from .train_args import DATASETS, UsageError, argument_parser, check_arguments, contexts, model_options  # noqa: F401
-from .train_data import ArraySource, RecordSource, load_data  # noqa: F401
-from .fileio import TEMP_PREFIX, remove_leftovers, remove_quietly, sync_directory
-from .train_setup import (broadcast_weights, build_model, build_trainer, create_kvstore, prepare_save_dir,
-                          setup_logging)
-from .training import save_curves
+from .cli import DATASETS, UsageError, argument_parser, check_arguments, contexts, model_options  # noqa: F401
+from .data import ArraySource, RecordSource, load_data  # noqa: F401
+from ..fileio import TEMP_PREFIX, remove_leftovers, remove_quietly, sync_directory
+from .distributed import broadcast_weights, create_kvstore
+from .setup import build_model, build_trainer, prepare_save_dir, setup_logging
+from .curves import save_curves
 
 
 def evaluate(net, source, ctx):
@@ -51,7 +50,7 @@ def export_model(net, prefix):
 
 def _train_epoch(args, net, trainer, batches, epoch, ctx, workers):
     """One pass over the training batches; returns (mean loss, accuracy)."""
-    from .nn import bnn_plus_loss
+    from ..nn import bnn_plus_loss
 
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loss_sum, correct, seen = 0.0, 0, 0

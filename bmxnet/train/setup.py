@@ -1,17 +1,17 @@
 """What a training run is built from: the model (checked against the input shape), the
-kvstore, the trainer with its LR schedule, the save directory and the log."""
+trainer with its LR schedule, the save directory and the log (the kvstore: distributed.py)."""
 import logging
 import os
 
 import mxnet as mx
 from mxnet import gluon
 
-from . import model_zoo
-from .nn import QConv2D, QDense
-from .train_args import UsageError, ints, model_options
+from .. import model_zoo
+from ..nn import QConv2D, QDense
+from .cli import UsageError, ints, model_options
 
 
-def _reason(error):
+def error_reason(error):
     """The line of an MXNet error message that says what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     for line in lines:
@@ -47,37 +47,8 @@ def build_model(args, classes, ctx, input_shape):
         mx.nd.waitall()
     except (ValueError, mx.base.MXNetError) as error:
         raise UsageError("--model %s cannot take inputs of shape %s (C,H,W): %s"
-                         % (args.model, tuple(input_shape), _reason(error))) from None
+                         % (args.model, tuple(input_shape), error_reason(error))) from None
     return net
-
-
-def create_kvstore(args):
-    """The kvstore (a dist_* store connects to the parameter servers now) and (rank, workers)."""
-    if args.kvstore.startswith("dist"):
-        try:
-            kv = mx.kv.create(args.kvstore)
-        except mx.base.MXNetError as error:
-            raise UsageError("--kvstore %s: %s" % (args.kvstore, _reason(error))) from None
-        return kv, (kv.rank, kv.num_workers)
-    return ("local" if args.kvstore == "device" and not args.num_gpus else args.kvstore), (0, 1)
-
-
-def broadcast_weights(trainer):
-    """Every worker starts from rank 0's weights, sent before the first gradient is pushed.
-
-    Trainer.step would broadcast lazily, pushing the parameter arrays themselves right
-    before the first gradients. After a oneDNN forward those arrays may be in oneDNN layout,
-    and MXNet 1.9.1 then lets a pull overtake rank 0's initial push: the server stops with
-    "init N first", or a worker pulls summed gradients as its weights (7 of 15 loaded runs).
-    Default-layout copies do not have that race."""
-    if not trainer._kv_initialized:
-        trainer._init_kvstore()
-    kv = trainer._kvstore
-    for param in trainer._params_to_init:
-        initial = mx.nd.array(param.data().asnumpy())
-        kv.broadcast(trainer._param2idx[param.name], initial, out=param.list_data())
-    trainer._params_to_init = []
-    mx.nd.waitall()
 
 
 def _phase(mode, base_lr, target_lr, epochs, batches_per_epoch, **options):
@@ -110,7 +81,7 @@ def build_trainer(args, net, batches_per_epoch, kvstore="local"):
         return gluon.Trainer(net.collect_params(), args.optimizer, params, kvstore=kvstore,
                              update_on_kvstore=False if not isinstance(kvstore, str) else None)
     except (ValueError, mx.base.MXNetError) as error:
-        raise UsageError("--optimizer/--kvstore: %s" % _reason(error)) from None
+        raise UsageError("--optimizer/--kvstore: %s" % error_reason(error)) from None
 
 
 def prepare_save_dir(args):

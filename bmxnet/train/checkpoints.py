@@ -1,6 +1,6 @@
 """Checkpoints as sets of three files, and resuming from one.
 
-PREFIX-NAME.params (the weights), PREFIX-NAME.states (bmxnet.trainer_states) and
+PREFIX-NAME.params (the weights), PREFIX-NAME.states (optimizer_states.py) and
 PREFIX-NAME.json, the record: epoch, history, update count and the size and sha256 of the
 other two. The record marks the set complete. Saving writes all three to temporaries, removes
 the old record, renames weights and states into place and the record last: whenever a record
@@ -13,9 +13,10 @@ import os
 
 import mxnet as mx
 
-from . import ndarray_file, trainer_states
-from .train_args import UsageError
-from .fileio import finish_file, remove_quietly, sync_directory, temp_beside
+from .. import ndarray_file
+from . import optimizer_states
+from .cli import UsageError
+from ..fileio import finish_file, remove_quietly, sync_directory, temp_beside
 
 FORMAT = "bmxnet-checkpoint"
 VERSION = 1
@@ -41,13 +42,13 @@ class Checkpoints:
             temps["params"] = temp_beside(base + ".params")
             net.save_parameters(temps["params"])
             temps["states"] = temp_beside(base + ".states")
-            trainer_states.save(trainer, temps["states"], net)
+            optimizer_states.save(trainer, temps["states"], net)
             files = {}
             for kind in ("params", "states"):
                 finish_file(temps[kind])
                 files[kind] = dict(name=os.path.basename(base + "." + kind), **digest(temps[kind]))
             record = {"format": FORMAT, "version": VERSION, "epoch": epoch, "history": history,
-                      "num_update": trainer_states.num_update(trainer), "batches_per_epoch": batches_per_epoch,
+                      "num_update": optimizer_states.num_update(trainer), "batches_per_epoch": batches_per_epoch,
                       "files": files}
             temps["json"] = temp_beside(base + ".json")
             with open(temps["json"], "w") as f:
@@ -147,7 +148,7 @@ def resume(args, net, trainer, batches_per_epoch, ctx):
             if path and not os.path.isfile(path):  # a FIFO or device would block the readers
                 raise ValueError("%s %s: no such file (or not a regular file)" % (flag, path))
         if args.resume_states:
-            trainer_states.check_format(args.resume_states)  # an old pickle gets its own message
+            optimizer_states.check_format(args.resume_states)  # an old pickle gets its own message
         if args.resume_epoch > 0:
             record = read_record(args.resume_params, args.resume_states or None)
             if record["epoch"] != args.resume_epoch:
@@ -156,7 +157,7 @@ def resume(args, net, trainer, batches_per_epoch, ctx):
             history = record["history"]
         _load_parameters(net, args.resume_params, ctx)
         if args.resume_states:
-            done = trainer_states.load(trainer, args.resume_states, net)
+            done = optimizer_states.load(trainer, args.resume_states, net)
             expected = args.resume_epoch * batches_per_epoch
             if done != expected:
                 raise ValueError("%s: the optimizer made %d updates, but %d epochs of %d batches make %d "

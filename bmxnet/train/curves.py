@@ -1,7 +1,7 @@
 """Training curves as a PNG."""
 import numpy as np
 
-from .fileio import atomic_write
+from ..fileio import atomic_write
 
 
 def save_curves(history, path, title=""):

@@ -7,7 +7,7 @@ import re
 
 import mxnet as mx
 
-from . import model_zoo
+from .. import model_zoo
 
 DATASETS = ("imagenet", "cifar10", "cifar100", "mnist", "fashion-mnist", "dummy")
 # MXNet accepts any kvstore name (an unknown one silently becomes "local"), so the names are

@@ -6,8 +6,8 @@ import os
 import mxnet as mx
 import numpy as np
 
-from . import augmentation, datasets
-from .train_args import UsageError, ints
+from .. import augmentation, datasets
+from .cli import UsageError, ints
 
 RECORDIO_MAGIC = 0xCED7230A
 IMAGENET_CLASSES = 1000

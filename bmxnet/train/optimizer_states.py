@@ -16,7 +16,7 @@ import json
 import mxnet as mx
 import numpy as np
 
-from . import ndarray_file
+from .. import ndarray_file
 
 FORMAT = "bmxnet-trainer-states"
 VERSION = 1
