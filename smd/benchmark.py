@@ -71,10 +71,9 @@ TIMING_BLOCKS = 3
 
 def interleaved_medians(runs, repeat, warmup, blocks=TIMING_BLOCKS):
     """Median seconds of each of `runs` over `repeat` timed calls, taken in `blocks` rounds
-    that time every run in turn: a slow spell of the machine (a 30-call block of one layer
-    was 15-60% slower in about 1 of 100 here) then falls on a minority of one side's calls,
-    not on all of them. Each round's first call of a run is untimed: the first call after
-    another model or layer pays for waking threads (about 0.1 ms here)."""
+    that time every run in turn: a slow spell of the machine then falls on a minority of one
+    side's calls, not on all of them. Each round's first call of a run is untimed: the first
+    call after another model or layer pays for waking threads."""
     import numpy as np
     for run in runs:
         for _ in range(warmup):

@@ -44,8 +44,8 @@ class PlainLayoutConv2D(nn.Conv2D):
     """nn.Conv2D (same parameters and names) whose output MXNet turns into plain NCHW at
     once. oneDNN in MXNet 1.9 leaves a grouped convolution's output in a blocked layout that
     the next BatchNorm and Pooling then run through slow reference code (MeliusNet's grouped
-    stem at 224x224: 78 ms per image, 5 ms with this); reshaping to the same shape forces
-    one reorder and changes no value."""
+    stem: docs/performance.md); reshaping to the same shape forces one reorder and changes no
+    value."""
 
     def hybrid_forward(self, F, x, weight, bias=None):
         return F.reshape(super().hybrid_forward(F, x, weight, bias), shape=(0, 0, 0, 0))

@@ -2,7 +2,7 @@
 // NCHW float tensors. model-converter puts it in place of Pooling in packed models, whose
 // bmxnet layers hand on plain NCHW: MXNet 1.9 sends such a tensor through oneDNN's
 // reference average pooling (simple_nchw, on AVX2) or first reorders it to a blocked
-// layout and back (packed ResNetE-18 with AVX2: 7.7 -> 6.8 ms per image with this op).
+// layout and back, both slower than this op (docs/performance.md).
 // With data_pieces=k its k inputs are the data, joined along the channels where they lie
 // (the converter's stand-in for a ChannelConcat in front: MeliusNet's transitions).
 #include "kernels/cpu_features.h"

@@ -1,5 +1,5 @@
 // QActivation: quantize activations to act_bit bits (sign for 1 bit) with a chosen
-// gradient estimator. Formulas: README, "Operators".
+// gradient estimator. Formulas: docs/operators.md.
 #include "kernels/quantize.h"
 #include "op_common.h"
 #ifdef BMXNET_CUDA

@@ -27,8 +27,7 @@ void PortablePixelsChannelsLast(BatchNormFormula formula, bool relu, const float
 // pixels (8 lines of each channel's plane, written whole), in blocks of 8 pixels for the
 // vector build.
 // Tasks of 8 pixels and all channels wrote 32 bytes to each of up to hundreds of planes,
-// pages apart (64 channels, 56x56: 58 -> 37 us; 160 channels, 28x28: 39 -> 27 us; a copy
-// of either takes 23 / 15 us).
+// pages apart, which was far slower (docs/performance.md).
 constexpr int64_t kBlockPixels = 8, kTaskChannels = 32, kTaskPixels = 128;
 
 }  // namespace

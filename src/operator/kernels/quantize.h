@@ -1,5 +1,5 @@
 // Quantizers of activations and weights, forward and straight-through backward.
-// Plain float arrays, no MXNet types; formulas are documented in the README.
+// Plain float arrays, no MXNet types; formulas are documented in docs/operators.md.
 #ifndef BMXNET_KERNELS_QUANTIZE_H_
 #define BMXNET_KERNELS_QUANTIZE_H_
 

@@ -1,5 +1,5 @@
 // The quantizers' formulas for one value, shared by the CPU loops (quantize.cc) and the
-// CUDA kernels (one thread per value). README "Operators" gives the formulas.
+// CUDA kernels (one thread per value). docs/operators.md gives the formulas.
 #ifndef BMXNET_KERNELS_QUANTIZE_ELEMENT_H_
 #define BMXNET_KERNELS_QUANTIZE_ELEMENT_H_
 

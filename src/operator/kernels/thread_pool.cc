@@ -110,12 +110,11 @@ class ThreadPool {
   }
 
   // A worker woken (or started) on the CPU of the thread that woke it waits there while
-  // that thread works, until the kernel's balancer moves it, which took up to 12 ms at the
-  // start of a process (5-10 us jobs of 2 threads: up to 1750 in a row without the worker,
-  // then none for seconds), or shared that CPU with it for good when it got a time slice
-  // in every job. So a worker that did less than half its share is moved off the CPUs of
-  // the threads that did theirs (when it is elsewhere, that changes nothing), once until
-  // it does its share again: a move costs 3-4 us.
+  // that thread works, until the kernel's balancer moves it (which can take many of our
+  // short jobs), or shares that CPU with it for good when it gets a time slice in every
+  // job. So a worker that did less than half its share is moved off the CPUs of the threads
+  // that did theirs (when it is elsewhere, that changes nothing), once until it does its
+  // share again: a move costs about as much as one job (docs/performance.md).
   void MoveLateWorkers(int64_t tasks) {
     const auto did_its_share = [&](int i) {
       const int64_t size = tasks * (i + 1) / shares_ - tasks * i / shares_;

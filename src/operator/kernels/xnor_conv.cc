@@ -138,9 +138,8 @@ struct TileRuns {
 
 // What the kernels count of each tile of an image: the valid masks of the tiles that touch
 // zero padding and the bits each of their pixels counts (every tile of every image and
-// group has the same). They cost as much as a tenth of a 64-channel layer when each call
-// worked them out per tile (64 ch 56x56, 2 threads: 75 -> 67 us), so they are worked out
-// once per geometry and kept (SharedTileMasks).
+// group has the same). Worked out per tile they cost up to a tenth of a 64-channel layer, so
+// they are worked out once per geometry and kept (SharedTileMasks; docs/performance.md).
 struct TileMasks {
   std::vector<int32_t> entry;   // per tile: index of its masks, or -1 when every tap is inside
   std::vector<uint16_t> valid;  // depth masks per entry
@@ -308,7 +307,7 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
 // A thread's copy of a call's weights as the kernels read them (kept from call to call),
 // prepared one (group, block of filters) at a time, when the thread first meets it: read
 // from a single shared copy, the lines one core prepared cost the other more than
-// preparing them again (AVX2, 3x3 512 ch 7x7, 2 threads: 190 vs 167 us).
+// preparing them again (docs/performance.md).
 struct PreparedWeights {
   std::vector<uint64_t> words;
   std::vector<uint64_t> stamps;  // per (group, block): the call it was prepared for
@@ -396,8 +395,7 @@ void Convolve(const ConvJob& job, const uint64_t* x, int team) {
 // fetching the half the other core packed cost more than packing it all again, and its
 // tiles did not gain from a second thread. So each block of filters is one task that packs
 // the whole input into its thread's own buffer (kept from call to call) and convolves it
-// (2 threads, C++: 1x1 256 ch 14x14 13-17 -> 10.5-11.7 us, 128 ch 28x28 21-23 -> 15-17 us,
-// 256 ch 16x16 27-28 -> 15 us; one thread: 15-21 us).
+// (measured: docs/performance.md).
 void PackPrivatelyAndConvolve(const ConvJob& job, const ChannelPieces& x, const ChannelThresholds& thresholds, Isa isa,
                               int team) {
   const ConvGeometry& g = job.plan.g;
