@@ -1,9 +1,10 @@
 // The threads of the packed (xnor + popcount) kernels. Those layers take tens of
 // microseconds, about what waking a sleeping OpenMP thread costs on a busy machine (and
 // MXNet's own thread teams keep libgomp from spinning: it throttles waiting threads once
-// more threads exist than cores). The pool's threads stay awake for a short while (kStayAwake,
-// thread_pool.cc) after each job, yielding the core to any other runnable thread, so back-to-back layers
-// find them ready; one that missed a job is moved off the CPUs of those that took part.
+// more threads exist than cores). The pool's threads stay awake for a short while after
+// each job (kStayAwake in thread_pool.cc), yielding the core to any other runnable thread,
+// so back-to-back layers find them ready; one that missed a job is moved off the CPUs of
+// those that took part.
 #ifndef BMXNET_KERNELS_THREAD_POOL_H_
 #define BMXNET_KERNELS_THREAD_POOL_H_
 
