@@ -9,8 +9,7 @@
   single float rounding (read in place with `residual_offset` when it is a slice of an
   input's last channels);
 - Concat along channels becomes bmxnet's ChannelConcat: the same copy, without the
-  overhead of MXNet's oneDNN Concat (15x slower on a 28x28 map; MeliusNet's dense blocks
-  concatenate once per layer);
+  overhead of MXNet's oneDNN Concat (MeliusNet's dense blocks concatenate once per layer);
 - a slice of an input's leading channels that only a ChannelConcat reads is read in place
   (`take_channels`), not copied first;
 - a ChannelConcat that only packed convolutions, PlainPoolings and other ChannelConcats
@@ -28,8 +27,7 @@
   layouts through the float graph for that;
 - Pooling (2-D, max or avg) of a plain NCHW tensor, such as bmxnet's layers hand on,
   becomes bmxnet's PlainPooling: the same values, where MXNet's oneDNN pooling first
-  reorders the tensor to a blocked layout and back, or averages it in reference code
-  (AVX2: packed ResNetE-18 7.7 -> 6.8 ms per image);
+  reorders the tensor to a blocked layout and back, or averages it in reference code;
 - a tensor that an MXNet operator hands to several inputs of bmxnet operators goes
   through one copy (a ChannelConcat of one input) first: MXNet converts a oneDNN-blocked
   tensor to NCHW for each extension-operator input on its own, and a packed ResNetE's
@@ -332,8 +330,8 @@ def _reads_plain_nchw(nodes, entry, absorbed):
     those to the conv) or a reshape's output, or the output of an operator that keeps its
     input's layout (BatchNorm, activations) applied to one. Outputs of oneDNN's convolution
     and pooling are blocked, and MXNet converts a blocked input of an extension operator
-    into a NCHW array on every call (ResNetE's stem, conv to pooling: 3.4 ms with MXNet's
-    pooling, 5.4 ms with PlainPooling)."""
+    into a NCHW array on every call, which costs more than PlainPooling saves (ResNetE's
+    stem: docs/performance.md)."""
     source = _layout_source(nodes, entry)
     return source is not None and (source in absorbed or nodes[source]["op"] in BMXNET_OPS + PLAIN_OUTPUT_OPS + ("null",))
 
