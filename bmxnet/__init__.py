@@ -13,9 +13,10 @@ from . import nn  # noqa: E402
 from . import datasets, model_zoo, optimizer, stats  # noqa: E402  (optimizer registers "radam")
 from ._library import active_isa, num_threads  # noqa: E402
 from .converter import ConversionError, convert, convert_block  # noqa: E402
+from .model_files import import_block  # noqa: E402
 
 model_zoo.register_with_gluoncv()
 
 __version__ = "0.1.0"
 __all__ = ["nn", "quantizers", "datasets", "model_zoo", "optimizer", "stats", "active_isa", "num_threads", "convert",
-           "convert_block", "ConversionError", "__version__"]
+           "convert_block", "import_block", "ConversionError", "__version__"]

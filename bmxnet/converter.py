@@ -317,7 +317,7 @@ def convert_block(net, input_names=("data",)):
                                   "it once first" % str(error).splitlines()[0]) from None
         symbol_file, params_file, report = convert(os.path.join(directory, "model-symbol.json"),
                                                    os.path.join(directory, "model-0000.params"))
-        block = mx.gluon.SymbolBlock.imports(symbol_file, list(input_names), params_file)
+        block = model_files.import_block(symbol_file, params_file, input_names)
         return block, report
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -116,3 +116,13 @@ def _write_text(path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
+
+
+def import_block(symbol_file, params_file, input_names=("data",), ctx=None):
+    """A model's files (packed or not) as a SymbolBlock, like SymbolBlock.imports but with the
+    inputs declared float32: MXNet then infers every type and does not warn that it "cannot
+    decide" them (it warns so for every model it imports)."""
+    inputs = [mx.sym.var(name, dtype="float32") for name in input_names]
+    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), inputs)
+    block.collect_params().load(params_file, ctx=ctx, cast_dtype=True, dtype_source="saved")
+    return block

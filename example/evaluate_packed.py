@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 import mxnet as mx
 import numpy as np
@@ -22,8 +21,7 @@ from bmxnet.converter import default_out_prefix
 
 
 def load_block(prefix):
-    warnings.filterwarnings("ignore", message="Cannot decide type")  # data has no dtype in the file
-    block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    block = bmxnet.import_block(prefix + "-symbol.json", prefix + "-0000.params")
     block.hybridize(static_alloc=True, static_shape=True)
     return block
 

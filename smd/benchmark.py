@@ -185,10 +185,8 @@ def _float_resnet18():
 
 
 def _packed(net):
-    import warnings
     import mxnet as mx
     from bmxnet.converter import convert_block
-    warnings.filterwarnings("ignore", message="Cannot decide type")  # the data input has no dtype in the file
     net(mx.nd.zeros((1, 3, 224, 224)))  # export needs one run
     block, _ = convert_block(net)
     block.hybridize(static_alloc=True, static_shape=True)
@@ -251,12 +249,10 @@ def bench_training(args):
 def memory_probe(prefix):
     """Runs in a fresh process: peak RSS (MiB) after loading PREFIX (or nothing, for the
     baseline of mxnet + bmxnet) and five batch-1 inferences."""
-    import warnings
     import mxnet as mx
-    import bmxnet  # noqa: F401  (registers the operators)
+    import bmxnet
     if prefix != "none":
-        warnings.filterwarnings("ignore", message="Cannot decide type")
-        net = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+        net = bmxnet.import_block(prefix + "-symbol.json", prefix + "-0000.params")
         x = mx.nd.random.uniform(-1, 1, (1, 3, 224, 224))
         for _ in range(5):
             net(x).wait_to_read()

@@ -296,3 +296,23 @@ def test_fuzzed_params_give_clean_error_or_valid_conversion(exported, tmp_path):
     assert sum(code == 1 for code, _ in outcomes) >= 100  # every truncation must be caught
     leftovers = [f for f in os.listdir(tmp_path) if f not in ("fuzz.params", "fuzz_out-symbol.json", "fuzz_out-0000.params")]
     assert not leftovers, leftovers
+
+
+def test_packed_models_build_load_and_run_without_warnings(exported, tmp_path):
+    """convert_block and import_block declare the input float32: MXNet can infer every type
+    and prints no "Cannot decide type" warning (SymbolBlock.imports does, for any model)."""
+    import warnings
+    prefix, shape = exported[1]["lenet"]
+    symbol_out, params_out, _ = bmxnet.convert(prefix + "-symbol.json", prefix + "-0000.params",
+                                               str(tmp_path / "packed"))
+    net = get_model("lenet_binary", channels=(37, 45), hidden=65)
+    net.initialize()
+    net.hybridize()
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2,) + shape[1:]))
+    net(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        block, _ = bmxnet.convert_block(net)
+        block(x).wait_to_read()
+        loaded = bmxnet.import_block(symbol_out, params_out)
+        loaded(x).wait_to_read()

@@ -12,6 +12,6 @@ def layer_outputs(prefix, x):
     layers = [n["name"] for n in json.loads(symbol.tojson())["nodes"] if n["op"] in ("QConvolution", "QFullyConnected")]
     internals = symbol.get_internals()
     outputs = [internals[name + "_output"] for name in layers]
-    net = mx.gluon.SymbolBlock(mx.sym.Group(outputs + [symbol]), mx.sym.var("data"))
+    net = mx.gluon.SymbolBlock(mx.sym.Group(outputs + [symbol]), mx.sym.var("data", dtype="float32"))
     net.collect_params().load(prefix + "-0000.params", ignore_extra=True, cast_dtype=True, dtype_source="saved")
     return np.concatenate([out.asnumpy().ravel() for out in net(mx.nd.array(x))])
