@@ -22,12 +22,14 @@ import mxnet as mx
 
 from . import model_files, packing
 from .conversion_error import ConversionError, mxnet_message
-from .fusion import (absorb_residual_adds, copy_shared_inputs, describe_variable,
-                     float_batchnorm_layouts, fold_batchnorm_signs, fuse_batchnorm_relus,
-                     pool_before_batchnorm, read_concat_pieces, replace_batchnorms, replace_channel_concats,
-                     replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices)
+from .fusion import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats, replace_poolings,
+                     skip_identity_reshapes, skip_sign_activation, take_leading_slices)
+from .fusion_batchnorm import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm, replace_batchnorms
+from .fusion_pieces import read_concat_pieces
 from .graph_check import ATTR_KEYS, GraphError, check_nodes, check_structure
+from .graph_nodes import describe_variable
 from .nn.composed import fold_composed_layers
+from .onednn_layouts import float_batchnorm_layouts
 from .op_specs import BINARY_OPS
 from .shape_check import ParamsError, check_params, param_key, param_name
 
