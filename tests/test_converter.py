@@ -278,6 +278,7 @@ print(json.dumps(outcomes))
 """
 
 
+@pytest.mark.slow
 def test_fuzzed_params_give_clean_error_or_valid_conversion(exported, tmp_path):
     _, models = exported
     prefix, _ = models["resnet"]

@@ -21,9 +21,12 @@ import sys
 import time
 import traceback
 
+import pytest
+
 SEED, MIN_CASES, SECONDS = 20, 1000, 25
 
 
+@pytest.mark.slow
 def test_converter_fuzz_never_crashes(tmp_path):
     log = tmp_path / "cases.log"
     result = subprocess.run([sys.executable, __file__, str(SEED), str(MIN_CASES), str(SECONDS), str(tmp_path)],

@@ -398,6 +398,7 @@ def test_zoo_models_with_trained_batchnorms_convert_exactly(name, moved, batchno
     assert "%d BatchNorms (%d with their ReLU) on plain NCHW" % (batchnorms, relus) in str(report)
 
 
+@pytest.mark.slow
 def test_converter_caps_data_pieces_at_sixteen(rng):
     """meliusnet59's stages have up to 24 dense layers: a concat whose pieces would give a
     layer more than 16 is made, and the chain goes on from it; still exact."""
