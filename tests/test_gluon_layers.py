@@ -123,6 +123,30 @@ def test_bad_layer_options_raise_value_error(bad):
         bnn.QConv2D(4, 3, **bad)
 
 
+def test_larq_quantizer_names_stand_for_their_options():
+    """input_quantizer / kernel_quantizer as in larq's QuantConv2D; the config fills the rest."""
+    with bnn.binary_layer_config(clip=1.3, bits_a=4):
+        conv = bnn.QConv2D(4, 3, input_quantizer="approx_sign", kernel_quantizer="magnitude_aware_sign")
+        dense = bnn.QDense(3, input_quantizer="dorefa_quantizer", kernel_quantizer="ste_sign")
+        act = bnn.QActivation(quantizer="swish_sign", beta=3.0)
+    assert (conv.bits_a, conv.activation._attrs["method"], conv.activation._attrs["clip"]) == (1, "approx_sign", 1.3)
+    assert (conv.bits, conv.scaling) == (1, "xnor")
+    assert (dense.bits_a, dense.bits, dense.scaling) == (4, 1, "none")  # dorefa with the config's 4 bits
+    assert (act.bits_a, act._attrs["method"], act._attrs["beta"]) == (1, "swish_sign", 3.0)
+    explicit = bnn.QConv2D(4, 3, kernel_quantizer="dorefa_quantizer", bits=2)
+    assert (explicit.bits, explicit.bits_a) == (2, 1)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(input_quantizer="magnitude_aware_sign"), "input_quantizer must be one of"),
+    (dict(input_quantizer="ste_sign", bits_a=2), "input_quantizer='ste_sign' means bits_a=1, but bits_a=2"),
+    (dict(kernel_quantizer="magnitude_aware_sign", scaling="none"), "means scaling='xnor'"),
+    (dict(kernel_quantizer="dorefa_quantizer"), "needs bits of at least 2")])
+def test_larq_quantizer_names_that_contradict_or_are_unknown_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        bnn.QConv2D(4, 3, **bad)
+
+
 def test_binary_layer_config_rejects_unknown_option():
     with pytest.raises(ValueError, match="act_bits"):
         with bnn.binary_layer_config(act_bits=2):

@@ -17,6 +17,14 @@ DEFAULTS = {
     "alpha_init": "mean", # BNN+ scale initialisation: "mean" or "median" of |W| per filter
 }
 
+# larq's quantizer names, accepted as the layers' input_quantizer / kernel_quantizer: the
+# options each stands for (dorefa_quantizer: k bits, k = bits_a or bits, at least 2)
+INPUT_QUANTIZERS = {"ste_sign": {"bits_a": 1, "method": "ste"}, "approx_sign": {"bits_a": 1, "method": "approx_sign"},
+                    "swish_sign": {"bits_a": 1, "method": "swish_sign"}, "dorefa_quantizer": {}}
+KERNEL_QUANTIZERS = {"ste_sign": {"bits": 1, "scaling": "none"},
+                     "magnitude_aware_sign": {"bits": 1, "scaling": "xnor"}, "dorefa_quantizer": {}}
+QUANTIZER_ARGUMENTS = (("input_quantizer", INPUT_QUANTIZERS, "bits_a"), ("kernel_quantizer", KERNEL_QUANTIZERS, "bits"))
+
 _state = threading.local()
 
 
@@ -52,11 +60,27 @@ def current_config():
     return dict(_stack()[-1])
 
 
-def resolve(**overrides):
-    """Current defaults with the given non-None values on top, validated."""
+def resolve(input_quantizer=None, kernel_quantizer=None, **overrides):
+    """Current defaults with the given non-None values on top, validated. A quantizer name
+    stands for the options it implies; an option given beside it must agree."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    named = [(argument, name, table, bits) for (argument, table, bits), name in
+             zip(QUANTIZER_ARGUMENTS, (input_quantizer, kernel_quantizer)) if name is not None]
+    for argument, name, table, _ in named:
+        if name not in table:
+            raise ValueError("%s must be one of %s, got %r" % (argument, ", ".join(sorted(table)), name))
+        for key, implied in table[name].items():
+            if key in given and given[key] != implied:
+                raise ValueError("%s=%r means %s=%r, but %s=%r was given"
+                                 % (argument, name, key, implied, key, given[key]))
+            given[key] = implied
     config = current_config()
-    config.update({key: value for key, value in overrides.items() if value is not None})
+    config.update(given)
     _validate(config)
+    for argument, name, _, bits in named:
+        if name == "dorefa_quantizer" and int(config[bits]) < 2:
+            raise ValueError("%s='dorefa_quantizer' needs %s of at least 2 (1 bit is a sign quantizer)"
+                             % (argument, bits))
     return config
 
 

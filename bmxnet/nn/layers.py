@@ -24,9 +24,9 @@ class QActivation(HybridBlock):
     """Quantizes activations to ``bits_a`` bits (sign for 1 bit) with estimator ``method``."""
 
     def __init__(self, bits_a=None, method=None, clip=None, beta=None, backward_only=False,
-                 **kwargs):
+                 quantizer=None, **kwargs):
         super().__init__(**kwargs)
-        config = resolve(bits_a=bits_a, method=method, clip=clip, beta=beta)
+        config = resolve(input_quantizer=quantizer, bits_a=bits_a, method=method, clip=clip, beta=beta)
         self.bits_a = int(config["bits_a"])
         self._attrs = {"act_bit": self.bits_a, "method": config["method"],
                        "clip": float(config["clip"]), "beta": float(config["beta"]),
@@ -81,16 +81,21 @@ class QConv2D(_QLayer):
     """2-D convolution with ``bits``-bit weights on ``bits_a``-bit inputs (NCHW).
 
     Arguments as ``gluon.nn.Conv2D``; ``use_bias`` defaults to False as in the papers.
-    ``pad_value`` 0 pads with zeros, -1 with -1 (BMXNet-v2).
+    ``pad_value`` 0 pads with zeros, -1 with -1 (BMXNet-v2). larq's names work too:
+    ``input_quantizer`` (ste_sign, approx_sign, swish_sign, dorefa_quantizer) and
+    ``kernel_quantizer`` (ste_sign, magnitude_aware_sign = xnor scaling, dorefa_quantizer);
+    whatever is not given comes from ``binary_layer_config``.
     """
 
     def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1,
                  use_bias=False, in_channels=0, bits=None, bits_a=None, method=None, clip=None,
                  beta=None, scaling=None, pad_value=None, regularizer=None, reg_lambda=None,
-                 alpha_init=None, weight_initializer=None, bias_initializer="zeros", **kwargs):
-        config = resolve(bits=bits, bits_a=bits_a, method=method, clip=clip, beta=beta,
-                         scaling=scaling, pad_value=pad_value, regularizer=regularizer,
-                         reg_lambda=reg_lambda, alpha_init=alpha_init)
+                 alpha_init=None, weight_initializer=None, bias_initializer="zeros", input_quantizer=None,
+                 kernel_quantizer=None, **kwargs):
+        config = resolve(input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer, bits=bits,
+                         bits_a=bits_a, method=method, clip=clip, beta=beta, scaling=scaling,
+                         pad_value=pad_value, regularizer=regularizer, reg_lambda=reg_lambda,
+                         alpha_init=alpha_init)
         kernel = _pair(kernel_size, "kernel_size")
         if channels % groups or (in_channels and in_channels % groups):
             raise ValueError("channels (%d) and in_channels (%d) must be divisible by groups (%d)"
@@ -135,10 +140,10 @@ class QDense(_QLayer):
     def __init__(self, units, use_bias=False, flatten=True, in_units=0, bits=None, bits_a=None,
                  method=None, clip=None, beta=None, scaling=None, regularizer=None,
                  reg_lambda=None, alpha_init=None, weight_initializer=None,
-                 bias_initializer="zeros", **kwargs):
-        config = resolve(bits=bits, bits_a=bits_a, method=method, clip=clip, beta=beta,
-                         scaling=scaling, regularizer=regularizer, reg_lambda=reg_lambda,
-                         alpha_init=alpha_init)
+                 bias_initializer="zeros", input_quantizer=None, kernel_quantizer=None, **kwargs):
+        config = resolve(input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer, bits=bits,
+                         bits_a=bits_a, method=method, clip=clip, beta=beta, scaling=scaling,
+                         regularizer=regularizer, reg_lambda=reg_lambda, alpha_init=alpha_init)
         if regularizer is not None and not flatten:
             raise ValueError("QDense: the BNN+ regularizer needs flatten=True")
         super().__init__(units, (units, in_units), use_bias, weight_initializer,
