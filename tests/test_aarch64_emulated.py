@@ -29,6 +29,7 @@ QEMU = shutil.which("qemu-aarch64-static")
 HELPERS = os.path.join(ROOT, "tests", "aarch64")
 sys.path.insert(0, HELPERS)
 from layer_outputs import layer_outputs  # noqa: E402
+from test_converter import Residual  # noqa: E402  (BatchNorm -> binary conv, added to its input)
 
 needs_emulation = pytest.mark.skipif(
     QEMU is None or not os.path.isdir(os.path.join(SYSROOT, "root", "site", "mxnet")) or not WHEELS,
@@ -64,20 +65,6 @@ def emulated(args, cwd):
            "PYTHONPATH": os.path.join(root, "site"), "PYTHONNOUSERSITE": "1"}
     return subprocess.run([QEMU, os.path.join(root, "usr", "bin", "python3.11")] + args, cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=900)
-
-
-class Residual(gluon.HybridBlock):
-    """BatchNorm -> binary conv, added to the block's input (the BatchNorm folds into the
-    packed conv's sign thresholds)."""
-
-    def __init__(self, channels, **conv):
-        super().__init__()
-        with self.name_scope():
-            self.bn = gluon.nn.BatchNorm()
-            self.conv = bnn.QConv2D(channels, 3, **conv)
-
-    def hybrid_forward(self, F, x):
-        return x + self.conv(self.bn(x))
 
 
 def binary_net():

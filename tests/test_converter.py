@@ -20,7 +20,8 @@ from smd import model_converter
 
 
 class Residual(gluon.HybridBlock):
-    """BN -> binary conv, added to its input (ResNetE style shortcut)."""
+    """BN -> binary conv, added to its input (ResNetE style shortcut; the BN folds into the
+    packed conv's sign thresholds)."""
 
     def __init__(self, channels, **conv):
         super().__init__()
