@@ -12,7 +12,7 @@ JOBS ?= 2
 .PHONY: help demo test pytest ctest ctest-aarch64 aarch64-tools aarch64-emulation arm-libraries wheel wheel-aarch64 build data clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 DEMO_MODEL := output/lenet_binary-fashion-mnist
 
@@ -38,7 +38,7 @@ ctest: $(DEPS_STAMP)
 AARCH64_BUILD := build/aarch64
 AARCH64_PACKAGES := g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libgomp1:arm64 libstdc++6:arm64 \
                     libopenblas-dev:arm64
-ctest-aarch64: $(DEPS_STAMP) aarch64-tools
+ctest-aarch64: $(DEPS_STAMP) aarch64-tools  ## the C++ tests cross-built for aarch64, run under qemu
 	@if [ "$$(uname -m)" = aarch64 ]; then echo "aarch64 machine: make ctest runs the kernel tests natively"; \
 	elif ! command -v qemu-aarch64-static > /dev/null || ! command -v aarch64-linux-gnu-g++ > /dev/null; then \
 	  echo "aarch64 tests skipped: install $(AARCH64_PACKAGES) (Debian, with dpkg --add-architecture arm64)"; \
@@ -61,7 +61,7 @@ aarch64-tools:  ## the cross compiler, qemu and arm64 libraries (apt-get, when m
 AARCH64_SYSROOT := build/aarch64-sysroot
 AARCH64_WHEEL := dist/bmxnet-0.1.0-py3-none-linux_aarch64.whl
 PYTHON_SOURCES := $(shell find bmxnet smd -name '*.py')
-aarch64-emulation: $(DEPS_STAMP) aarch64-tools
+aarch64-emulation: $(DEPS_STAMP) aarch64-tools  ## the aarch64 wheel and sysroot for the emulated Raspberry Pi test (x86_64)
 	@if [ "$$(uname -m)" = x86_64 ] && command -v qemu-aarch64-static > /dev/null && \
 	   command -v aarch64-linux-gnu-g++ > /dev/null; then \
 	  $(MAKE) --no-print-directory $(AARCH64_WHEEL) $(AARCH64_SYSROOT)/root/site/mxnet; \
