@@ -58,6 +58,7 @@ class ConversionReport:
         self.shared_copies = 0  # outputs of MXNet ops copied once for several bmxnet inputs
         self.bytes_before = self.bytes_after = 0
         self.values = 0
+        self.pass_counts = []  # (pass name, what it changed), in the order PASSES run
 
     def __str__(self):
         lines = ["%-40s %-16s %-18s %-18s %12s %10s" % ("layer", "op", "weight", "packed", "bytes", "packed")]
@@ -65,16 +66,9 @@ class ConversionReport:
             lines.append("%-40s %-16s %-18s %-18s %12d %10d" % (name, op, shape, packed, before, after))
         for name in self.kept:
             lines.append("%-40s kept in float (more than 1 bit)" % name)
-        if any((self.folded, self.residual_adds, self.channel_concats, self.poolings_first, self.poolings,
-                self.batchnorms, self.reshapes_skipped, self.shared_copies)):
-            lines.append("fused into packed layers: %d BatchNorm + sign, %d residual adds (%d read from a channel "
-                         "slice in place); %d channel concats (%d slices read in place, %d read as their pieces "
-                         "by packed layers and concats); %d max poolings moved "
-                         "before their BatchNorm; %d poolings and %d BatchNorms (%d with their ReLU) on plain "
-                         "NCHW; %d identity reshapes skipped; %d shared inputs copied once"
-                         % (len(self.folded), self.residual_adds, self.residual_slices, self.channel_concats,
-                            self.slices_in_place, self.concats_as_pieces, self.poolings_first, self.poolings,
-                            self.batchnorms, self.relus_fused, self.reshapes_skipped, self.shared_copies))
+        for name, count in self.pass_counts:
+            if count:
+                lines.append("%-44s %d" % (name + ":", count))
         lines.append("%d binary layers converted; %d parameter values; params data %d -> %d bytes (%.1fx smaller)"
                      % (len(self.layers), self.values, self.bytes_before, self.bytes_after,
                         self.bytes_before / max(self.bytes_after, 1)))
@@ -130,6 +124,70 @@ def convert_graph(graph, params, where="model", params_where=None):
     return graph, params, report
 
 
+class _Conversion:
+    """What the rewrite passes share: the graph (changed in place), consumer counts and
+    parameters, the float model's BatchNorm layouts, and what earlier passes found."""
+
+    def __init__(self, graph, params, consumers, float_layouts):
+        self.graph, self.nodes, self.params = graph, graph["nodes"], params
+        self.consumers, self.float_layouts = consumers, float_layouts
+        self.absorbed = {}  # index of an add a packed conv absorbed -> that conv
+        self.folded = set()  # names of BatchNorms folded into sign thresholds
+        self.live = None  # reachable nodes, worked out again where a pass needs it
+
+    def reachable(self):
+        self.live = _reachable(self.graph)  # the passes add nodes but leave no bmxnet operator unreachable
+        return self.live
+
+
+def _fold(c, report):
+    report.folded = fold_batchnorm_signs(c.nodes, c.consumers, c.params, c.float_layouts)
+    c.folded = set(report.folded)
+    return len(report.folded)
+
+
+def _absorb(c, report):
+    c.absorbed, report.residual_slices = absorb_residual_adds(c.nodes, c.consumers)
+    report.residual_adds = len(c.absorbed)
+    return report.residual_adds
+
+
+def _counted(field, run):
+    """A pass whose count is also the report's `field`."""
+    def counted(c, report):
+        setattr(report, field, run(c))
+        return getattr(report, field)
+    return counted
+
+
+# The rewrites after the binary layers are packed, in the order they run (each returns what
+# it changed). Max poolings move first: a BatchNorm that then feeds a packed layer folds into
+# it. The layout-dependent passes see the graph as MXNet will run it (fusion.py has why).
+PASSES = (
+    ("max poolings moved before their BatchNorm",
+     _counted("poolings_first", lambda c: pool_before_batchnorm(c.nodes, c.consumers, c.params))),
+    ("BatchNorm + sign folded into thresholds", _fold),
+    ("residual adds absorbed by packed convs", _absorb),
+    ("Concat run as ChannelConcat", _counted("channel_concats", lambda c: replace_channel_concats(c.nodes))),
+    ("channel slices read in place",
+     _counted("slices_in_place", lambda c: take_leading_slices(c.nodes, c.consumers, c.absorbed))),
+    ("Pooling of plain tensors as PlainPooling",
+     _counted("poolings", lambda c: replace_poolings(c.nodes, c.absorbed))),
+    ("BatchNorm of plain tensors as PlainBatchNorm",
+     _counted("batchnorms", lambda c: replace_batchnorms(c.nodes, c.float_layouts, c.absorbed, c.params, c.folded,
+                                                         c.reachable()))),
+    ("ReLUs fused into PlainBatchNorm",
+     _counted("relus_fused", lambda c: fuse_batchnorm_relus(c.nodes, c.graph["heads"], c.live))),
+    ("ChannelConcats read as their pieces",
+     _counted("concats_as_pieces", lambda c: read_concat_pieces(c.nodes, [h[0] for h in c.graph["heads"]],
+                                                                 c.absorbed))),
+    ("identity reshapes skipped",
+     _counted("reshapes_skipped", lambda c: skip_identity_reshapes(c.nodes, c.reachable()))),
+    ("shared inputs copied once",
+     _counted("shared_copies", lambda c: copy_shared_inputs(c.nodes, c.absorbed, c.live))),
+)
+
+
 def _convert_checked(graph, params, float_layouts, where):
     """convert_graph on a checked copy of the graph and params (changed in place)."""
     nodes = graph["nodes"]
@@ -166,21 +224,10 @@ def _convert_checked(graph, params, float_layouts, where):
     if not report.layers:
         raise ConversionError("%s: no binary layer to convert (QConvolution / QFullyConnected with "
                               "act_bit=1 and weight_bit=1)" % where)
-    # max poolings move first: a BatchNorm that then feeds a packed layer folds into it
-    report.poolings_first = pool_before_batchnorm(nodes, consumers, params)
-    report.folded = fold_batchnorm_signs(nodes, consumers, params, float_layouts)
-    absorbed, report.residual_slices = absorb_residual_adds(nodes, consumers)  # add index -> its conv
-    report.residual_adds = len(absorbed)
-    report.channel_concats = replace_channel_concats(nodes)
-    report.slices_in_place = take_leading_slices(nodes, consumers, absorbed)
-    report.poolings = replace_poolings(nodes, absorbed)
-    live = _reachable(graph)  # the passes below add nodes but leave no bmxnet operator unreachable
-    report.batchnorms = replace_batchnorms(nodes, float_layouts, absorbed, params, set(report.folded), live)
-    report.relus_fused = fuse_batchnorm_relus(nodes, graph["heads"], live)
-    report.concats_as_pieces = read_concat_pieces(nodes, [head[0] for head in graph["heads"]], absorbed)
-    live = _reachable(graph)
-    report.reshapes_skipped = skip_identity_reshapes(nodes, live)
-    report.shared_copies = copy_shared_inputs(nodes, absorbed, live)
+    conversion = _Conversion(graph, params, consumers, float_layouts)
+    for name, run in PASSES:
+        report.pass_counts.append((name, run(conversion, report)))
+    absorbed = conversion.absorbed
     reachable, moved = _reachable(graph), set(absorbed.values())
     _rebuild(graph, [(absorbed.get(index, index), index) for index in range(len(nodes))
                      if index in reachable and index not in moved])

@@ -318,3 +318,14 @@ def test_packed_models_build_load_and_run_without_warnings(exported, tmp_path):
         block(x).wait_to_read()
         loaded = bmxnet.import_block(symbol_out, params_out)
         loaded(x).wait_to_read()
+
+
+def test_report_counts_every_pass_in_the_order_passes_run(exported, tmp_path):
+    from bmxnet import converter
+    prefix, _ = exported[1]["resnet"]
+    _, _, report = bmxnet.convert(prefix + "-symbol.json", prefix + "-0000.params", str(tmp_path / "packed"))
+    assert [name for name, _ in report.pass_counts] == [name for name, _ in converter.PASSES]
+    counts = dict(report.pass_counts)
+    assert counts["residual adds absorbed by packed convs"] == report.residual_adds == 3
+    assert counts["BatchNorm + sign folded into thresholds"] == len(report.folded)
+    assert all(("%s:" % name in str(report)) == bool(count) for name, count in report.pass_counts)
