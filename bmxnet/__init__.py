@@ -12,8 +12,7 @@ from . import quantizers  # noqa: E402  (needs the operators registered)
 from . import nn  # noqa: E402
 from . import datasets, model_zoo, optimizer, stats  # noqa: E402  (optimizer registers "radam")
 from ._library import active_isa, num_threads  # noqa: E402
-from .converter import ConversionError, convert, convert_block  # noqa: E402
-from .model_files import import_block  # noqa: E402
+from .converter import ConversionError, convert, convert_block, import_block  # noqa: E402
 
 model_zoo.register_with_gluoncv()
 

@@ -347,7 +347,7 @@ def _snapshot(graph, params):
 def _symbol_block(symbol_json, params):
     """A SymbolBlock of the symbol with the params (their saved dtypes), as imports() makes."""
     import mxnet as mx
-    from bmxnet.shape_check import param_key
+    from bmxnet.converter.shape_check import param_key
     symbol = mx.sym.load_json(symbol_json)
     free = [name for name in symbol.list_inputs() if param_key(params, name) is None]
     block = mx.gluon.SymbolBlock(symbol, [mx.sym.var(name) for name in free])

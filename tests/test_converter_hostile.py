@@ -414,7 +414,7 @@ def test_converter_reports_unwritable_outputs_in_one_line(tiny, tmp_path):
 
 
 def test_failed_symbol_write_leaves_the_old_pair_and_no_orphan(tiny, tmp_path, monkeypatch):
-    from bmxnet import model_files
+    from bmxnet.converter import model_files
     out = str(tmp_path / "out")
 
     def disk_full(path, text):

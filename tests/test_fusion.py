@@ -12,7 +12,7 @@ from bmxnet import nn as bnn
 from bmxnet import packing
 from bmxnet.converter import convert_block
 from bmxnet.model_zoo import get_model
-from bmxnet.sign_thresholds import sign_thresholds
+from bmxnet.converter.sign_thresholds import sign_thresholds
 
 
 def batchnorm(rng, channels, gamma=None, **attrs):

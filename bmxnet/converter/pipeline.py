@@ -1,11 +1,14 @@
-"""model-converter: packs the 1-bit weights of a trained model into bits.
+"""model-converter's pipeline: packs the 1-bit weights of a trained model into bits, then
+runs the rewrite PASSES.
 
 Every QConvolution / QFullyConnected with act_bit=1 and weight_bit=1 gets
 binarized_weights_only=True and its weight replaced by the packed int64 tensor
 (bmxnet.packing); with scaling="xnor" a float `<weight>_scale` input carries the
-per-channel scale the packed signs no longer hold. bmxnet.fusion then removes passes
-the packed layers can do themselves (sign activations, BatchNorm + sign, residual adds),
-without changing a value. Everything else is kept as it is.
+per-channel scale the packed signs no longer hold. The PASSES (passes.py,
+batchnorm_passes.py, concat_passes.py) then hand the packed layers what they can do
+themselves (sign activations, BatchNorm + sign, residual adds, ...) and run MXNet's
+remaining operators where bmxnet's compute the same values faster, without changing a
+value. Everything else is kept as it is.
 
 The input is untrusted: the whole graph and its parameters are checked first (graph_check,
 shape_check), the converted graph must load in MXNet, and only then are the two output files
@@ -20,15 +23,16 @@ import tempfile
 
 import mxnet as mx
 
-from . import model_files, packing
+from .. import packing
+from . import model_files
 from .conversion_error import ConversionError, mxnet_message
-from .fusion import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats, replace_poolings,
+from .passes import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats, replace_poolings,
                      skip_identity_reshapes, skip_sign_activation, take_leading_slices)
-from .fusion_batchnorm import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm, replace_batchnorms
-from .fusion_pieces import read_concat_pieces
+from .batchnorm_passes import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm, replace_batchnorms
+from .concat_passes import read_concat_pieces
 from .graph_check import ATTR_KEYS, GraphError, check_nodes, check_structure
 from .graph_nodes import describe_variable
-from .nn.composed import fold_composed_layers
+from ..nn.composed import fold_composed_layers
 from .onednn_layouts import float_batchnorm_layouts
 from .op_specs import BINARY_OPS
 from .shape_check import ParamsError, check_params, param_key, param_name
@@ -77,8 +81,8 @@ class ConversionReport:
 
 def _checked_input(graph, params, where, params_where):
     """A copy of `graph`, its composed layers folded, and of `params`, once both are checked
-    (graph_check, shape_check), and the BatchNorm layouts of the float graph (fusion's
-    float_batchnorm_layouts); ConversionError naming the file otherwise."""
+    (graph_check, shape_check), and the BatchNorm layouts of the float graph
+    (onednn_layouts.float_batchnorm_layouts); ConversionError naming the file otherwise."""
     try:
         check_structure(graph)
     except GraphError as error:
@@ -162,7 +166,7 @@ def _counted(field, run):
 
 # The rewrites after the binary layers are packed, in the order they run (each returns what
 # it changed). Max poolings move first: a BatchNorm that then feeds a packed layer folds into
-# it. The layout-dependent passes see the graph as MXNet will run it (fusion.py has why).
+# it. The layout-dependent passes see the graph as MXNet will run it (passes.py has why).
 PASSES = (
     ("max poolings moved before their BatchNorm",
      _counted("poolings_first", lambda c: pool_before_batchnorm(c.nodes, c.consumers, c.params))),

@@ -9,7 +9,7 @@ Both raise GraphError with a one-line message.
 import re
 
 from .conversion_error import shown
-from .nn.composed import MARK
+from ..nn.composed import MARK
 from .op_specs import BINARY_OPS, CONVERTED_OPS, HIDDEN_ATTRS, KNOWN_OPS
 
 MAX_NODES = 100000  # the largest zoo model has about 3,000

@@ -7,9 +7,9 @@ import os
 
 import mxnet as mx
 
-from . import ndarray_file
+from .. import ndarray_file
 from .conversion_error import ConversionError, mxnet_message
-from .fileio import read_regular_file, remove_leftovers, replace_together
+from ..fileio import read_regular_file, remove_leftovers, replace_together
 
 MAX_SYMBOL_BYTES = 64 << 20  # the largest zoo model's symbol has about 2 MB
 MAX_PARAMS_BYTES = 4 << 30  # read whole into memory; MeliusNet-59's float params have 70 MB

@@ -1,11 +1,12 @@
-"""Inference rewrites around packed layers, used by model-converter (here, in fusion_batchnorm
-and in fusion_pieces; onednn_layouts models MXNet's layouts, graph_nodes reads the graph).
+"""Inference rewrites around packed layers, used by model-converter (here, in
+batchnorm_passes and in concat_passes; onednn_layouts models MXNet's layouts, graph_nodes
+reads the graph; pipeline.PASSES is their order).
 None changes a value:
 
 - a packed layer takes the signs of its input itself, so a 1-bit QActivation that only
   feeds it is skipped (sign(sign(x)) = sign(x));
 - a BatchNorm that only feeds packed convolutions is folded into per-channel sign
-  thresholds (bmxnet.sign_thresholds, exact for every float input);
+  thresholds (sign_thresholds.py, exact for every float input);
 - a packed convolution whose only consumer is an elemwise_add absorbs it: the add's other
   operand becomes a `residual` input, added in the kernel's output loop with the same
   single float rounding (read in place with `residual_offset` when it is a slice of an
