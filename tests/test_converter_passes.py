@@ -1,0 +1,105 @@
+"""The converter's passes one at a time, on small hand-written graphs (parsed symbol JSON);
+the end-to-end tests (test_converter.py, test_fusion.py) run them on real models."""
+import numpy as np
+
+from bmxnet.converter import PASSES
+from bmxnet.converter.batchnorm_passes import pool_before_batchnorm
+from bmxnet.converter.onednn_layouts import float_batchnorm_layouts
+from bmxnet.converter.passes import (absorb_residual_adds, replace_channel_concats, replace_poolings,
+                                     skip_identity_reshapes)
+
+
+def node(op, name, inputs=(), **attrs):
+    return {"op": op, "name": name, "inputs": [[i, 0, 0] for i in inputs],
+            "attrs": {k: str(v) for k, v in attrs.items()}}
+
+
+def variable(name):
+    return {"op": "null", "name": name, "inputs": []}
+
+
+def consumers_of(nodes):
+    counts = {}
+    for n in nodes:
+        for entry in n["inputs"]:
+            counts[entry[0]] = counts.get(entry[0], 0) + 1
+    return counts
+
+
+def test_the_passes_are_listed_once_in_run_order():
+    names = [name for name, _ in PASSES]
+    assert len(names) == len(set(names)) == 11
+    # a BatchNorm a moved pooling now reads may fold; poolings of absorbed adds' outputs are plain
+    assert names.index("max poolings moved before their BatchNorm") < \
+        names.index("BatchNorm + sign folded into thresholds")
+    assert names.index("residual adds absorbed by packed convs") < \
+        names.index("Pooling of plain tensors as PlainPooling")
+
+
+def test_concat_along_channels_becomes_channel_concat():
+    nodes = [variable("a"), variable("b"), node("Concat", "c1", (0, 1), dim=1), node("Concat", "c0", (0, 1), dim=0)]
+    assert replace_channel_concats(nodes) == 1
+    assert nodes[2]["op"] == "ChannelConcat" and nodes[2]["attrs"] == {"num_args": "2"}
+    assert nodes[3]["op"] == "Concat"
+
+
+def test_identity_reshape_is_skipped_only_where_bmxnet_operators_alone_read_it():
+    nodes = [variable("data"), variable("w"), node("Reshape", "keep", (0,), shape=(0, 0, 0, 0)),
+             node("QConvolution", "conv", (2, 1), kernel=(3, 3), num_filter=4),
+             node("Reshape", "keep2", (0,), shape=(0, 0, 0, 0)), node("relu", "act", (4,)),
+             node("Reshape", "flat", (0,), shape=(0, -1)), node("QActivation", "q", (6,))]
+    assert skip_identity_reshapes(nodes, set(range(len(nodes)))) == 1
+    assert nodes[3]["inputs"][0] == [0, 0, 0]  # the conv reads the data itself
+    assert nodes[5]["inputs"][0] == [4, 0, 0] and nodes[7]["inputs"][0] == [6, 0, 0]
+
+
+def test_only_poolings_of_plain_tensors_become_plain_pooling():
+    nodes = [variable("data"), variable("w"), node("Pooling", "of_data", (0,), kernel=(2, 2), stride=(2, 2)),
+             node("Convolution", "conv", (0, 1), kernel=(3, 3), num_filter=16, no_bias=True),
+             node("Pooling", "of_conv", (3,), kernel=(2, 2), stride=(2, 2))]
+    assert replace_poolings(nodes, {}) == 1
+    assert nodes[2]["op"] == "PlainPooling" and nodes[4]["op"] == "Pooling"
+
+
+def test_a_max_pooling_moves_before_a_batchnorm_that_never_decreases():
+    def graph(gamma):
+        nodes = [variable("data")] + [variable("bn_" + p) for p in ("gamma", "beta", "mean", "var")]
+        nodes += [node("BatchNorm", "bn", (0, 1, 2, 3, 4)), node("relu", "act", (5,)),
+                  node("Pooling", "pool", (6,), kernel=(2, 2), stride=(2, 2), pool_type="max")]
+        params = {"arg:bn_gamma": np.array(gamma, np.float32), "arg:bn_beta": np.zeros(2, np.float32),
+                  "aux:bn_mean": np.zeros(2, np.float32), "aux:bn_var": np.ones(2, np.float32)}
+        return nodes, params
+    nodes, params = graph([0.5, 2.0])
+    assert pool_before_batchnorm(nodes, consumers_of(nodes), params) == 1
+    assert [n["op"] for n in nodes[5:]] == ["Pooling", "BatchNorm", "relu"]
+    assert nodes[5]["inputs"][0] == [0, 0, 0] and nodes[6]["inputs"][0] == [5, 0, 0]
+    assert nodes[7]["inputs"] == [[6, 0, 0]]
+    nodes, params = graph([0.5, -2.0])  # a negative gamma turns maxima into minima
+    assert pool_before_batchnorm(nodes, consumers_of(nodes), params) == 0
+    assert [n["op"] for n in nodes[5:]] == ["BatchNorm", "relu", "Pooling"]
+
+
+def test_a_packed_conv_read_only_by_an_add_absorbs_it():
+    nodes = [variable("data"), variable("w"),
+             node("QConvolution", "conv", (0, 1), kernel=(3, 3), num_filter=4, binarized_weights_only=True),
+             node("elemwise_add", "add", (2, 0)),
+             node("QConvolution", "shared", (0, 1), kernel=(3, 3), num_filter=4, binarized_weights_only=True),
+             node("elemwise_add", "add2", (4, 0)), node("relu", "other_reader", (4,))]
+    absorbed, in_place = absorb_residual_adds(nodes, consumers_of(nodes))
+    assert absorbed == {3: 2} and in_place == 0
+    assert nodes[2]["inputs"][-1] == [0, 0, 0] and nodes[2]["attrs"]["residual"] == "True"
+    assert "residual" not in nodes[4]["attrs"]  # its output is read by more than the add
+
+
+def test_onednn_blocks_the_output_of_convolutions_with_filters_a_multiple_of_8():
+    nodes = [variable("data"), variable("w")]
+    for filters in (16, 10):
+        conv = len(nodes)
+        nodes.append(node("Convolution", "conv%d" % filters, (0, 1), kernel=(3, 3), num_filter=filters))
+        stats = []
+        for p in ("gamma", "beta", "mean", "var"):
+            stats.append(len(nodes))
+            nodes.append(variable("bn%d_%s" % (filters, p)))
+        nodes.append(node("BatchNorm", "bn%d" % filters, (conv,) + tuple(stats)))
+    nodes.append(node("BatchNorm", "bn_data", (0, 2, 3, 4, 5)))
+    assert float_batchnorm_layouts(nodes) == {"bn16": True, "bn10": False, "bn_data": False}
