@@ -3,7 +3,7 @@ the end-to-end tests (test_converter.py, test_fusion.py) run them on real models
 import numpy as np
 
 from bmxnet.converter import PASSES
-from bmxnet.converter.batchnorm_passes import pool_before_batchnorm
+from bmxnet.converter.batchnorm_passes import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm
 from bmxnet.converter.onednn_layouts import float_batchnorm_layouts
 from bmxnet.converter.passes import (absorb_residual_adds, replace_channel_concats, replace_poolings,
                                      skip_identity_reshapes)
@@ -103,3 +103,41 @@ def test_onednn_blocks_the_output_of_convolutions_with_filters_a_multiple_of_8()
         nodes.append(node("BatchNorm", "bn%d" % filters, (conv,) + tuple(stats)))
     nodes.append(node("BatchNorm", "bn_data", (0, 2, 3, 4, 5)))
     assert float_batchnorm_layouts(nodes) == {"bn16": True, "bn10": False, "bn_data": False}
+
+
+def batchnorm_graph(gamma, readers):
+    """data -> BatchNorm with gamma -> `readers` (ops reading the BatchNorm's output)."""
+    nodes = [variable("data"), variable("w")] + [variable("bn_" + p) for p in ("gamma", "beta", "mean", "var")]
+    nodes.append(node("BatchNorm", "bn", (0, 2, 3, 4, 5), fix_gamma=False, eps=1e-5))
+    for op, name in readers:
+        extra = dict(kernel=(3, 3), num_filter=4, binarized_weights_only=True) if op == "QConvolution" else {}
+        nodes.append(node(op, name, (6, 1) if op == "QConvolution" else (6,), **extra))
+    params = {"arg:bn_gamma": np.array(gamma, np.float32), "arg:bn_beta": np.array([0.5, -0.5], np.float32),
+              "aux:bn_mean": np.array([0.1, 0.2], np.float32), "aux:bn_var": np.array([1.0, 4.0], np.float32)}
+    return nodes, params
+
+
+def test_a_batchnorm_read_only_by_packed_convs_folds_into_their_thresholds():
+    nodes, params = batchnorm_graph([0.5, -2.0], [("QConvolution", "a"), ("QConvolution", "b")])
+    assert fold_batchnorm_signs(nodes, consumers_of(nodes), params, {"bn": False}) == ["bn"]
+    for conv in nodes[7:]:
+        assert conv["inputs"][0] == [0, 0, 0] and conv["attrs"]["data_threshold"] == "True"
+        assert conv["inputs"][-1]["name"] == "bn_sign_threshold"
+    thresholds = params["arg:bn_sign_threshold"]
+    assert thresholds.shape == (2, 2) and list(thresholds[0]) == [1, -1]  # directions: the gammas' signs
+    nodes, params = batchnorm_graph([0.5, -2.0], [("QConvolution", "a"), ("relu", "float_reader")])
+    assert fold_batchnorm_signs(nodes, consumers_of(nodes), params, {"bn": False}) == []
+    assert "bn_sign_threshold" not in str(nodes) and "arg:bn_sign_threshold" not in params
+
+
+def test_a_relu_alone_after_a_plain_batchnorm_is_fused_into_it():
+    nodes = [variable("data")] + [variable("s%d" % i) for i in range(4)]
+    nodes += [node("PlainBatchNorm", "bn", (0, 1, 2, 3, 4)), node("PlainPooling", "pool", (5,), pool_type="max"),
+              node("relu", "act", (6,)), node("QActivation", "q", (7,))]
+    heads = [[7, 0, 0]]
+    assert fuse_batchnorm_relus(nodes, heads, set(range(len(nodes)))) == 1
+    assert nodes[5]["attrs"]["act_type"] == "relu"
+    assert nodes[8]["inputs"][0] == [6, 0, 0] and heads == [[6, 0, 0]]  # readers and outputs skip the ReLU
+    nodes[5]["attrs"]["act_type"] = "none"
+    nodes.append(node("relu", "second_reader", (5,)))  # the BatchNorm's output is needed without the ReLU
+    assert fuse_batchnorm_relus(nodes, [[7, 0, 0]], set(range(len(nodes)))) == 0
