@@ -3,10 +3,12 @@ the end-to-end tests (test_converter.py, test_fusion.py) run them on real models
 import numpy as np
 
 from bmxnet.converter import PASSES
-from bmxnet.converter.batchnorm_passes import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm
+from bmxnet.converter.batchnorm_passes import (fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm,
+                                               replace_batchnorms)
+from bmxnet.converter.concat_passes import read_concat_pieces
 from bmxnet.converter.onednn_layouts import float_batchnorm_layouts
-from bmxnet.converter.passes import (absorb_residual_adds, replace_channel_concats, replace_poolings,
-                                     skip_identity_reshapes)
+from bmxnet.converter.passes import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats,
+                                     replace_poolings, skip_identity_reshapes, take_leading_slices)
 
 
 def node(op, name, inputs=(), **attrs):
@@ -105,13 +107,15 @@ def test_onednn_blocks_the_output_of_convolutions_with_filters_a_multiple_of_8()
     assert float_batchnorm_layouts(nodes) == {"bn16": True, "bn10": False, "bn_data": False}
 
 
-def batchnorm_graph(gamma, readers):
-    """data -> BatchNorm with gamma -> `readers` (ops reading the BatchNorm's output)."""
-    nodes = [variable("data"), variable("w")] + [variable("bn_" + p) for p in ("gamma", "beta", "mean", "var")]
-    nodes.append(node("BatchNorm", "bn", (0, 2, 3, 4, 5), fix_gamma=False, eps=1e-5))
+def batchnorm_graph(gamma, readers, after_conv=False):
+    """data (through a float Convolution with after_conv) -> BatchNorm with gamma -> `readers`
+    (ops reading the BatchNorm's output); the BatchNorm is node 7."""
+    source = [node("Convolution", "conv", (0, 1), kernel=(1, 1), num_filter=2)] if after_conv else [variable("x")]
+    nodes = [variable("data"), variable("w")] + source + [variable("bn_" + p) for p in ("gamma", "beta", "mean", "var")]
+    nodes.append(node("BatchNorm", "bn", (2 if after_conv else 0, 3, 4, 5, 6), fix_gamma=False, eps=1e-5))
     for op, name in readers:
         extra = dict(kernel=(3, 3), num_filter=4, binarized_weights_only=True) if op == "QConvolution" else {}
-        nodes.append(node(op, name, (6, 1) if op == "QConvolution" else (6,), **extra))
+        nodes.append(node(op, name, (7, 1) if op == "QConvolution" else (7,), **extra))
     params = {"arg:bn_gamma": np.array(gamma, np.float32), "arg:bn_beta": np.array([0.5, -0.5], np.float32),
               "aux:bn_mean": np.array([0.1, 0.2], np.float32), "aux:bn_var": np.array([1.0, 4.0], np.float32)}
     return nodes, params
@@ -120,7 +124,7 @@ def batchnorm_graph(gamma, readers):
 def test_a_batchnorm_read_only_by_packed_convs_folds_into_their_thresholds():
     nodes, params = batchnorm_graph([0.5, -2.0], [("QConvolution", "a"), ("QConvolution", "b")])
     assert fold_batchnorm_signs(nodes, consumers_of(nodes), params, {"bn": False}) == ["bn"]
-    for conv in nodes[7:]:
+    for conv in nodes[8:]:
         assert conv["inputs"][0] == [0, 0, 0] and conv["attrs"]["data_threshold"] == "True"
         assert conv["inputs"][-1]["name"] == "bn_sign_threshold"
     thresholds = params["arg:bn_sign_threshold"]
@@ -141,3 +145,59 @@ def test_a_relu_alone_after_a_plain_batchnorm_is_fused_into_it():
     nodes[5]["attrs"]["act_type"] = "none"
     nodes.append(node("relu", "second_reader", (5,)))  # the BatchNorm's output is needed without the ReLU
     assert fuse_batchnorm_relus(nodes, [[7, 0, 0]], set(range(len(nodes)))) == 0
+
+
+def test_a_leading_channel_slice_only_a_channel_concat_reads_is_read_in_place():
+    nodes = [variable("data"), variable("other"), node("slice_axis", "lead", (0,), axis=1, begin=0, end=8),
+             node("slice_axis", "middle", (0,), axis=1, begin=2, end=8), node("ChannelConcat", "cat", (2, 3, 1))]
+    assert take_leading_slices(nodes, consumers_of(nodes), {}) == 1
+    assert nodes[4]["inputs"][0] == [0, 0, 0] and nodes[4]["attrs"]["take_channels"] == "(8, 0, 0)"
+    assert nodes[4]["inputs"][1] == [3, 0, 0]  # a slice that does not start at channel 0 stays
+
+
+def test_a_blocked_output_read_by_two_bmxnet_inputs_is_copied_once():
+    nodes = [variable("data"), variable("w"), node("Convolution", "conv", (0, 1), kernel=(3, 3), num_filter=16),
+             node("QConvolution", "a", (2, 1), kernel=(3, 3), num_filter=4),
+             node("QConvolution", "b", (2, 1), kernel=(3, 3), num_filter=4),
+             node("QConvolution", "c", (0, 1), kernel=(3, 3), num_filter=4),
+             node("QConvolution", "d", (0, 1), kernel=(3, 3), num_filter=4)]
+    assert copy_shared_inputs(nodes, {}, set(range(len(nodes)))) == 1
+    copy = nodes[3]["inputs"][0]
+    assert copy is nodes[4]["inputs"][0] and copy["op"] == "ChannelConcat" and copy["inputs"] == [[2, 0, 0]]
+    assert nodes[5]["inputs"][0] == [0, 0, 0]  # the data is plain NCHW: MXNet hands it on as it is
+
+
+def test_a_batchnorm_becomes_plain_batchnorm_with_the_float_models_formula():
+    for blocked in (False, True):
+        nodes, params = batchnorm_graph([0.5, 2.0], [("relu", "act")])
+        assert replace_batchnorms(nodes, {"bn": blocked}, {}, params, set(), set(range(len(nodes)))) == 1
+        assert nodes[7]["op"] == "PlainBatchNorm" and nodes[7]["attrs"]["blocked"] == str(blocked)
+        assert "arg:bn_mean" in params and "aux:bn_mean" not in params  # statistics become arguments
+    # after a 2-D convolution (oneDNN keeps it NHWC inside) it reads a transpose to NHWC
+    nodes, params = batchnorm_graph([0.5, 2.0], [("relu", "act")], after_conv=True)
+    assert replace_batchnorms(nodes, {"bn": True}, {}, params, set(), set(range(len(nodes)))) == 1
+    assert nodes[7]["attrs"]["channels_last"] == "True" and nodes[7]["inputs"][0]["op"] == "transpose"
+    # an unknown float layout (which formula?) or a folded BatchNorm stays
+    for layouts, folded in (({}, set()), ({"bn": False}, {"bn"})):
+        nodes, params = batchnorm_graph([0.5, 2.0], [("relu", "act")])
+        assert replace_batchnorms(nodes, layouts, {}, params, folded, set(range(len(nodes)))) == 0
+        assert nodes[7]["op"] == "BatchNorm"
+
+
+def test_a_channel_concat_read_only_by_packed_convs_and_poolings_is_read_as_its_pieces():
+    def graph(extra_reader):
+        nodes = [dict(variable(name), attrs={"__shape__": str(shape)})
+                 for name, shape in (("a", (1, 8, 4, 4)), ("b", (1, 24, 4, 4)), ("w", (4, 3, 3, 1)))]
+        nodes += [node("ChannelConcat", "cat", (0, 1), num_args=2),
+                  node("QConvolution", "conv", (3, 2), kernel=(3, 3), num_filter=4, binarized_weights_only=True),
+                  node("PlainPooling", "pool", (3,), kernel=(2, 2), stride=(2, 2))]
+        if extra_reader:
+            nodes.append(node("relu", "float_reader", (3,)))
+        return nodes
+    nodes = graph(extra_reader=False)
+    assert read_concat_pieces(nodes, [4, 5], {}) == 1
+    assert nodes[4]["inputs"] == [[0, 0, 0], [2, 0, 0], [1, 0, 0]] and nodes[4]["attrs"]["data_pieces"] == "2"
+    assert nodes[5]["inputs"] == [[0, 0, 0], [1, 0, 0]] and nodes[5]["attrs"]["data_pieces"] == "2"
+    nodes = graph(extra_reader=True)  # an MXNet operator needs the concatenated tensor
+    assert read_concat_pieces(nodes, [4, 5, 6], {}) == 0
+    assert nodes[4]["inputs"][0] == [3, 0, 0] and "data_pieces" not in nodes[4]["attrs"]
