@@ -29,6 +29,23 @@ def target_arch():
     return cross or platform.machine()
 
 
+def library_files(arch):
+    """The files CMake builds for the package, relative to its directory: the library and, on
+    aarch64, the Arm Performance Libraries stand-ins that bmxnet-arm-setup installs."""
+    names = ["libbmxnet.so"]
+    if arch == "aarch64":
+        names += [os.path.join("armpl_stand_in", "lib%s.so" % n) for n in ("armpl_lp64_mp", "amath", "astring")]
+    return names
+
+
+def place(source, target):
+    """Copies through a temporary file renamed into place: a process that has the old library
+    mapped keeps it (a copy over it would change the pages under that process)."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(source, target + ".partial")
+    os.replace(target + ".partial", target)
+
+
 class CMakeBuild(build_ext):
     """Runs the CMake project; the library lands where the package expects it."""
 
@@ -39,7 +56,9 @@ class CMakeBuild(build_ext):
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         arch = target_arch()
         cross = arch != platform.machine()
-        build_dir = os.path.join(HERE, "build", "cross-" + arch if cross else "setup")
+        # `make build`'s editable install keeps build/setup; wheels build apart (build/wheel-<arch>)
+        # so that neither reconfigures the other's tree.
+        build_dir = os.path.join(HERE, "build", "setup" if self.editable_mode else "wheel-" + arch)
         os.makedirs(build_dir, exist_ok=True)
         # CMake writes into its own build directory and the files are copied from there: an
         # output directory shared by builds for two machines would look up to date to both.
@@ -54,14 +73,15 @@ class CMakeBuild(build_ext):
         subprocess.check_call(configure)
         targets = ["bmxnet_ops"] + (["bmxnet_armpl_stand_in"] if arch == "aarch64" else [])
         subprocess.check_call(["cmake", "--build", build_dir, "--target"] + targets + ["-j", str(os.cpu_count() or 2)])
-        names = ["libbmxnet.so"]
-        if arch == "aarch64":
-            names += [os.path.join("armpl_stand_in", "lib%s.so" % n) for n in ("armpl_lp64_mp", "amath", "astring")]
-        for name in names:
-            target = os.path.join(out_dir, name)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copyfile(os.path.join(built, name), target + ".partial")
-            os.replace(target + ".partial", target)  # a process that has the old file mapped keeps it
+        for name in library_files(arch):
+            place(os.path.join(built, name), os.path.join(out_dir, name))
+
+    def copy_extensions_to_source(self):
+        """Editable install: every built file into the source package (setuptools' own copy
+        takes only libbmxnet.so, and writes over it in place)."""
+        package_dir = self.get_finalized_command("build_py").get_package_dir("bmxnet")
+        for name in library_files(target_arch()):
+            place(os.path.join(self.build_lib, "bmxnet", name), os.path.join(HERE, package_dir, name))
 
 
 class PlatformWheel(bdist_wheel):
