@@ -62,14 +62,16 @@ AARCH64_SYSROOT := build/aarch64-sysroot
 AARCH64_WHEEL := dist/bmxnet-0.1.0-py3-none-linux_aarch64.whl
 PYTHON_SOURCES := $(shell find bmxnet smd -name '*.py')
 aarch64-emulation: $(DEPS_STAMP) aarch64-tools  ## the aarch64 wheel and sysroot for the emulated Raspberry Pi test (x86_64)
-	@if [ "$$(uname -m)" = x86_64 ] && command -v qemu-aarch64-static > /dev/null && \
-	   command -v aarch64-linux-gnu-g++ > /dev/null; then \
+	@if [ "$$(uname -m)" != x86_64 ]; then echo "aarch64 emulation tests: only on x86_64 hosts"; \
+	elif command -v qemu-aarch64-static > /dev/null && command -v aarch64-linux-gnu-g++ > /dev/null; then \
 	  $(MAKE) --no-print-directory $(AARCH64_WHEEL) $(AARCH64_SYSROOT)/root/site/mxnet; \
 	else echo "aarch64 emulation tests skipped: they need the aarch64 tools (make aarch64-tools)"; fi
 
+# Made once and kept (rm -rf $(AARCH64_SYSROOT) to make it again); a failure skips its tests.
 $(AARCH64_SYSROOT)/root/site/mxnet:
-	tests/aarch64/make_sysroot.sh $(AARCH64_SYSROOT) $(VENV)/bin/pip > $(AARCH64_SYSROOT).log 2>&1 || \
-	  { tail -3 $(AARCH64_SYSROOT).log; echo "could not make the aarch64 sysroot; its tests will be skipped"; }
+	@mkdir -p build && echo "making the aarch64 sysroot $(AARCH64_SYSROOT) (log: $(AARCH64_SYSROOT).log)"
+	@tests/aarch64/make_sysroot.sh $(AARCH64_SYSROOT) $(VENV)/bin/pip > $(AARCH64_SYSROOT).log 2>&1 || \
+	  echo "aarch64 sysroot not made ($$(tail -1 $(AARCH64_SYSROOT).log)); the emulated tests will be skipped"
 
 wheel: $(DEPS_STAMP)  ## an installable wheel of bmxnet for this machine in dist/
 	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .

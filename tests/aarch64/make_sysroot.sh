@@ -11,11 +11,14 @@ rm -rf "$dir.partial"
 mkdir -p "$dir.partial/debs" "$dir.partial/root" "$dir.partial/wheels"
 work=$(cd "$dir.partial" && pwd)
 cd "$work/debs"
-apt-get download -qq -o APT::Sandbox::User=root python3.11-minimal:arm64 libpython3.11-minimal:arm64 libpython3.11-stdlib:arm64 \
-  libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64 zlib1g:arm64 libexpat1:arm64 libffi8:arm64 libssl3:arm64 \
-  libbz2-1.0:arm64 liblzma5:arm64 libsqlite3-0:arm64 libncursesw6:arm64 libtinfo6:arm64 libreadline8:arm64 \
-  libuuid1:arm64 libdb5.3:arm64 libnsl2:arm64 libtirpc3:arm64 libgomp1:arm64 libgfortran5:arm64 media-types \
-  libopenblas0-pthread:arm64 liblapacke:arm64 libtmglib3:arm64
+debs="python3.11-minimal:arm64 libpython3.11-minimal:arm64 libpython3.11-stdlib:arm64
+  libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64 zlib1g:arm64 libexpat1:arm64 libffi8:arm64 libssl3:arm64
+  libbz2-1.0:arm64 liblzma5:arm64 libsqlite3-0:arm64 libncursesw6:arm64 libtinfo6:arm64 libreadline8:arm64
+  libuuid1:arm64 libdb5.3:arm64 libnsl2:arm64 libtirpc3:arm64 libgomp1:arm64 libgfortran5:arm64 media-types
+  libopenblas0-pthread:arm64 liblapacke:arm64 libtmglib3:arm64"
+# apt's package lists may be older than the mirror's files (or cleaned away): refresh once
+apt-get download -qq -o APT::Sandbox::User=root $debs ||
+  { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root $debs; }
 for deb in *.deb; do dpkg -x "$deb" ../root; done
 # the alternatives the OpenBLAS package's postinst registers
 lib=../root/usr/lib/aarch64-linux-gnu
@@ -23,8 +26,9 @@ for name in libopenblas.so.0 libblas.so.3 liblapack.so.3; do ln -s "openblas-pth
 cd ..
 platform="--only-binary=:all: --platform manylinux2014_aarch64 --python-version 3.11"
 $pip download -q --no-deps $platform -d wheels mxnet==1.9.1 numpy==1.23.5
-$pip install -q --no-deps $platform --target root/site wheels/*.whl
-$pip install -q --no-deps $platform --target root/site requests graphviz idna certifi urllib3 charset-normalizer tqdm
+# one install: a second --target install would not add to directories the first made (bin/)
+$pip install -q --no-deps $platform --target root/site wheels/*.whl \
+  requests graphviz idna certifi urllib3 charset-normalizer tqdm
 rm -rf debs wheels
 rm -rf "${work%.partial}"
 mv "$work" "${work%.partial}"
