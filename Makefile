@@ -23,7 +23,7 @@ demo: build data  ## train a binary LeNet on Fashion-MNIST, pack it, compare pac
 
 test: pytest ctest ctest-aarch64  ## the whole test suite: pytest, the C++ kernel tests, and those for aarch64 under qemu
 
-pytest: build data aarch64-emulation
+pytest: build data wheel aarch64-emulation
 	$(PY) -m pytest -q tests
 
 ctest: $(DEPS_STAMP)
@@ -37,7 +37,7 @@ ctest: $(DEPS_STAMP)
 # qemu-aarch64-static; on an aarch64 machine `make ctest` runs them natively instead.
 AARCH64_BUILD := build/aarch64
 AARCH64_PACKAGES := g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libgomp1:arm64 libstdc++6:arm64 \
-                    libopenblas-dev:arm64
+                    libopenblas-dev:arm64 llvm
 ctest-aarch64: $(DEPS_STAMP) aarch64-tools  ## the C++ tests cross-built for aarch64, run under qemu
 	@if [ "$$(uname -m)" = aarch64 ]; then echo "aarch64 machine: make ctest runs the kernel tests natively"; \
 	elif ! command -v qemu-aarch64-static > /dev/null || ! command -v aarch64-linux-gnu-g++ > /dev/null; then \
@@ -73,15 +73,22 @@ $(AARCH64_SYSROOT)/root/site/mxnet:
 	@tests/aarch64/make_sysroot.sh $(AARCH64_SYSROOT) $(VENV)/bin/pip > $(AARCH64_SYSROOT).log 2>&1 || \
 	  echo "aarch64 sysroot not made ($$(tail -1 $(AARCH64_SYSROOT).log)); the emulated tests will be skipped"
 
-wheel: $(DEPS_STAMP)  ## an installable wheel of bmxnet for this machine in dist/
+# This machine's wheel reuses make build's CMake tree (tests/test_wheels.py checks it).
+NATIVE_WHEEL := dist/bmxnet-0.1.0-py3-none-linux_$(shell uname -m).whl
+wheel: $(NATIVE_WHEEL)  ## an installable wheel of bmxnet for this machine in dist/
+
+$(NATIVE_WHEEL): $(LIBRARY) $(PYTHON_SOURCES)
+	rm -f $@
 	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 wheel-aarch64: $(AARCH64_WHEEL)  ## the aarch64 wheel (Raspberry Pi 4/5), cross-built, in dist/
 
+ifneq ($(AARCH64_WHEEL),$(NATIVE_WHEEL))  # on aarch64 the native rule makes it
 $(AARCH64_WHEEL): $(DEPS_STAMP) $(NATIVE_SOURCES) $(PYTHON_SOURCES) cmake/aarch64-linux-gnu.cmake
 	rm -f $@ && mkdir -p build
 	BMXNET_CROSS=aarch64 $(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist . > build/wheel-aarch64.log 2>&1 || \
 	  { tail -20 build/wheel-aarch64.log; exit 1; }
+endif
 
 # aarch64 machines: the system's OpenBLAS and LAPACKE (bmxnet links OpenBLAS; without Arm
 # Performance Libraries, bmxnet-arm-setup stands them in for MXNet)

@@ -56,9 +56,8 @@ class CMakeBuild(build_ext):
         out_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         arch = target_arch()
         cross = arch != platform.machine()
-        # `make build`'s editable install keeps build/setup; wheels build apart (build/wheel-<arch>)
-        # so that neither reconfigures the other's tree.
-        build_dir = os.path.join(HERE, "build", "setup" if self.editable_mode else "wheel-" + arch)
+        # the editable install and this machine's wheel configure CMake alike and share a tree
+        build_dir = os.path.join(HERE, "build", "cross-" + arch if cross else "setup")
         os.makedirs(build_dir, exist_ok=True)
         # CMake writes into its own build directory and the files are copied from there: an
         # output directory shared by builds for two machines would look up to date to both.
