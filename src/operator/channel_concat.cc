@@ -9,7 +9,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/thread_pool.h"
-#include "op_common.h"
+#include "op_state.h"
 #ifdef BMXNET_CUDA
 #include "cuda/launchers.h"
 #endif
@@ -119,23 +119,17 @@ void ZeroRowsCpu(float* destination, int64_t pitch, int64_t floats, int64_t rows
   for (int64_t r = 0; r < rows; ++r) std::fill_n(destination + r * pitch, floats, 0.0f);
 }
 
-MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                      const OpResource&) {
-  return Guard([&] {
-    const ChannelConcatParams p = ParseChannelConcat(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    Move(p, inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu);
-  });
+void Forward(const ChannelConcatParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+             const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  Move(p, inputs, &(*outputs)[0], true, CopyRowsCpu, ZeroRowsCpu);
 }
 
 // inputs: [output gradient, forward inputs..., output]; outputs: the inputs' gradients
-MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                       const OpResource&) {
-  return Guard([&] {
-    const ChannelConcatParams p = ParseChannelConcat(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    Move(p, outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu);
-  });
+void Backward(const ChannelConcatParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+              const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  Move(p, outputs, &(*inputs)[0], false, CopyRowsCpu, ZeroRowsCpu);
 }
 
 #ifdef BMXNET_CUDA
@@ -155,22 +149,16 @@ auto GpuZeros(const OpResource& res) {
   };
 }
 
-MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) {
-  return Guard([&] {
-    const ChannelConcatParams p = ParseChannelConcat(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    Move(p, inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res));
-  });
+void ForwardGpu(const ChannelConcatParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  Move(p, inputs, &(*outputs)[0], true, GpuRows(res), GpuZeros(res));
 }
 
-MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                          const OpResource& res) {
-  return Guard([&] {
-    const ChannelConcatParams p = ParseChannelConcat(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    Move(p, outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res));
-  });
+void BackwardGpu(const ChannelConcatParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                 const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  Move(p, outputs, &(*inputs)[0], false, GpuRows(res), GpuZeros(res));
 }
 #endif
 
@@ -181,10 +169,8 @@ REGISTER_OP(ChannelConcat)
     .setInferType(InferType)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
-    .setForward(ForwardGpu, "gpu")
-    .setBackward(BackwardGpu, "gpu")
+    .setCreateOpState(CreateState<ChannelConcatParams, ParseChannelConcat, ForwardGpu, BackwardGpu>, "gpu")
 #endif
-    .setForward(Forward, "cpu")
-    .setBackward(Backward, "cpu");
+    .setCreateOpState(CreateState<ChannelConcatParams, ParseChannelConcat, Forward, Backward>, "cpu");
 
 }  // namespace bmxnet

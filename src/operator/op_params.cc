@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -145,8 +144,8 @@ const std::vector<std::pair<std::string, Scaling>> kScalings = {{"none", Scaling
                                                                 {"xnor", Scaling::kXnor}};
 
 // Packed weights are single bits and the kernel packs the data to single bits.
-void CheckPackedBits(const AttributeReader& reader, bool packed, int act_bit, int weight_bit) {
-  if (packed && (act_bit != 1 || weight_bit != 1))
+void CheckPackedBits(const AttributeReader& reader, int64_t act_bit, int64_t weight_bit) {
+  if (act_bit != 1 || weight_bit != 1)
     reader.Fail("binarized_weights_only", "True",
                 "needs act_bit=1 and weight_bit=1 (got " + std::to_string(act_bit) + " and " +
                     std::to_string(weight_bit) + ")");
@@ -170,47 +169,66 @@ QActivationParams ReadQActivation(const Attributes& attrs) {
   return p;
 }
 
-QConvolutionParams ReadQConvolution(const Attributes& attrs) {
-  AttributeReader reader("QConvolution", attrs);
-  QConvolutionParams p;
+// The attributes both kinds of QConvolution take.
+void ReadConvolution(AttributeReader& reader, ConvolutionParams* p) {
   if (!reader.Has("kernel")) throw ParamError("QConvolution: missing required parameter 'kernel'");
   if (!reader.Has("num_filter"))
     throw ParamError("QConvolution: missing required parameter 'num_filter'");
-  p.kernel = reader.Tuple("kernel", {}, 2, 1);
-  p.stride = reader.Tuple("stride", p.stride, 2, 1);
-  p.dilate = reader.Tuple("dilate", p.dilate, 2, 1);
-  p.pad = reader.Tuple("pad", p.pad, 2, 0);
-  p.num_filter = reader.Int("num_filter", 0, 1, 1 << 24);
-  p.num_group = reader.Int("num_group", 1, 1, 1 << 24);
-  if (p.num_filter % p.num_group != 0)
-    reader.Fail("num_filter", std::to_string(p.num_filter),
-                "must be divisible by num_group=" + std::to_string(p.num_group));
-  p.no_bias = reader.Bool("no_bias", true);
+  p->kernel = reader.Tuple("kernel", {}, 2, 1);
+  p->stride = reader.Tuple("stride", p->stride, 2, 1);
+  p->dilate = reader.Tuple("dilate", p->dilate, 2, 1);
+  p->pad = reader.Tuple("pad", p->pad, 2, 0);
+  p->num_filter = reader.Int("num_filter", 0, 1, 1 << 24);
+  p->num_group = reader.Int("num_group", 1, 1, 1 << 24);
+  if (p->num_filter % p->num_group != 0)
+    reader.Fail("num_filter", std::to_string(p->num_filter),
+                "must be divisible by num_group=" + std::to_string(p->num_group));
+  p->no_bias = reader.Bool("no_bias", true);
+  p->scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
+  p->pad_value = reader.Float("pad_value", 0.0f);
+  if (p->pad_value != 0.0f && p->pad_value != -1.0f)
+    reader.Fail("pad_value", reader.Text("pad_value", ""), "expected 0 or -1");
+  reader.Bool("binarized_weights_only", false);  // the caller chose the kind by it
+  std::string layout = reader.Text("layout", "NCHW");
+  if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
+}
+
+// The packed-only attributes a trainable layer was given (a hand-written graph): one line
+// naming the first.
+void RejectPackedOnly(AttributeReader& reader, const std::vector<std::string>& flags,
+                      const std::vector<std::string>& counts) {
+  const std::string why = "needs binarized_weights_only=True (model-converter sets both)";
+  for (const std::string& key : flags)
+    if (reader.Bool(key, false)) reader.Fail(key, "True", why);
+  for (const std::string& key : counts) {
+    const int64_t value = reader.Int(key, 0, 0, kMaxDimension);
+    if (value > (key == "data_pieces" ? 1 : 0)) reader.Fail(key, std::to_string(value), why);
+  }
+}
+
+QConvolutionParams ReadQConvolution(const Attributes& attrs) {
+  AttributeReader reader("QConvolution", attrs);
+  QConvolutionParams p;
+  ReadConvolution(reader, &p);
   p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
   p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
-  p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
-  p.pad_value = reader.Float("pad_value", 0.0f);
-  if (p.pad_value != 0.0f && p.pad_value != -1.0f)
-    reader.Fail("pad_value", reader.Text("pad_value", ""), "expected 0 or -1");
-  p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
-  CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
+  RejectPackedOnly(reader, {"residual", "data_threshold"}, {"residual_offset", "data_pieces", "packed_channels"});
+  reader.RejectUnknown();
+  return p;
+}
+
+PackedConvolutionParams ReadPackedConvolution(const Attributes& attrs) {
+  AttributeReader reader("QConvolution", attrs);
+  PackedConvolutionParams p;
+  ReadConvolution(reader, &p);
+  CheckPackedBits(reader, reader.Int("act_bit", 1, 1, 32), reader.Int("weight_bit", 1, 1, 32));
   p.residual = reader.Bool("residual", false);
-  if (p.residual && !p.binarized_weights_only)
-    reader.Fail("residual", "True", "needs binarized_weights_only=True (model-converter sets both)");
   p.residual_offset = reader.Int("residual_offset", 0, 0, kMaxDimension);
   if (p.residual_offset > 0 && !p.residual)
     reader.Fail("residual_offset", std::to_string(p.residual_offset), "needs residual=True");
   p.data_threshold = reader.Bool("data_threshold", false);
-  if (p.data_threshold && !p.binarized_weights_only)
-    reader.Fail("data_threshold", "True", "needs binarized_weights_only=True (model-converter sets both)");
   p.data_pieces = reader.Int("data_pieces", 1, 1, kernels::kMaxChannelPieces);
-  if (p.data_pieces > 1 && !p.binarized_weights_only)
-    reader.Fail("data_pieces", std::to_string(p.data_pieces), "needs binarized_weights_only=True (model-converter sets both)");
   p.packed_channels = reader.Int("packed_channels", 0, 0, kMaxDimension);
-  if (p.packed_channels > 0 && !p.binarized_weights_only)
-    reader.Fail("packed_channels", std::to_string(p.packed_channels), "needs binarized_weights_only=True (model-converter sets both)");
-  std::string layout = reader.Text("layout", "NCHW");
-  if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
   reader.RejectUnknown();
   return p;
 }
@@ -260,62 +278,85 @@ PlainBatchNormParams ReadPlainBatchNorm(const Attributes& attrs) {
   return p;
 }
 
+// The attributes both kinds of QFullyConnected take, into p (either struct).
+template <typename Params>
+void ReadFullyConnected(AttributeReader& reader, Params* p) {
+  if (!reader.Has("num_hidden"))
+    throw ParamError("QFullyConnected: missing required parameter 'num_hidden'");
+  p->num_hidden = reader.Int("num_hidden", 0, 1, 1 << 30);
+  p->no_bias = reader.Bool("no_bias", true);
+  p->flatten = reader.Bool("flatten", true);
+  p->scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
+  reader.Bool("binarized_weights_only", false);  // the caller chose the kind by it
+}
+
 QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   AttributeReader reader("QFullyConnected", attrs);
   QFullyConnectedParams p;
-  if (!reader.Has("num_hidden"))
-    throw ParamError("QFullyConnected: missing required parameter 'num_hidden'");
-  p.num_hidden = reader.Int("num_hidden", 0, 1, 1 << 30);
-  p.no_bias = reader.Bool("no_bias", true);
-  p.flatten = reader.Bool("flatten", true);
+  ReadFullyConnected(reader, &p);
   p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
   p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
-  p.scaling = reader.Choice<Scaling>("scaling", "none", kScalings);
-  p.binarized_weights_only = reader.Bool("binarized_weights_only", false);
-  CheckPackedBits(reader, p.binarized_weights_only, p.act_bit, p.weight_bit);
-  p.packed_features = reader.Int("packed_features", 0, 0, kMaxDimension);
-  if (p.packed_features > 0 && !p.binarized_weights_only)
-    reader.Fail("packed_features", std::to_string(p.packed_features), "needs binarized_weights_only=True (model-converter sets both)");
+  RejectPackedOnly(reader, {}, {"packed_features"});
   reader.RejectUnknown();
   return p;
 }
 
-// MXNet asks for the parameters several times per call (attributes, types, shapes,
-// forward) and reading them costs microseconds; a model uses a handful of attribute sets.
-// Maps that fail to parse are never stored, so their error repeats.
-template <typename Params>
-Params Cached(const Attributes& attrs, Params (*read)(const Attributes&)) {
-  std::vector<const Attributes::value_type*> entries;
-  for (const auto& entry : attrs) entries.push_back(&entry);
-  std::sort(entries.begin(), entries.end(), [](const Attributes::value_type* a, const Attributes::value_type* b) {
-    return a->first < b->first;
-  });
-  std::string key;
-  for (const auto* entry : entries) key += entry->first + '\x1f' + entry->second + '\x1e';
-  static std::mutex mutex;
-  static std::unordered_map<std::string, Params> cache;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  Params params = read(attrs);
-  std::lock_guard<std::mutex> lock(mutex);
-  if (cache.size() >= 4096) cache.clear();  // bounded: attribute sets made on the fly
-  cache.emplace(std::move(key), params);
-  return params;
+PackedFullyConnectedParams ReadPackedFullyConnected(const Attributes& attrs) {
+  AttributeReader reader("QFullyConnected", attrs);
+  PackedFullyConnectedParams p;
+  ReadFullyConnected(reader, &p);
+  CheckPackedBits(reader, reader.Int("act_bit", 1, 1, 32), reader.Int("weight_bit", 1, 1, 32));
+  p.packed_features = reader.Int("packed_features", 0, 0, kMaxDimension);
+  reader.RejectUnknown();
+  return p;
 }
 
 }  // namespace
 
-QActivationParams ParseQActivation(const Attributes& attrs) { return Cached(attrs, ReadQActivation); }
-QConvolutionParams ParseQConvolution(const Attributes& attrs) { return Cached(attrs, ReadQConvolution); }
-QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) {
-  return Cached(attrs, ReadQFullyConnected);
+QActivationParams ParseQActivation(const Attributes& attrs) { return ReadQActivation(attrs); }
+QConvolutionParams ParseQConvolution(const Attributes& attrs) { return ReadQConvolution(attrs); }
+PackedConvolutionParams ParsePackedConvolution(const Attributes& attrs) { return ReadPackedConvolution(attrs); }
+QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs) { return ReadQFullyConnected(attrs); }
+PackedFullyConnectedParams ParsePackedFullyConnected(const Attributes& attrs) { return ReadPackedFullyConnected(attrs); }
+ChannelConcatParams ParseChannelConcat(const Attributes& attrs) { return ReadChannelConcat(attrs); }
+PlainPoolingParams ParsePlainPooling(const Attributes& attrs) { return ReadPlainPooling(attrs); }
+PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs) { return ReadPlainBatchNorm(attrs); }
+
+bool IsPackedLayer(const char* op, const Attributes& attrs) {
+  return AttributeReader(op, attrs).Bool("binarized_weights_only", false);
 }
-ChannelConcatParams ParseChannelConcat(const Attributes& attrs) { return Cached(attrs, ReadChannelConcat); }
-PlainPoolingParams ParsePlainPooling(const Attributes& attrs) { return Cached(attrs, ReadPlainPooling); }
-PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs) { return Cached(attrs, ReadPlainBatchNorm); }
+
+InputLayout LayoutOf(const QConvolutionParams& p) {
+  InputLayout layout;
+  if (!p.no_bias) layout.bias = layout.count++;
+  return layout;
+}
+
+InputLayout LayoutOf(const QFullyConnectedParams& p) {
+  InputLayout layout;
+  if (!p.no_bias) layout.bias = layout.count++;
+  return layout;
+}
+
+InputLayout LayoutOf(const PackedFullyConnectedParams& p) {
+  InputLayout layout;
+  if (p.scaling == Scaling::kXnor) layout.scale = layout.count++;
+  if (!p.no_bias) layout.bias = layout.count++;
+  return layout;
+}
+
+InputLayout LayoutOf(const PackedConvolutionParams& p) {
+  InputLayout layout;
+  if (p.scaling == Scaling::kXnor) layout.scale = layout.count++;
+  if (!p.no_bias) layout.bias = layout.count++;
+  if (p.data_threshold) layout.threshold = layout.count++;
+  if (p.residual) layout.residual = layout.count++;
+  if (p.data_pieces > 1) {
+    layout.pieces = layout.count;
+    layout.count += static_cast<int>(p.data_pieces) - 1;
+  }
+  return layout;
+}
 
 template <typename T>
 static std::string JoinShape(const std::vector<T>& shape) {

@@ -1,5 +1,6 @@
 // Attribute parsing shared by all operators: one struct per operator, defaults and range
-// checks in one place, errors as one line naming the parameter.
+// checks in one place, errors as one line naming the parameter. Each graph node parses its
+// attributes once, into its state (op_state.h).
 #ifndef BMXNET_OPERATOR_OP_PARAMS_H_
 #define BMXNET_OPERATOR_OP_PARAMS_H_
 
@@ -35,25 +36,32 @@ struct QActivationParams {
 
 enum class Scaling { kNone, kXnor };
 
-struct QConvolutionParams {
+// What both kinds of QConvolution node take: the trainable, float-simulated layer and the
+// packed one model-converter writes (binarized_weights_only=True).
+struct ConvolutionParams {
   std::vector<int64_t> kernel, stride{1, 1}, dilate{1, 1}, pad{0, 0};
   int64_t num_filter = 0, num_group = 1;
   bool no_bias = true;
-  int act_bit = 1, weight_bit = 1;
   Scaling scaling = Scaling::kNone;
   float pad_value = 0.0f;
-  bool binarized_weights_only = false;  // weight is the converter's packed int64 tensor
-  bool residual = false;  // packed only: one more input, added to the output (converter)
-  // packed only: the residual has residual_offset more channels in front, which are skipped
-  // (MeliusNet's improvement blocks add to the last channels of their input)
+};
+
+struct QConvolutionParams : ConvolutionParams {
+  int act_bit = 1, weight_bit = 1;
+};
+
+// The packed layer: the weight is the converter's int64 tensor [O, KH, KW, words].
+struct PackedConvolutionParams : ConvolutionParams {
+  bool residual = false;  // one more input, added to the output
+  // the residual has residual_offset more channels in front, which are skipped (MeliusNet's
+  // improvement blocks add to the last channels of their input)
   int64_t residual_offset = 0;
-  // packed only: input (2, C) of per-channel sign directions and thresholds (converter)
-  bool data_threshold = false;
-  // packed only: the data is input 0 and data_pieces - 1 more inputs at the end, joined
-  // along the channels (converter, for a ChannelConcat that nothing else reads)
+  bool data_threshold = false;  // input (2, C) of per-channel sign directions and thresholds
+  // the data is input 0 and data_pieces - 1 more inputs at the end, joined along the
+  // channels (for a ChannelConcat that nothing else reads)
   int64_t data_pieces = 1;
-  // packed only: input channels per group the packed weight holds (converter; 0 = not
-  // given). The packed shape alone cannot tell 32 from 64 channels (one word each).
+  // input channels per group the packed weight holds (0 = not given): the packed shape
+  // alone cannot tell 32 from 64 channels (one word each)
   int64_t packed_channels = 0;
 };
 
@@ -62,8 +70,14 @@ struct QFullyConnectedParams {
   bool no_bias = true, flatten = true;
   int act_bit = 1, weight_bit = 1;
   Scaling scaling = Scaling::kNone;
-  bool binarized_weights_only = false;
-  int64_t packed_features = 0;  // packed only: features the packed weight holds (0: not given)
+};
+
+// The packed dense layer: the weight is int64 [O, words].
+struct PackedFullyConnectedParams {
+  int64_t num_hidden = 0;
+  bool no_bias = true, flatten = true;
+  Scaling scaling = Scaling::kNone;
+  int64_t packed_features = 0;  // features the packed weight holds (0: not given)
 };
 
 // MXNet Pooling's parameters that PlainPooling takes (2-D, NCHW, max or avg).
@@ -73,31 +87,18 @@ struct PlainPoolingParams {
   int64_t data_pieces = 1;  // inputs joined along the channels (converter, as for QConvolution)
 };
 
-inline bool AddsResidual(const QConvolutionParams& p) { return p.residual; }
-inline bool AddsResidual(const QFullyConnectedParams&) { return false; }
-inline bool HasDataThreshold(const QConvolutionParams& p) { return p.data_threshold; }
-inline bool HasDataThreshold(const QFullyConnectedParams&) { return false; }
-inline int64_t DataPieces(const QConvolutionParams& p) { return p.data_pieces; }
-inline int64_t DataPieces(const QFullyConnectedParams&) { return 1; }
-
 // Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias],
 // [data threshold], [residual], [data pieces 2, 3, ...].
 struct InputLayout {
   int scale = -1, bias = -1, threshold = -1, residual = -1, pieces = -1, count = 2;
 };
-template <typename Params>
-InputLayout LayoutOf(const Params& p) {
-  InputLayout layout;
-  if (p.binarized_weights_only && p.scaling == Scaling::kXnor) layout.scale = layout.count++;
-  if (!p.no_bias) layout.bias = layout.count++;
-  if (HasDataThreshold(p)) layout.threshold = layout.count++;
-  if (AddsResidual(p)) layout.residual = layout.count++;
-  if (DataPieces(p) > 1) {
-    layout.pieces = layout.count;
-    layout.count += static_cast<int>(DataPieces(p)) - 1;
-  }
-  return layout;
-}
+InputLayout LayoutOf(const QConvolutionParams& p);
+InputLayout LayoutOf(const PackedConvolutionParams& p);
+InputLayout LayoutOf(const QFullyConnectedParams& p);
+InputLayout LayoutOf(const PackedFullyConnectedParams& p);
+
+// Whether the attributes of a QConvolution or QFullyConnected (`op`) describe a packed layer.
+bool IsPackedLayer(const char* op, const Attributes& attrs);
 
 QActivationParams ParseQActivation(const Attributes& attrs);
 // ChannelConcat: how many inputs, and how many leading channels of each it takes (0: all;
@@ -108,6 +109,7 @@ struct ChannelConcatParams {
 };
 ChannelConcatParams ParseChannelConcat(const Attributes& attrs);
 QConvolutionParams ParseQConvolution(const Attributes& attrs);
+PackedConvolutionParams ParsePackedConvolution(const Attributes& attrs);
 PlainPoolingParams ParsePlainPooling(const Attributes& attrs);
 // MXNet BatchNorm's inference parameters that PlainBatchNorm takes (axis 1), and which of
 // oneDNN's formulas the float-simulated model used (kernels/batchnorm.h).
@@ -120,6 +122,7 @@ struct PlainBatchNormParams {
 };
 PlainBatchNormParams ParsePlainBatchNorm(const Attributes& attrs);
 QFullyConnectedParams ParseQFullyConnected(const Attributes& attrs);
+PackedFullyConnectedParams ParsePackedFullyConnected(const Attributes& attrs);
 
 // "(2, 3)" -> {2, 3}; used for shapes in messages too.
 std::string ShapeString(const std::vector<int64_t>& shape);

@@ -14,7 +14,7 @@
 
 #include "kernels/batchnorm.h"
 #include "kernels/cpu_features.h"
-#include "op_common.h"
+#include "op_state.h"
 #ifdef BMXNET_CUDA
 #include "cuda/launchers.h"
 #endif
@@ -99,53 +99,41 @@ kernels::BatchNormFormula FormulaOf([[maybe_unused]] const PlainBatchNormParams&
 #endif
 }
 
-MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                      const OpResource&) {
-  return Guard([&] {
-    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    kernels::BatchNormForward(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
-                              p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
-                              Data(inputs, 4), p.eps, Data(outputs, 0), kernels::NumThreads(), kernels::ActiveIsa());
-  });
+void Forward(const PlainBatchNormParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+             const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  kernels::BatchNormForward(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+                            p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3),
+                            Data(inputs, 4), p.eps, Data(outputs, 0), kernels::NumThreads(), kernels::ActiveIsa());
 }
 
 // inputs: [output gradient, data, gamma, beta, moving_mean, moving_var, output];
 // outputs: the gradients of the five inputs.
-MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                       const OpResource&) {
-  return Guard([&] {
-    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
-                               p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
-                               Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1),
-                               Data(outputs, 2), Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
-  });
+void Backward(const PlainBatchNormParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+              const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  kernels::BatchNormBackward(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+                             p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
+                             Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1),
+                             Data(outputs, 2), Data(outputs, 3), Data(outputs, 4), kernels::NumThreads());
 }
 
 #ifdef BMXNET_CUDA
-MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) {
-  return Guard([&] {
-    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    cuda::BatchNorm(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
-                    p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
-                    Data(outputs, 0), res.get_cuda_stream());
-  });
+void ForwardGpu(const PlainBatchNormParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  cuda::BatchNorm(GeometryOf(p, (*inputs)[0].shape), FormulaOf(p), Data(inputs, 0),
+                  p.fix_gamma ? nullptr : Data(inputs, 1), Data(inputs, 2), Data(inputs, 3), Data(inputs, 4), p.eps,
+                  Data(outputs, 0), res.get_cuda_stream());
 }
 
-MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                          const OpResource& res) {
-  return Guard([&] {
-    const PlainBatchNormParams p = ParsePlainBatchNorm(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
-                            p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
-                            Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
-                            Data(outputs, 3), Data(outputs, 4), res.get_cuda_stream());
-  });
+void BackwardGpu(const PlainBatchNormParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                 const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  cuda::BatchNormGradient(GeometryOf(p, (*inputs)[1].shape), FormulaOf(p), Data(inputs, 1),
+                          p.fix_gamma ? nullptr : Data(inputs, 2), Data(inputs, 4), Data(inputs, 5), p.eps,
+                          Data(inputs, 0), Data(inputs, 6), Data(outputs, 0), Data(outputs, 1), Data(outputs, 2),
+                          Data(outputs, 3), Data(outputs, 4), res.get_cuda_stream());
 }
 #endif
 
@@ -156,10 +144,8 @@ REGISTER_OP(PlainBatchNorm)
     .setInferType(InferType)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
-    .setForward(ForwardGpu, "gpu")
-    .setBackward(BackwardGpu, "gpu")
+    .setCreateOpState(CreateState<PlainBatchNormParams, ParsePlainBatchNorm, ForwardGpu, BackwardGpu>, "gpu")
 #endif
-    .setForward(Forward, "cpu")
-    .setBackward(Backward, "cpu");
+    .setCreateOpState(CreateState<PlainBatchNormParams, ParsePlainBatchNorm, Forward, Backward>, "cpu");
 
 }  // namespace bmxnet

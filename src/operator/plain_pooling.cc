@@ -7,7 +7,7 @@
 // (the converter's stand-in for a ChannelConcat in front: MeliusNet's transitions).
 #include "kernels/cpu_features.h"
 #include "kernels/pooling.h"
-#include "op_common.h"
+#include "op_state.h"
 #ifdef BMXNET_CUDA
 #include "cuda/launchers.h"
 #endif
@@ -118,51 +118,39 @@ void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, s
     }
 }
 
-MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                      const OpResource&) {
-  return Guard([&] {
-    const PlainPoolingParams p = ParsePlainPooling(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
-      kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
-    });
+void Forward(const PlainPoolingParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+             const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    kernels::PoolForward(g, Data(inputs, j) + in, Data(outputs, 0) + at, kernels::NumThreads());
   });
 }
 
 // inputs: [output gradient, data pieces..., output]; outputs: [data pieces' gradients]
-MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                       const OpResource&) {
-  return Guard([&] {
-    const PlainPoolingParams p = ParsePlainPooling(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
-      kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
-                            kernels::NumThreads());
-    });
+void Backward(const PlainPoolingParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+              const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    kernels::PoolBackward(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
+                          kernels::NumThreads());
   });
 }
 
 #ifdef BMXNET_CUDA
-MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                         const OpResource& res) {
-  return Guard([&] {
-    const PlainPoolingParams p = ParsePlainPooling(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
-      cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
-    });
+void ForwardGpu(const PlainPoolingParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  ForEachPiece(p, inputs, 0, (*outputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    cuda::Pool(g, Data(inputs, j) + in, Data(outputs, 0) + at, res.get_cuda_stream());
   });
 }
 
-MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                          const OpResource& res) {
-  return Guard([&] {
-    const PlainPoolingParams p = ParsePlainPooling(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
-      cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
-                         res.get_cuda_stream());
-    });
+void BackwardGpu(const PlainPoolingParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                 const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  ForEachPiece(p, inputs, 1, (*inputs)[0], [&](const kernels::PoolGeometry& g, int64_t in, size_t j, int64_t at) {
+    cuda::PoolGradient(g, Data(inputs, j) + in, Data(inputs, 0) + at, Data(outputs, j - 1) + in,
+                       res.get_cuda_stream());
   });
 }
 #endif
@@ -174,10 +162,8 @@ REGISTER_OP(PlainPooling)
     .setInferType(InferType)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
-    .setForward(ForwardGpu, "gpu")
-    .setBackward(BackwardGpu, "gpu")
+    .setCreateOpState(CreateState<PlainPoolingParams, ParsePlainPooling, ForwardGpu, BackwardGpu>, "gpu")
 #endif
-    .setForward(Forward, "cpu")
-    .setBackward(Backward, "cpu");
+    .setCreateOpState(CreateState<PlainPoolingParams, ParsePlainPooling, Forward, Backward>, "cpu");
 
 }  // namespace bmxnet

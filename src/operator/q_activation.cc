@@ -1,7 +1,7 @@
 // QActivation: quantize activations to act_bit bits (sign for 1 bit) with a chosen
 // gradient estimator. Formulas: docs/operators.md.
 #include "kernels/quantize.h"
-#include "op_common.h"
+#include "op_state.h"
 #ifdef BMXNET_CUDA
 #include "cuda/launchers.h"
 #endif
@@ -37,48 +37,36 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   });
 }
 
-MXReturnValue Forward(const Attributes& attrs, std::vector<MXTensor>* inputs,
-                      std::vector<MXTensor>* outputs, const OpResource&) {
-  return Guard([&] {
-    const QActivationParams p = ParseQActivation(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    kernels::ActivationSpec spec = p.spec;
-    if (p.backward_only) spec.bits = 32;  // identity forward
-    kernels::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size());
-  });
+void Forward(const QActivationParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+             const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  kernels::ActivationSpec spec = p.spec;
+  if (p.backward_only) spec.bits = 32;  // identity forward
+  kernels::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size());
 }
 
 // inputs: [output gradient, data, output]; outputs: [data gradient]
-MXReturnValue Backward(const Attributes& attrs, std::vector<MXTensor>* inputs,
-                       std::vector<MXTensor>* outputs, const OpResource&) {
-  return Guard([&] {
-    const QActivationParams p = ParseQActivation(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    kernels::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0),
-                                (*inputs)[1].size());
-  });
+void Backward(const QActivationParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+              const OpResource&) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  kernels::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0),
+                              (*inputs)[1].size());
 }
 
 #ifdef BMXNET_CUDA
-MXReturnValue ForwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
-                         std::vector<MXTensor>* outputs, const OpResource& res) {
-  return Guard([&] {
-    const QActivationParams p = ParseQActivation(attrs);
-    CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
-    kernels::ActivationSpec spec = p.spec;
-    if (p.backward_only) spec.bits = 32;
-    cuda::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size(), res.get_cuda_stream());
-  });
+void ForwardGpu(const QActivationParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), false, inputs->size(), outputs->size());
+  kernels::ActivationSpec spec = p.spec;
+  if (p.backward_only) spec.bits = 32;
+  cuda::QuantizeActivation(spec, Data(inputs, 0), Data(outputs, 0), (*inputs)[0].size(), res.get_cuda_stream());
 }
 
-MXReturnValue BackwardGpu(const Attributes& attrs, std::vector<MXTensor>* inputs,
-                          std::vector<MXTensor>* outputs, const OpResource& res) {
-  return Guard([&] {
-    const QActivationParams p = ParseQActivation(attrs);
-    CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
-    cuda::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), (*inputs)[1].size(),
-                             res.get_cuda_stream());
-  });
+void BackwardGpu(const QActivationParams& p, std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                 const OpResource& res) {
+  CheckTensorCounts(kOp, InputCount(p), true, inputs->size(), outputs->size());
+  cuda::ActivationGradient(p.spec, Data(inputs, 1), Data(inputs, 0), Data(outputs, 0), (*inputs)[1].size(),
+                           res.get_cuda_stream());
 }
 #endif
 
@@ -89,10 +77,8 @@ REGISTER_OP(QActivation)
     .setInferType(InferType)
     .setInferShape(InferShape)
 #ifdef BMXNET_CUDA
-    .setForward(ForwardGpu, "gpu")
-    .setBackward(BackwardGpu, "gpu")
+    .setCreateOpState(CreateState<QActivationParams, ParseQActivation, ForwardGpu, BackwardGpu>, "gpu")
 #endif
-    .setForward(Forward, "cpu")
-    .setBackward(Backward, "cpu");
+    .setCreateOpState(CreateState<QActivationParams, ParseQActivation, Forward, Backward>, "cpu");
 
 }  // namespace bmxnet

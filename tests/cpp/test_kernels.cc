@@ -361,6 +361,52 @@ void TestPackedConvolutions() {
 
 // The portable kernels as built with POPCNT (x86, the portable path wherever the CPU has it)
 // against the plain build: a ragged tile with and without zero padding, and xor-popcount.
+// A ConvMemory kept across calls gives what a call without one gives, when the weights
+// change under a new version (or version 0) and when the geometry changes.
+void TestConvMemory() {
+  std::mt19937 rng(11);
+  ConvGeometry g;
+  g.batch = 1;
+  g.in_channels = 70;
+  g.out_channels = 130;
+  g.in_height = g.in_width = 9;
+  g.kernel_h = g.kernel_w = 3;
+  g.pad_h = g.pad_w = 1;
+  ConvGeometry other = g;
+  other.in_height = 5;
+  other.in_width = 12;
+  const int64_t words = g.out_channels * g.kernel_h * g.kernel_w * WordsFor(g.in_channels);
+  auto random_words = [&] {
+    std::vector<uint64_t> v(words);
+    for (uint64_t& word : v) word = (uint64_t(rng()) << 32) | rng();
+    return v;
+  };
+  const std::vector<uint64_t> first = random_words(), second = random_words();
+  const auto x = Random(g.in_channels * 12 * 12, &rng);
+  for (Isa isa : AvailableIsas()) {
+    ConvMemory memory;
+    std::vector<uint64_t> w = first;  // one buffer, rewritten in place like a bound weight
+    auto run = [&](const ConvGeometry& shape, ConvMemory* kept, uint64_t version) {
+      std::vector<uint64_t> bits(PackedInputWords(shape));
+      std::vector<float> y(shape.out_channels * shape.OutHeight() * shape.OutWidth());
+      PackAndConvolve(shape, x.data(), {}, bits.data(), w.data(), nullptr, nullptr, nullptr, y.data(), 2, isa, kept,
+                      version);
+      return y;
+    };
+    const std::string name = std::string("conv memory ") + IsaName(isa);
+    Check(run(g, &memory, 1) == run(g, nullptr, 0), name + ": first call");
+    Check(run(g, &memory, 1) == run(g, nullptr, 0), name + ": kept weights");
+    w = second;
+    Check(run(g, &memory, 2) == run(g, nullptr, 0), name + ": weights of a new version");
+    Check(run(other, &memory, 2) == run(other, nullptr, 0), name + ": a new geometry");
+    Check(run(g, &memory, 2) == run(g, nullptr, 0), name + ": the first geometry again");
+    for (const std::vector<uint64_t>* weights : {&first, &second}) {
+      w = *weights;
+      Check(run(g, &memory, 0) == run(g, nullptr, 0), name + ": weights of unknown version");
+    }
+  }
+}
+
 void TestPortableBuildsAgree() {
 #if BMXNET_X86
   const BinaryKernels& plain = portable::kBinaryKernels;
@@ -577,6 +623,7 @@ int main() {
   TestWeightQuantizers();
   TestPackingLayout();
   TestPackedConvolutions();
+  TestConvMemory();
   TestPackedDense();
   TestPortableBuildsAgree();
   TestThreadPool();

@@ -12,12 +12,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "binary_kernels.h"
 #include "bitpack.h"
 #include "padded_input.h"
-#include "per_process.h"
 #include "thread_pool.h"
 
 namespace bmxnet {
@@ -43,7 +43,9 @@ uint16_t PixelBits(int64_t first, int64_t end) {
 // The plan of a convolution holds its geometry's padding masks (defined below).
 struct ConvPlan;
 struct TileMasks;
-std::shared_ptr<const TileMasks> SharedTileMasks(const ConvPlan& plan);
+std::shared_ptr<const TileMasks> BuildTileMasks(const ConvPlan& plan);
+// The plan's masks: kept's, or (null) built for this call.
+std::shared_ptr<const TileMasks> MasksOf(const ConvPlan& plan, ConvMemory::Kept* kept);
 
 struct ConvPlan {
   const ConvGeometry& g;
@@ -56,9 +58,9 @@ struct ConvPlan {
   std::vector<OutputSpan> row_inside, column_inside;
   OutputSpan inner_rows, inner_columns;
   std::vector<int64_t> row_offset;  // where word k of a pixel's field lies from its top-left tap
-  std::shared_ptr<const TileMasks> masks;  // of this geometry's tiles (see SharedTileMasks)
+  std::shared_ptr<const TileMasks> masks;  // of this geometry's tiles (kept in a ConvMemory)
 
-  explicit ConvPlan(const ConvGeometry& geometry) : g(geometry), in(geometry) {
+  ConvPlan(const ConvGeometry& geometry, ConvMemory::Kept* kept) : g(geometry), in(geometry) {
     per_group = g.in_channels / g.groups;
     words = in.words;
     filters = g.out_channels / g.groups;
@@ -81,7 +83,7 @@ struct ConvPlan {
       for (int64_t j = 0; j < g.kernel_w; ++j)
         for (int64_t c = 0; c < words; ++c)
           row_offset.push_back(c * in.plane + i * g.dilate_h * in.width + j * g.dilate_w);
-    masks = SharedTileMasks(*this);
+    masks = MasksOf(*this, kept);
   }
 
   // Outputs o with 0 <= o * stride + offset < size.
@@ -139,7 +141,8 @@ struct TileRuns {
 // What the kernels count of each tile of an image: the valid masks of the tiles that touch
 // zero padding and the bits each of their pixels counts (every tile of every image and
 // group has the same). Worked out per tile they cost up to a tenth of a 64-channel layer, so
-// they are worked out once per geometry and kept (SharedTileMasks; docs/performance.md).
+// they are worked out once per geometry: per call, or once for a node that keeps a
+// ConvMemory (docs/performance.md).
 struct TileMasks {
   std::vector<int32_t> entry;   // per tile: index of its masks, or -1 when every tap is inside
   std::vector<uint16_t> valid;  // depth masks per entry
@@ -213,35 +216,75 @@ std::shared_ptr<const TileMasks> BuildTileMasks(const ConvPlan& plan) {
   return masks;
 }
 
-// The process's masks by geometry (the batch aside), up to kMaskCacheBytes in all: when a
-// new geometry would pass that, the others are dropped (calls still using them keep theirs).
-constexpr int64_t kMaskCacheBytes = int64_t(64) << 20;
-
-struct MaskCache {
-  using Key = std::array<int64_t, 14>;
-  std::mutex mutex;
-  std::map<Key, std::shared_ptr<const TileMasks>> masks;
-  int64_t bytes = 0;
+// A thread's copy of a call's weights as the kernels read them, prepared one (group, block
+// of filters) at a time, when the thread first meets it: read from a single copy, the
+// lines one core prepared cost the other more than preparing them again
+// (docs/performance.md).
+struct PreparedWeights {
+  std::vector<uint64_t> words;
+  std::vector<uint64_t> stamps;  // per (group, block): the weights it was prepared from
 };
 
-std::shared_ptr<const TileMasks> SharedTileMasks(const ConvPlan& plan) {
-  const ConvGeometry& g = plan.g;
-  int32_t pad_bits;
-  std::memcpy(&pad_bits, &g.pad_value, sizeof(pad_bits));
-  const MaskCache::Key key = {g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h, g.kernel_w,
-                              g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w, g.groups, pad_bits};
-  MaskCache& cache = PerProcess<MaskCache>();
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  auto found = cache.masks.find(key);
-  if (found != cache.masks.end()) return found->second;
-  std::shared_ptr<const TileMasks> masks = BuildTileMasks(plan);
-  if (cache.bytes + masks->Bytes() > kMaskCacheBytes) {
-    cache.masks.clear();
-    cache.bytes = 0;
+// Stamps of weights, which tell a thread's prepared copy from those of other weights.
+std::atomic<uint64_t> next_stamp{1};
+
+}  // namespace
+
+// A node's masks (for its last geometry, the batch aside) and its threads' prepared weights
+// (for its last weights).
+struct ConvMemory::Kept {
+  using Key = std::array<int64_t, 14>;
+  Key geometry{};
+  std::shared_ptr<const TileMasks> masks;
+  // the weights the threads prepared: where, their version, how they were split
+  std::array<uint64_t, 4> weights{};
+  uint64_t stamp = 0;
+  std::mutex mutex;  // the map, which the threads of a call look up at once
+  std::map<std::thread::id, PreparedWeights> prepared;
+
+  std::shared_ptr<const TileMasks> MasksFor(const ConvPlan& plan) {
+    const ConvGeometry& g = plan.g;
+    int32_t pad_bits;
+    std::memcpy(&pad_bits, &g.pad_value, sizeof(pad_bits));
+    const Key key = {g.in_channels, g.in_height, g.in_width, g.out_channels, g.kernel_h, g.kernel_w,
+                     g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilate_h, g.dilate_w, g.groups, pad_bits};
+    if (masks == nullptr || key != geometry) {
+      masks = BuildTileMasks(plan);
+      geometry = key;
+    }
+    return masks;
   }
-  cache.masks[key] = masks;
-  cache.bytes += masks->Bytes();
-  return masks;
+
+  // The stamp of these weights: the last one while the same tensor keeps its version (0:
+  // unknown, so always a new one).
+  uint64_t StampFor(const uint64_t* w, uint64_t version, Isa isa, int64_t blocks) {
+    const std::array<uint64_t, 4> identity = {reinterpret_cast<uintptr_t>(w), version, static_cast<uint64_t>(isa),
+                                              static_cast<uint64_t>(blocks)};
+    if (version == 0 || identity != weights || stamp == 0) {
+      weights = identity;
+      stamp = next_stamp++;
+    }
+    return stamp;
+  }
+
+  PreparedWeights& ThreadsCopy() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return prepared[std::this_thread::get_id()];
+  }
+};
+
+ConvMemory::ConvMemory() : kept_(new Kept) {}
+ConvMemory::~ConvMemory() = default;
+ConvMemory::ConvMemory(const ConvMemory&) : kept_(new Kept) {}
+ConvMemory& ConvMemory::operator=(const ConvMemory&) {
+  kept_.reset(new Kept);
+  return *this;
+}
+
+namespace {
+
+std::shared_ptr<const TileMasks> MasksOf(const ConvPlan& plan, ConvMemory::Kept* kept) {
+  return kept != nullptr ? kept->MasksFor(plan) : BuildTileMasks(plan);
 }
 
 // A thread's buffers for a tile (kept from call to call): the rows the kernels read and a
@@ -304,18 +347,6 @@ int TeamSize(const ConvPlan& plan, Isa isa, int threads) {
   return binary_macs < serial_below ? 1 : threads;
 }
 
-// A thread's copy of a call's weights as the kernels read them (kept from call to call),
-// prepared one (group, block of filters) at a time, when the thread first meets it: read
-// from a single shared copy, the lines one core prepared cost the other more than
-// preparing them again (docs/performance.md).
-struct PreparedWeights {
-  std::vector<uint64_t> words;
-  std::vector<uint64_t> stamps;  // per (group, block): the call it was prepared for
-};
-
-// Ids of calls, which tell a thread's prepared weights from those of earlier calls.
-std::atomic<uint64_t> next_call{1};
-
 // What the tasks of one convolution share: the packed input, the weights and where the
 // outputs go.
 struct ConvJob {
@@ -326,21 +357,23 @@ struct ConvJob {
   ResidualInput residual;
   float* y;
   int64_t blocks;  // of filters per group
-  uint64_t call = next_call++;
+  ConvMemory::Kept* kept;  // null: the weights are prepared for this call alone
+  uint64_t stamp;          // of the weights (ConvMemory::Kept::StampFor)
 
   // The weights the kernels read for filters first .. first + count - 1, block `block` of
   // group `group`.
   const uint64_t* KernelWeights(int64_t group, int64_t block, int64_t first, int64_t count) const {
     if (kernels.prepare_weights == nullptr) return w + first * plan.depth;
-    thread_local PreparedWeights prepared;
+    thread_local PreparedWeights for_one_call;
+    PreparedWeights& prepared = kept != nullptr ? kept->ThreadsCopy() : for_one_call;
     const int64_t ranges = plan.g.groups * blocks, width = kernels.weight_words * plan.depth;
     if (prepared.stamps.size() < static_cast<size_t>(ranges)) prepared.stamps.resize(ranges, 0);
     if (prepared.words.size() < static_cast<size_t>(plan.g.out_channels * width))
       prepared.words.resize(plan.g.out_channels * width);
     uint64_t* words = prepared.words.data() + first * width;
-    if (prepared.stamps[group * blocks + block] != call) {
+    if (prepared.stamps[group * blocks + block] != stamp) {
       kernels.prepare_weights(w + first * plan.depth, count * plan.depth, words);
-      prepared.stamps[group * blocks + block] = call;
+      prepared.stamps[group * blocks + block] = stamp;
     }
     return words;
   }
@@ -420,10 +453,13 @@ int64_t PackedInputWords(const ConvGeometry& g) { return PaddedInput(g).Size(g.b
 void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,
-                     int threads, Isa isa) {
-  const ConvPlan plan(g);
+                     int threads, Isa isa, ConvMemory* memory, uint64_t weights_version) {
+  ConvMemory::Kept* kept = memory != nullptr ? memory->kept_.get() : nullptr;
+  const ConvPlan plan(g, kept);
   const int team = TeamSize(plan, isa, threads);
-  const ConvJob job = {plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, FilterBlocks(plan, team)};
+  const int64_t blocks = FilterBlocks(plan, team);
+  const uint64_t stamp = kept != nullptr ? kept->StampFor(w, weights_version, isa, blocks) : next_stamp++;
+  const ConvJob job = {plan, BinaryKernelsFor(isa), w, scale, bias, residual, y, blocks, kept, stamp};
   if (job.blocks > 1 && plan.taps == 1) return PackPrivatelyAndConvolve(job, x, thresholds, isa, team);
   PackPaddedInput(g, x, thresholds, packed, team, isa);
   Convolve(job, packed, team);

@@ -5,6 +5,7 @@
 #define BMXNET_KERNELS_XNOR_CONV_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "binary_kernels.h"
 #include "channel_pieces.h"
@@ -24,6 +25,27 @@ struct ResidualInput {
       : values(values), skipped_channels(skipped_channels) {}
 };
 
+// What a packed convolution keeps from one call to the next, one per graph node: its
+// geometry's padding masks and each thread's copy of the weights as the kernels read them.
+// The copies are prepared again when the weights' pointer or version changes; version 0
+// means unknown (prepared at every call). Not for two calls at once. A copy starts empty:
+// what was kept belongs to one node.
+class ConvMemory {
+ public:
+  ConvMemory();
+  ~ConvMemory();
+  ConvMemory(const ConvMemory&);
+  ConvMemory& operator=(const ConvMemory&);
+
+  struct Kept;  // xnor_conv.cc
+
+ private:
+  friend void PackAndConvolve(const ConvGeometry&, const ChannelPieces&, const ChannelThresholds&, uint64_t*,
+                              const uint64_t*, const float*, const float*, const ResidualInput&, float*, int, Isa,
+                              ConvMemory*, uint64_t);
+  std::unique_ptr<Kept> kept_;
+};
+
 // Words of `packed` that PackAndConvolve needs.
 int64_t PackedInputWords(const ConvGeometry& g);
 
@@ -34,18 +56,20 @@ int64_t PackedInputWords(const ConvGeometry& g);
 // padded taps are masked out of the count, so they contribute 0, not +-1. `isa` picks the
 // inner loops (tests run every instruction set the CPU has). A 1x1
 // layer that splits its filters across threads packs into a buffer of each thread instead
-// (see xnor_conv.cc).
+// (see xnor_conv.cc). With `memory`, what the call works out is kept there for the next
+// (w's version: see ConvMemory).
 void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const ChannelThresholds& thresholds,
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,
-                     int threads, Isa isa = ActiveIsa());
+                     int threads, Isa isa = ActiveIsa(), ConvMemory* memory = nullptr, uint64_t weights_version = 0);
 
 inline void PackAndConvolve(const ConvGeometry& g, const float* x, const ChannelThresholds& thresholds,
                             uint64_t* packed, const uint64_t* w,
                             const float* scale, const float* bias, const ResidualInput& residual, float* y,
-                            int threads, Isa isa = ActiveIsa()) {
+                            int threads, Isa isa = ActiveIsa(), ConvMemory* memory = nullptr,
+                            uint64_t weights_version = 0) {
   PackAndConvolve(g, ChannelPieces::Whole(x, g.in_channels, g.in_height * g.in_width), thresholds, packed, w,
-                  scale, bias, residual, y, threads, isa);
+                  scale, bias, residual, y, threads, isa, memory, weights_version);
 }
 
 // x: [N, words], w: [O, words] for `features` valid bits; y: [N, O].
