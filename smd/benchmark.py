@@ -43,7 +43,7 @@ def parse_args(argv):
     p.add_argument("--omp-wait-policy", choices=("inherit", "active", "passive"), default="inherit",
                    help="OMP_WAIT_POLICY for MXNet's OpenMP threads (oneDNN float ops): 'active' keeps them "
                         "spinning between parallel regions, which speeds up MXNet's short float layers "
-                        "(1x1 256ch 14x14: about 2x); 'inherit' leaves the environment's (libgomp's default)")
+                        "(docs/performance.md); 'inherit' leaves the environment's (libgomp's default)")
     p.add_argument("--train-batch", type=int, default=8)
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one memory measurement

@@ -121,8 +121,11 @@ def _write_text(path, text):
 def import_block(symbol_file, params_file, input_names=("data",), ctx=None):
     """A model's files (packed or not) as a SymbolBlock, like SymbolBlock.imports but with the
     inputs declared float32: MXNet then infers every type and does not warn that it "cannot
-    decide" them (it warns so for every model it imports)."""
+    decide" them (it warns so for every model it imports). The block is hybridized with
+    static_alloc and static_shape, the setting in which MXNet keeps each node's state from
+    call to call (a packed convolution's masks and prepared weights, docs/architecture.md)."""
     inputs = [mx.sym.var(name, dtype="float32") for name in input_names]
     block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), inputs)
     block.collect_params().load(params_file, ctx=ctx, cast_dtype=True, dtype_source="saved")
+    block.hybridize(static_alloc=True, static_shape=True)
     return block

@@ -359,7 +359,7 @@ def convert_block(net, input_names=("data",)):
     """Packed SymbolBlock of a hybridized Gluon network that has run at least once.
 
     Goes through the same files as `convert` (in a temporary directory).
-    Returns (SymbolBlock, ConversionReport).
+    Returns (SymbolBlock, hybridized as import_block leaves it; ConversionReport).
     """
     directory = tempfile.mkdtemp(prefix="bmxnet-convert-")
     try:

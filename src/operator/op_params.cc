@@ -3,79 +3,81 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <set>
-#include <sstream>
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
 
 #include "kernels/channel_pieces.h"
 
 namespace bmxnet {
 namespace {
 
+// Reads one operator's attributes. Graph nodes parse theirs when MXNet makes their state,
+// which imperative calls and hybridize() without static_shape do at every call: the reader
+// allocates little and formats nothing unless it fails.
 class AttributeReader {
  public:
-  AttributeReader(const char* op, const Attributes& attrs) : op_(op), attrs_(attrs) {}
+  AttributeReader(const char* op, const Attributes& attrs) : op_(op), attrs_(attrs) { known_.reserve(24); }
 
-  bool Has(const std::string& key) const { return attrs_.count(key) > 0; }
+  bool Has(const char* key) const { return attrs_.count(key) > 0; }
 
-  std::string Text(const std::string& key, const std::string& fallback) {
-    known_.insert(key);
-    auto it = attrs_.find(key);
-    return it == attrs_.end() ? fallback : Trim(it->second);
+  std::string Text(const char* key, const char* fallback) {
+    const std::string* value = Find(key);
+    return value == nullptr ? fallback : Trim(*value);
   }
 
-  bool Bool(const std::string& key, bool fallback) {
-    std::string value = Lower(Text(key, fallback ? "true" : "false"));
+  bool Bool(const char* key, bool fallback) {
+    const std::string* given = Find(key);
+    if (given == nullptr) return fallback;
+    const std::string value = Lower(Trim(*given));
     if (value == "true" || value == "1") return true;
     if (value == "false" || value == "0") return false;
     Fail(key, value, "expected True or False");
-    return false;
   }
 
-  int64_t Int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) {
-    std::string value = Text(key, std::to_string(fallback));
-    int64_t number = ToInt(key, value);
+  int64_t Int(const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+    const std::string* given = Find(key);
+    if (given == nullptr) return fallback;
+    const std::string value = Trim(*given);
+    const int64_t number = ToInt(key, value);
     if (number < lo || number > hi)
       Fail(key, value, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return number;
   }
 
-  float Float(const std::string& key, float fallback) {
-    std::ostringstream text;
-    text << fallback;
-    std::string value = Text(key, text.str());
-    try {
-      size_t used = 0;
-      float number = std::stof(value, &used);
-      if (used != value.size() || !std::isfinite(number)) throw std::invalid_argument(value);
-      return number;
-    } catch (const std::exception&) {
+  float Float(const char* key, float fallback) {
+    const std::string* given = Find(key);
+    if (given == nullptr) return fallback;
+    const std::string value = Trim(*given);
+    char* end = nullptr;
+    errno = 0;
+    const float number = value.empty() ? 0.0f : std::strtof(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || errno == ERANGE || !std::isfinite(number))
       Fail(key, value, "expected a finite number");
-    }
-    return 0.0f;
+    return number;
   }
 
   // Accepts "3", "(3, 3)", "[3,3]", "(3,)"; a single number is repeated `size` times.
-  std::vector<int64_t> Tuple(const std::string& key, std::vector<int64_t> fallback, size_t size,
-                             int64_t lo, int64_t hi = kMaxDimension) {
-    if (!Has(key)) {
-      known_.insert(key);
-      return fallback;
-    }
-    std::string value = Text(key, "");
-    std::string inner = value;
-    inner.erase(std::remove_if(inner.begin(), inner.end(),
-                               [](char c) { return c == '(' || c == ')' || c == '[' || c == ']' ||
-                                                   std::isspace(static_cast<unsigned char>(c)); }),
-                inner.end());
+  std::vector<int64_t> Tuple(const char* key, std::vector<int64_t> fallback, size_t size, int64_t lo,
+                             int64_t hi = kMaxDimension) {
+    const std::string* given = Find(key);
+    if (given == nullptr) return fallback;
+    const std::string value = Trim(*given);
     std::vector<int64_t> items;
-    std::stringstream stream(inner);
+    items.reserve(size);
     std::string item;
-    while (std::getline(stream, item, ',')) {
+    for (size_t i = 0; i <= value.size(); ++i) {
+      const char c = i < value.size() ? value[i] : ',';
+      if (c == '(' || c == ')' || c == '[' || c == ']' || std::isspace(static_cast<unsigned char>(c))) continue;
+      if (c != ',') {
+        item += c;
+        continue;
+      }
       if (!item.empty()) items.push_back(ToInt(key, item));
+      item.clear();
     }
     if (items.size() == 1) items.assign(size, items[0]);
-    if (items.size() != size)
-      Fail(key, value, "expected " + std::to_string(size) + " values");
+    if (items.size() != size) Fail(key, value, "expected " + std::to_string(size) + " values");
     for (int64_t v : items)
       if (v < lo || v > hi)
         Fail(key, value, "values must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -83,35 +85,43 @@ class AttributeReader {
   }
 
   template <typename Enum>
-  Enum Choice(const std::string& key, const std::string& fallback,
-              const std::vector<std::pair<std::string, Enum>>& choices) {
-    std::string value = Lower(Text(key, fallback));
+  Enum Choice(const char* key, const char* fallback, const std::vector<std::pair<std::string, Enum>>& choices) {
+    const std::string value = Lower(Text(key, fallback));
     std::string names;
     for (const auto& choice : choices) {
       if (choice.first == value) return choice.second;
       names += (names.empty() ? "" : ", ") + choice.first;
     }
     Fail(key, value, "expected one of " + names);
-    return choices.front().second;
   }
 
   // Unknown keys are typos; MXNet's own attributes start with "__".
   void RejectUnknown() const {
     for (const auto& entry : attrs_) {
-      if (entry.first.rfind("__", 0) == 0 || known_.count(entry.first)) continue;
+      if (entry.first.rfind("__", 0) == 0 || Known(entry.first)) continue;
+      std::vector<std::string> known(known_.begin(), known_.end());
+      std::sort(known.begin(), known.end());
+      known.erase(std::unique(known.begin(), known.end()), known.end());
       std::string names;
-      for (const auto& name : known_) names += (names.empty() ? "" : ", ") + name;
-      throw ParamError(std::string(op_) + ": unknown parameter '" + entry.first +
-                       "' (known: " + names + ")");
+      for (const auto& name : known) names += (names.empty() ? "" : ", ") + name;
+      throw ParamError(std::string(op_) + ": unknown parameter '" + entry.first + "' (known: " + names + ")");
     }
   }
 
-  [[noreturn]] void Fail(const std::string& key, const std::string& value,
-                         const std::string& why) const {
+  [[noreturn]] void Fail(const std::string& key, const std::string& value, const std::string& why) const {
     throw ParamError(std::string(op_) + ": invalid " + key + "='" + value + "': " + why);
   }
 
  private:
+  // The key's value, or null; either way the key is known from now on.
+  const std::string* Find(const char* key) {
+    known_.push_back(key);
+    auto it = attrs_.find(key);
+    return it == attrs_.end() ? nullptr : &it->second;
+  }
+  bool Known(std::string_view key) const {
+    return std::find(known_.begin(), known_.end(), key) != known_.end();
+  }
   static std::string Trim(const std::string& s) {
     size_t begin = s.find_first_not_of(" \t'\"");
     size_t end = s.find_last_not_of(" \t'\"");
@@ -122,22 +132,19 @@ class AttributeReader {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return s;
   }
-  int64_t ToInt(const std::string& key, const std::string& value) const {
-    try {
-      size_t used = 0;
-      long long number = std::stoll(value, &used);
-      if (used != value.size()) throw std::invalid_argument(value);
-      return number;
-    } catch (const std::out_of_range&) {
-      Fail(key, value, "out of range");
-    } catch (const std::exception&) {
-      Fail(key, value, "expected an integer");
-    }
+  // `text` (a value, or one item of a tuple) as an integer.
+  int64_t ToInt(const char* key, const std::string& text) const {
+    char* end = nullptr;
+    errno = 0;
+    const long long number = text.empty() ? 0 : std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size()) Fail(key, text, "expected an integer");
+    if (errno == ERANGE) Fail(key, text, "out of range");
+    return number;
   }
 
   const char* op_;
   const Attributes& attrs_;
-  std::set<std::string> known_;
+  std::vector<std::string_view> known_;  // keys asked for (string literals)
 };
 
 const std::vector<std::pair<std::string, Scaling>> kScalings = {{"none", Scaling::kNone},
@@ -195,14 +202,14 @@ void ReadConvolution(AttributeReader& reader, ConvolutionParams* p) {
 
 // The packed-only attributes a trainable layer was given (a hand-written graph): one line
 // naming the first.
-void RejectPackedOnly(AttributeReader& reader, const std::vector<std::string>& flags,
-                      const std::vector<std::string>& counts) {
+void RejectPackedOnly(AttributeReader& reader, std::initializer_list<const char*> flags,
+                      std::initializer_list<const char*> counts) {
   const std::string why = "needs binarized_weights_only=True (model-converter sets both)";
-  for (const std::string& key : flags)
+  for (const char* key : flags)
     if (reader.Bool(key, false)) reader.Fail(key, "True", why);
-  for (const std::string& key : counts) {
+  for (const char* key : counts) {
     const int64_t value = reader.Int(key, 0, 0, kMaxDimension);
-    if (value > (key == "data_pieces" ? 1 : 0)) reader.Fail(key, std::to_string(value), why);
+    if (value > (std::string(key) == "data_pieces" ? 1 : 0)) reader.Fail(key, std::to_string(value), why);
   }
 }
 

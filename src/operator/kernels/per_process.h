@@ -1,5 +1,4 @@
-// One instance of a type per process, for the kernels' process-wide state (the thread pool,
-// cached padding masks).
+// One instance of a type per process, for the kernels' process-wide state (the thread pool).
 #ifndef BMXNET_KERNELS_PER_PROCESS_H_
 #define BMXNET_KERNELS_PER_PROCESS_H_
 
