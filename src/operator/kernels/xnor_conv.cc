@@ -360,20 +360,28 @@ struct ConvJob {
   ConvMemory::Kept* kept;  // null: the weights are prepared for this call alone
   uint64_t stamp;          // of the weights (ConvMemory::Kept::StampFor)
 
-  // The weights the kernels read for filters first .. first + count - 1, block `block` of
-  // group `group`.
-  const uint64_t* KernelWeights(int64_t group, int64_t block, int64_t first, int64_t count) const {
-    if (kernels.prepare_weights == nullptr) return w + first * plan.depth;
+  // This thread's copy of the weights as the kernels read them, sized for this call, or null
+  // when the kernels read them as packed.
+  PreparedWeights* ThreadsWeights() const {
+    if (kernels.prepare_weights == nullptr) return nullptr;
     thread_local PreparedWeights for_one_call;
-    PreparedWeights& prepared = kept != nullptr ? kept->ThreadsCopy() : for_one_call;
-    const int64_t ranges = plan.g.groups * blocks, width = kernels.weight_words * plan.depth;
-    if (prepared.stamps.size() < static_cast<size_t>(ranges)) prepared.stamps.resize(ranges, 0);
-    if (prepared.words.size() < static_cast<size_t>(plan.g.out_channels * width))
-      prepared.words.resize(plan.g.out_channels * width);
-    uint64_t* words = prepared.words.data() + first * width;
-    if (prepared.stamps[group * blocks + block] != stamp) {
+    PreparedWeights* prepared = kept != nullptr ? &kept->ThreadsCopy() : &for_one_call;
+    const auto ranges = static_cast<size_t>(plan.g.groups * blocks);
+    const auto words = static_cast<size_t>(plan.g.out_channels * kernels.weight_words * plan.depth);
+    if (prepared->stamps.size() < ranges) prepared->stamps.resize(ranges, 0);
+    if (prepared->words.size() < words) prepared->words.resize(words);
+    return prepared;
+  }
+
+  // The weights the kernels read for filters first .. first + count - 1, block `block` of
+  // group `group`: prepared when this thread first meets them.
+  const uint64_t* KernelWeights(PreparedWeights* prepared, int64_t group, int64_t block, int64_t first,
+                                int64_t count) const {
+    if (prepared == nullptr) return w + first * plan.depth;
+    uint64_t* words = prepared->words.data() + first * kernels.weight_words * plan.depth;
+    if (prepared->stamps[group * blocks + block] != stamp) {
       kernels.prepare_weights(w + first * plan.depth, count * plan.depth, words);
-      prepared.stamps[group * blocks + block] = stamp;
+      prepared->stamps[group * blocks + block] = stamp;
     }
     return words;
   }
@@ -391,6 +399,7 @@ struct ConvJob {
     const ConvGeometry& g = plan.g;
     thread_local TileBuffers buffers;
     buffers.Fit(plan);
+    PreparedWeights* prepared = ThreadsWeights();
     TaskCursor at(plan, blocks, begin);
     for (int64_t task = begin; task < end; ++task, at.Next(plan, blocks)) {
       const TilePanel panel = GatherPanel(plan, x, at, &buffers);
@@ -400,7 +409,7 @@ struct ConvJob {
       const int64_t offset = (at.n * g.out_channels + first) * plan.spatial + at.tile * kTilePixels;
       const TileOutput output = {scale ? scale + first : nullptr, bias ? bias + first : nullptr,
                                  ResidualAt(at.n, first, at.tile), y + offset, plan.spatial};
-      kernels.conv_tile(panel, KernelWeights(at.group, at.block, first, count), plan.depth, count, output);
+      kernels.conv_tile(panel, KernelWeights(prepared, at.group, at.block, first, count), plan.depth, count, output);
     }
   }
 };
@@ -463,37 +472,6 @@ void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const Channe
   if (job.blocks > 1 && plan.taps == 1) return PackPrivatelyAndConvolve(job, x, thresholds, isa, team);
   PackPaddedInput(g, x, thresholds, packed, team, isa);
   Convolve(job, packed, team);
-}
-
-void BinaryDenseForward(int64_t batch, int64_t features, int64_t out_features, const uint64_t* x,
-                        const uint64_t* w, const float* scale, const float* bias, float* y,
-                        int threads, Isa isa) {
-  const BinaryKernels& kernels = BinaryKernelsFor(isa);
-  const int64_t words = WordsFor(features);
-  const bool small = batch * out_features * features < (int64_t(1) << 20);
-  ParallelFor(batch * out_features, small ? 1 : threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / out_features, o = i % out_features;
-      const int64_t mismatches = kernels.xor_popcount(x + n * words, w + o * words, words);
-      y[i] = FinishValue(static_cast<int32_t>(features - 2 * mismatches), scale, bias, nullptr, o, i);
-    }
-  });
-}
-
-const BinaryKernels& BinaryKernelsFor(Isa isa) {
-  switch (isa) {
-#if BMXNET_X86
-    case Isa::kAvx512: return avx512::kBinaryKernels;
-    case Isa::kAvx2: return avx2::kBinaryKernels;
-#endif
-#if BMXNET_NEON
-    case Isa::kNeon: return neon::kBinaryKernels;
-#endif
-#if BMXNET_X86
-    case Isa::kPortable: return HasScalarPopcount() ? portable_popcnt::kBinaryKernels : portable::kBinaryKernels;
-#endif
-    default: return portable::kBinaryKernels;
-  }
 }
 
 }  // namespace kernels
