@@ -184,6 +184,14 @@ inline void InferFloat32(const char* op, size_t inputs, std::vector<int>* in_typ
   InferTypes(op, std::vector<int>(in_types->size(), mxnet::ext::kFloat32), in_types, out_types);
 }
 
+// A packed layer's `inputs` inputs: float32 but for the packed weight (input 1, int64).
+inline void InferPackedTypes(const char* op, size_t inputs, std::vector<int>* in_types, std::vector<int>* out_types) {
+  CheckInputCount(op, inputs, in_types->size());
+  std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
+  expected[1] = mxnet::ext::kInt64;
+  InferTypes(op, expected, in_types, out_types);
+}
+
 inline float* Data(std::vector<MXTensor>* tensors, size_t index) {
   return (*tensors)[index].data<float>();
 }

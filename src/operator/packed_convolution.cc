@@ -158,10 +158,7 @@ void BackwardGpu(Node&, std::vector<MXTensor>*, std::vector<MXTensor>*, const Op
 size_t InputCount(const Attributes& attrs) { return static_cast<size_t>(LayoutOf(ParsePackedConvolution(attrs)).count); }
 
 void InferType(const Attributes& attrs, std::vector<int>* in_types, std::vector<int>* out_types) {
-  CheckInputCount(kOp, InputCount(attrs), in_types->size());
-  std::vector<int> expected(in_types->size(), mxnet::ext::kFloat32);
-  expected[1] = mxnet::ext::kInt64;
-  InferTypes(kOp, expected, in_types, out_types);
+  InferPackedTypes(kOp, InputCount(attrs), in_types, out_types);
 }
 
 void InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out_shapes) {
