@@ -8,9 +8,9 @@ or model are timed in turn, in three blocks each (interleaved_medians):
             QConvolution vs Convolution (float, oneDNN); a run is one forward of a
             graph with --copies copies of the layer, which MXNet executes as one engine
             operation as it does a network's layers (time per copy)
-  models    packed resnete18 / meliusnet22 vs the same models float-simulated and vs
-            GluonCV's float resnet18_v1 (224x224, batch 1 and 8; random weights and
-            trained-looking BatchNorm statistics)
+  models    packed resnete18 / meliusnet22 / binary_densenet28 vs the same models
+            float-simulated and vs GluonCV's float resnet18_v1 (224x224, batch 1 and 8;
+            random weights and trained-looking BatchNorm statistics)
   training  one step (forward, backward, update) of binary resnete18 vs float resnet18_v1
   memory    peak resident memory of packed vs float resnet18_v1 inference (subprocesses)
 
@@ -199,7 +199,7 @@ def bench_models(args):
     repeat = max(3, args.repeat // 3)
     reference = _float_resnet18()
     models = {}
-    for name in ("resnete18", "meliusnet22"):
+    for name in ("resnete18", "meliusnet22", "binary_densenet28"):
         simulated = _zoo_block(name)
         models[name] = simulated, _packed(simulated)
     for batch in (1, 8):

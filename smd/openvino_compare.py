@@ -12,8 +12,9 @@ two-level FakeQuantize, as each copy in bmxnet-bench's packed rows packs its inp
 per copy is the median over --repeat synchronous inferences after --warmup. Before timing,
 every layer model is checked against a numpy binary convolution. Its outputs are NHWC,
 OpenVINO's layout inside its networks (bmxnet's is NCHW); "conv only" is OpenVINO's own
-profile of its BinaryConvolution nodes, without the binarization in front. Models: ResNetE-18 as
-bmxnet's resnete18 built from OpenVINO operations (smd/openvino_graphs.py) at batch 1 and 8.
+profile of its BinaryConvolution nodes, without the binarization in front. Models: bmxnet's resnete18,
+meliusnet22 and binary_densenet28 built from OpenVINO operations (smd/openvino_graphs.py), at
+batch 1 and 8.
 OpenVINO runs with INFERENCE_NUM_THREADS=--threads, one stream, the latency hint and f32
 precision. With --bench, each row also shows bmxnet's packed time from that bmxnet-bench
 --json file (run it on the same machine just before) and bmxnet's speed-up over OpenVINO.
@@ -110,11 +111,11 @@ def time_layers(core, args):
 def time_models(core, args):
     rows = []
     for batch in (1, 8):
-        rng = np.random.RandomState(0)
-        compiled = compile_model(core, openvino_graphs.resnete18_model(batch, rng), args.threads)
-        x = rng.uniform(-1, 1, (batch, 3, 224, 224)).astype(np.float32)
-        rows.append(dict(model="resnete18", batch=batch,
-                         openvino_ms=median_ms(compiled, x, max(3, args.repeat // 3), 2)))
+        for name, build in openvino_graphs.MODELS.items():
+            rng = np.random.RandomState(0)
+            compiled = compile_model(core, build(batch, rng), args.threads)
+            x = rng.uniform(-1, 1, (batch, 3, 224, 224)).astype(np.float32)
+            rows.append(dict(model=name, batch=batch, openvino_ms=median_ms(compiled, x, max(3, args.repeat // 3), 2)))
     return rows
 
 
