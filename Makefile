@@ -9,7 +9,7 @@ NATIVE_SOURCES := $(shell find src -name '*.cc' -o -name '*.h' -o -name '*.cu') 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 JOBS ?= 2
 
-.PHONY: help demo test pytest ctest ctest-aarch64 aarch64-tools aarch64-emulation arm-libraries wheel wheel-aarch64 build data clean
+.PHONY: help demo test test-gpu gpu-check pytest ctest ctest-aarch64 aarch64-tools aarch64-emulation arm-libraries wheel wheel-aarch64 build data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -22,6 +22,20 @@ demo: build data  ## train a binary LeNet on Fashion-MNIST, pack it, compare pac
 	$(PY) example/evaluate_packed.py $(DEMO_MODEL) --data-dir $(FASHION_MNIST)
 
 test: pytest ctest ctest-aarch64  ## the whole test suite: pytest, the C++ kernel tests, and those for aarch64 under qemu
+
+# The GPU tests (tests/test_gpu.py, marked gpu) in their own .venv-gpu with MXNet's CUDA wheel;
+# the library is make build's (with nvcc it has the gpu kernels). Stops at once without a GPU.
+GPU_VENV := .venv-gpu
+GPU_MXNET ?= mxnet-cu112==1.9.1
+test-gpu: gpu-check build  ## the GPU tests: an NVIDIA GPU against the CPU, in .venv-gpu with $(GPU_MXNET)
+	@$(PY) -c "import bmxnet, sys; sys.exit(0 if bmxnet.cuda_kernels() else 'make test-gpu: this build of bmxnet has no CUDA kernels (no nvcc when it was built): install the CUDA toolkit, then make clean test-gpu')"
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	grep -v '^mxnet==' requirements.txt > build/requirements-gpu.txt
+	$(GPU_VENV)/bin/python -m pip install -q -r build/requirements-gpu.txt "$(GPU_MXNET)"
+	BMXNET_REQUIRE_GPU=1 PYTHONPATH=$(CURDIR) $(GPU_VENV)/bin/python -m pytest -q -m gpu tests/test_gpu.py
+
+gpu-check:
+	@$(PYTHON) smd/gpu_check.py
 
 pytest: build data wheel aarch64-emulation
 	$(PY) -m pytest -q tests

@@ -79,6 +79,11 @@ def num_threads():
     return _handle().bmxnet_num_threads()
 
 
+def cuda_kernels():
+    """Whether this build of the library has the operators' gpu kernels (built with nvcc)."""
+    return bool(_handle().bmxnet_cuda_kernels())
+
+
 def refresh_isa():
     """Re-reads $BMXNET_ISA (tests use it to force a kernel path)."""
     _handle().bmxnet_refresh_isa()

@@ -44,6 +44,9 @@ def parse_args(argv):
                    help="OMP_WAIT_POLICY for MXNet's OpenMP threads (oneDNN float ops): 'active' keeps them "
                         "spinning between parallel regions, which speeds up MXNet's short float layers "
                         "(docs/performance.md); 'inherit' leaves the environment's (libgomp's default)")
+    p.add_argument("--ctx", choices=("cpu", "gpu"), default="cpu",
+                   help="where layers and models run: gpu times the packed CUDA kernels against MXNet's "
+                        "cuDNN convolution and resnet18_v1 on the first GPU (training and memory stay cpu)")
     p.add_argument("--train-batch", type=int, default=8)
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)  # internal: one memory measurement
@@ -52,6 +55,8 @@ def parse_args(argv):
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         p.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    if args.ctx == "gpu" and set(args.sections) - {"layers", "models"}:
+        p.error("--ctx gpu times the layers and models sections only")
     if args.threads < 1 or args.repeat < 1 or args.copies < 1 or args.warmup < 0:
         p.error("--threads, --repeat and --copies must be positive, --warmup not negative")
     return args
@@ -121,12 +126,25 @@ def cpu_description(cpuinfo="/proc/cpuinfo", board="/proc/device-tree/model"):
 
 
 # ---------------------------------------------------------------------------- layers
+def context(args):
+    """The context --ctx names (mx.gpu(0) only where MXNet sees a GPU and bmxnet has its kernels)."""
+    import mxnet as mx
+    import bmxnet
+    if getattr(args, "ctx", "cpu") == "cpu":
+        return mx.cpu()
+    if mx.context.num_gpus() == 0 or not bmxnet.cuda_kernels():
+        raise SystemExit("bmxnet-bench: --ctx gpu: %s" % ("MXNet sees no GPU (a CUDA build of MXNet, such as "
+                                                          "mxnet-cu112, and a GPU are needed)" if mx.context.num_gpus() == 0
+                                                          else "this build of bmxnet has no CUDA kernels"))
+    return mx.gpu(0)
+
+
 def _layer_run(op, x, weight, attrs, copies):
-    """One forward of a bound graph holding `copies` copies of op(x, weight)."""
+    """One forward of a bound graph holding `copies` copies of op(x, weight), on x's context."""
     import mxnet as mx
     data, w = mx.sym.var("data"), mx.sym.var("weight")
     graph = mx.sym.Group([op(data, w, **attrs) for _ in range(copies)])
-    executor = graph.bind(mx.cpu(), {"data": x, "weight": weight}, grad_req="null")
+    executor = graph.bind(x.context, {"data": x, "weight": weight}, grad_req="null")
 
     def run():
         executor.forward(is_train=False)
@@ -141,11 +159,12 @@ def bench_layers(args):
 
     rng = np.random.RandomState(0)
     rows = []
+    ctx = context(args)
     for name, cin, cout, size, k, stride, pad in LAYERS:
-        x = mx.nd.array(rng.uniform(-1, 1, (1, cin, size, size)))
+        x = mx.nd.array(rng.uniform(-1, 1, (1, cin, size, size)), ctx=ctx)
         w = rng.uniform(-1, 1, (cout, cin, k, k)).astype(np.float32)
-        w_float = mx.nd.array(np.sign(w) + (w == 0))
-        w_packed = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+        w_float = mx.nd.array(np.sign(w) + (w == 0), ctx=ctx)
+        w_packed = mx.nd.array(packing.pack_conv_weight(w), dtype="int64", ctx=ctx)
         attrs = dict(kernel=(k, k), stride=(stride, stride), pad=(pad, pad), num_filter=cout, no_bias=True)
         runs = [_layer_run(mx.sym.Convolution, x, w_float, attrs, args.copies),
                 _layer_run(mx.sym.QConvolution, x, w_packed, dict(attrs, binarized_weights_only=True), args.copies)]
@@ -175,11 +194,11 @@ def _zoo_block(name, **options):
     return net
 
 
-def _float_resnet18():
+def _float_resnet18(ctx=None):
     import mxnet as mx
     from gluoncv.model_zoo import get_model
     net = get_model("resnet18_v1", pretrained=False)
-    net.initialize(mx.init.Xavier(magnitude=2))
+    net.initialize(mx.init.Xavier(magnitude=2), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 
@@ -197,13 +216,16 @@ def bench_models(args):
     import mxnet as mx
     rows = []
     repeat = max(3, args.repeat // 3)
-    reference = _float_resnet18()
+    ctx = context(args)
+    reference = _float_resnet18(ctx)
     models = {}
     for name in ("resnete18", "meliusnet22", "binary_densenet28"):
-        simulated = _zoo_block(name)
+        simulated = _zoo_block(name)  # made and converted on the cpu, then moved
         models[name] = simulated, _packed(simulated)
+        for net in models[name] if ctx != mx.cpu() else ():
+            net.collect_params().reset_ctx(ctx)
     for batch in (1, 8):
-        x = mx.nd.random.uniform(-1, 1, (batch, 3, 224, 224))
+        x = mx.nd.random.uniform(-1, 1, (batch, 3, 224, 224), ctx=ctx)
         nets = [reference] + [net for pair in models.values() for net in pair]
         seconds = interleaved_medians([lambda net=net: net(x).wait_to_read() for net in nets], repeat, args.warmup)
         float_s = seconds[0]
@@ -329,7 +351,7 @@ def main(argv=None):
         return 0
     import bmxnet
     model, flags = cpu_description()
-    results = dict(cpu=model, flags=flags, threads=args.threads, kernels=bmxnet.active_isa(),
+    results = dict(cpu=model, flags=flags, threads=args.threads, kernels=bmxnet.active_isa(), ctx=args.ctx,
                    mxnet=__import__("mxnet").__version__, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))
     print("CPU: %s (%s), %d threads, bmxnet kernels: %s, OMP_WAIT_POLICY %s"
           % (model, " ".join(flags), args.threads, results["kernels"], results["omp_wait_policy"]))

@@ -54,3 +54,30 @@ def test_cpu_description_names_x86_and_arm_cores(tmp_path):
     board.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")
     assert cpu_description(str(pi), str(board)) == ("Raspberry Pi 4 Model B Rev 1.4, Cortex-A72", ["asimd"])
     assert cpu_description(str(pi), str(tmp_path / "none"))[0] == "Cortex-A72"
+
+
+def test_gpu_context_says_what_it_needs_in_one_line():
+    """Without a GPU (this machine, the CPU wheel of MXNet), --ctx gpu stops before timing."""
+    result = run("--ctx", "gpu", "--sections", "layers", "--repeat", "1")
+    if "MXNet sees no GPU" not in result.stderr:
+        import mxnet as mx
+        assert mx.context.num_gpus() > 0, result.stderr[-2000:]
+        return
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert run("--ctx", "gpu", "--sections", "training").returncode == 2
+
+
+def test_gpu_check_names_the_gpus_or_why_there_are_none(tmp_path):
+    import subprocess as sp
+    from smd.gpu_check import visible_gpus
+
+    def listing(stdout, stderr=""):
+        return lambda *args, **kwargs: sp.CompletedProcess(args, 0 if stdout else 9, stdout, stderr)
+    assert visible_gpus(listing("GPU 0: NVIDIA H200 (UUID: GPU-1)\n"), lambda _: "/usr/bin/nvidia-smi") == \
+        (["GPU 0: NVIDIA H200 (UUID: GPU-1)"], "")
+    gpus, why = visible_gpus(listing("", "NVIDIA-SMI has failed because it couldn't communicate with the driver"),
+                             lambda _: "/usr/bin/nvidia-smi")
+    assert gpus == [] and why.startswith("nvidia-smi lists no GPU (NVIDIA-SMI has failed")
+    (tmp_path / "0000:01:00.0").mkdir()
+    assert visible_gpus(which=lambda _: None, proc=str(tmp_path)) == (["GPU at PCI 0000:01:00.0"], "")
+    assert visible_gpus(which=lambda _: None, proc=str(tmp_path / "none"))[1].startswith("no NVIDIA driver")

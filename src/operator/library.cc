@@ -21,6 +21,15 @@ void bmxnet_refresh_isa() { bmxnet::kernels::RefreshIsa(); }
 
 int bmxnet_num_threads() { return bmxnet::kernels::NumThreads(); }
 
+// Whether the operators have gpu kernels (the library was built with nvcc).
+int bmxnet_cuda_kernels() {
+#ifdef BMXNET_CUDA
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 }  // extern "C"
 
 mxnet::ext::MXReturnValue initialize(int version) {
