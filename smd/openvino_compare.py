@@ -46,14 +46,22 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def compile_model(core, model, threads):
+def compile_model(core, model, threads, profile=False):
+    """One stream of `threads` threads, the latency hint, f32 (and PERF_COUNT when profiling)."""
     return core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                                             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+                                             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                                             "PERF_COUNT": profile})
+
+
+def infer_request(compiled, x):
+    import openvino as ov
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(x))
+    return request
 
 
 def median_ms(compiled, x, repeat, warmup):
-    request = compiled.create_infer_request()
-    request.set_input_tensor(__import__("openvino").Tensor(x))
+    request = infer_request(compiled, x)
     for _ in range(warmup):
         request.infer()
     times = []
@@ -80,11 +88,7 @@ def check_layer(core, row, threads):
 def convolution_ms(core, model, x, threads, runs):
     """OpenVINO's own time of its BinaryConvolution nodes (PERF_COUNT, median over runs, all
     nodes together): the convolution without the binarization and layout changes around it."""
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                                                 "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-                                                 "PERF_COUNT": True})
-    request = compiled.create_infer_request()
-    request.set_input_tensor(__import__("openvino").Tensor(x))
+    request = infer_request(compile_model(core, model, threads, profile=True), x)
     request.infer()
     totals = []
     for _ in range(runs):

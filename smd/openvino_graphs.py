@@ -126,6 +126,11 @@ def _binary_unit(x, channels, filters, stride, rng):
     return binary_conv(binarize(_batchnorm(x, channels, rng)), weight, stride, 1)
 
 
+def _dense_layer(x, channels, rng):
+    """The binary unit's 64 new channels concatenated to x: (x, channels) after it."""
+    return _ops().concat([x, _binary_unit(x, channels, 64, 1, rng)], 1), channels + 64
+
+
 def _transition(x, channels, width, rng):
     """BatchNorm -> 2x2 max pool (ceil) -> ReLU -> float 1x1 conv to `width` channels."""
     ops = _ops()
@@ -167,10 +172,9 @@ def binary_densenet28_model(batch, rng):
     ops = _ops()
     data = ops.parameter([batch, 3, 224, 224], np.float32, name="data")
     x, channels = _imagenet_stem(data, rng), 64
-    for stage, (layers, width) in enumerate(zip((6, 6, 6, 5), (160, 192, 256, None))):
+    for layers, width in zip((6, 6, 6, 5), (160, 192, 256, None)):
         for _ in range(layers):
-            x = ops.concat([x, _binary_unit(x, channels, 64, 1, rng)], 1)
-            channels += 64
+            x, channels = _dense_layer(x, channels, rng)
         if width is not None:
             x, channels = _transition(x, channels, width, rng), width
     return ov.Model([_head(x, channels, batch, rng)], [data])
@@ -184,10 +188,9 @@ def meliusnet22_model(batch, rng):
     ops = _ops()
     data = ops.parameter([batch, 3, 224, 224], np.float32, name="data")
     x, channels = _grouped_stem(data, rng), 64
-    for stage, (pairs, width) in enumerate(zip((4, 5, 4, 4), (160, 224, 256, None))):
+    for pairs, width in zip((4, 5, 4, 4), (160, 224, 256, None)):
         for _ in range(pairs):
-            x = ops.concat([x, _binary_unit(x, channels, 64, 1, rng)], 1)
-            channels += 64
+            x, channels = _dense_layer(x, channels, rng)
             improved = ops.add(_channels(x, channels - 64, channels), _binary_unit(x, channels, 64, 1, rng))
             x = ops.concat([_channels(x, 0, channels - 64), improved], 1)
         if width is not None:

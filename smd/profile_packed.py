@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import LAYERS, _layer_run, _packed, _zoo_block, interleaved_medians, set_threads  # noqa: E402
+from benchmark import LAYERS, _packed, _zoo_block, bench_layers, set_threads  # noqa: E402
 
 MODELS = ("resnete18", "meliusnet22", "binary_densenet28")
 BYTES = {"float32": 4, "int64": 8}
@@ -44,23 +44,14 @@ def parse_args(argv):
 
 def machine_peaks(repeat=10):
     """(binary MACs/s of the packed kernel, float MACs/s of oneDNN, copy bytes/s): the best
-    rate over bmxnet-bench's layer shapes, and a 256 MiB copy."""
+    rate over bmxnet-bench's layer rows, and a 256 MiB copy."""
     import mxnet as mx
-    import numpy as np
-    from bmxnet import packing
-    rng = np.random.RandomState(0)
+    rows = bench_layers(argparse.Namespace(repeat=repeat, warmup=2, copies=10, ctx="cpu"))
     binary, floating = 0.0, 0.0
-    for _, cin, cout, size, k, stride, pad in LAYERS:
-        x = mx.nd.array(rng.uniform(-1, 1, (1, cin, size, size)))
-        w = rng.uniform(-1, 1, (cout, cin, k, k)).astype(np.float32)
-        attrs = dict(kernel=(k, k), stride=(stride, stride), pad=(pad, pad), num_filter=cout, no_bias=True)
-        runs = [_layer_run(mx.sym.Convolution, x, mx.nd.array(np.sign(w)), attrs, 10),
-                _layer_run(mx.sym.QConvolution, x, mx.nd.array(packing.pack_conv_weight(w), dtype="int64"),
-                           dict(attrs, binarized_weights_only=True), 10)]
-        float_s, packed_s = (s / 10 for s in interleaved_medians(runs, repeat, 2))
+    for (_, cin, cout, size, k, stride, pad), row in zip(LAYERS, rows):
         out = (size + 2 * pad - k) // stride + 1
         macs = cout * cin * k * k * out * out
-        floating, binary = max(floating, macs / float_s), max(binary, macs / packed_s)
+        floating, binary = max(floating, 1e3 * macs / row["float_ms"]), max(binary, 1e3 * macs / row["packed_ms"])
     source = mx.nd.ones((64 << 20,))
     target = mx.nd.zeros((64 << 20,))
     copies = []

@@ -201,15 +201,15 @@ void ReadConvolution(AttributeReader& reader, ConvolutionParams* p) {
 }
 
 // The packed-only attributes a trainable layer was given (a hand-written graph): one line
-// naming the first.
+// naming the first. Counts are (name, the value that means "not used").
 void RejectPackedOnly(AttributeReader& reader, std::initializer_list<const char*> flags,
-                      std::initializer_list<const char*> counts) {
+                      std::initializer_list<std::pair<const char*, int64_t>> counts) {
   const std::string why = "needs binarized_weights_only=True (model-converter sets both)";
   for (const char* key : flags)
     if (reader.Bool(key, false)) reader.Fail(key, "True", why);
-  for (const char* key : counts) {
-    const int64_t value = reader.Int(key, 0, 0, kMaxDimension);
-    if (value > (std::string(key) == "data_pieces" ? 1 : 0)) reader.Fail(key, std::to_string(value), why);
+  for (const auto& count : counts) {
+    const int64_t value = reader.Int(count.first, count.second, 0, kMaxDimension);
+    if (value > count.second) reader.Fail(count.first, std::to_string(value), why);
   }
 }
 
@@ -219,7 +219,8 @@ QConvolutionParams ReadQConvolution(const Attributes& attrs) {
   ReadConvolution(reader, &p);
   p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
   p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
-  RejectPackedOnly(reader, {"residual", "data_threshold"}, {"residual_offset", "data_pieces", "packed_channels"});
+  RejectPackedOnly(reader, {"residual", "data_threshold"},
+                   {{"residual_offset", 0}, {"data_pieces", 1}, {"packed_channels", 0}});
   reader.RejectUnknown();
   return p;
 }
@@ -303,7 +304,7 @@ QFullyConnectedParams ReadQFullyConnected(const Attributes& attrs) {
   ReadFullyConnected(reader, &p);
   p.act_bit = static_cast<int>(reader.Int("act_bit", 1, 1, 32));
   p.weight_bit = static_cast<int>(reader.Int("weight_bit", 1, 1, 32));
-  RejectPackedOnly(reader, {}, {"packed_features"});
+  RejectPackedOnly(reader, {}, {{"packed_features", 0}});
   reader.RejectUnknown();
   return p;
 }

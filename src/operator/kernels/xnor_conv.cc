@@ -463,7 +463,7 @@ void PackAndConvolve(const ConvGeometry& g, const ChannelPieces& x, const Channe
                      uint64_t* packed, const uint64_t* w,
                      const float* scale, const float* bias, const ResidualInput& residual, float* y,
                      int threads, Isa isa, ConvMemory* memory, uint64_t weights_version) {
-  ConvMemory::Kept* kept = memory != nullptr ? memory->kept_.get() : nullptr;
+  ConvMemory::Kept* kept = memory != nullptr ? memory->kept() : nullptr;
   const ConvPlan plan(g, kept);
   const int team = TeamSize(plan, isa, threads);
   const int64_t blocks = FilterBlocks(plan, team);

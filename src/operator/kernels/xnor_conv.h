@@ -37,12 +37,10 @@ class ConvMemory {
   ConvMemory(const ConvMemory&);
   ConvMemory& operator=(const ConvMemory&);
 
-  struct Kept;  // xnor_conv.cc
+  struct Kept;  // defined and used in xnor_conv.cc only
+  Kept* kept() { return kept_.get(); }
 
  private:
-  friend void PackAndConvolve(const ConvGeometry&, const ChannelPieces&, const ChannelThresholds&, uint64_t*,
-                              const uint64_t*, const float*, const float*, const ResidualInput&, float*, int, Isa,
-                              ConvMemory*, uint64_t);
   std::unique_ptr<Kept> kept_;
 };
 
