@@ -7,8 +7,9 @@ from bmxnet.converter.batchnorm_passes import (fold_batchnorm_signs, fuse_batchn
                                                replace_batchnorms)
 from bmxnet.converter.concat_passes import read_concat_pieces
 from bmxnet.converter.onednn_layouts import float_batchnorm_layouts
-from bmxnet.converter.passes import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats,
-                                     replace_poolings, skip_identity_reshapes, take_leading_slices)
+from bmxnet.converter.passes import (absorb_residual_adds, copy_shared_inputs, pool_channels_last,
+                                     replace_channel_concats, replace_poolings, skip_identity_reshapes,
+                                     take_leading_slices)
 
 
 def node(op, name, inputs=(), **attrs):
@@ -30,12 +31,15 @@ def consumers_of(nodes):
 
 def test_the_passes_are_listed_once_in_run_order():
     names = [name for name, _ in PASSES]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     # a BatchNorm a moved pooling now reads may fold; poolings of absorbed adds' outputs are plain
     assert names.index("max poolings moved before their BatchNorm") < \
         names.index("BatchNorm + sign folded into thresholds")
     assert names.index("residual adds absorbed by packed convs") < \
         names.index("Pooling of plain tensors as PlainPooling")
+    # the NHWC pooling takes over the transpose a PlainBatchNorm was given
+    assert names.index("BatchNorm of plain tensors as PlainBatchNorm") < \
+        names.index("Pooling of convolution outputs as NHWC PlainPooling")
 
 
 def test_concat_along_channels_becomes_channel_concat():
@@ -61,6 +65,40 @@ def test_only_poolings_of_plain_tensors_become_plain_pooling():
              node("Pooling", "of_conv", (3,), kernel=(2, 2), stride=(2, 2))]
     assert replace_poolings(nodes, {}) == 1
     assert nodes[2]["op"] == "PlainPooling" and nodes[4]["op"] == "Pooling"
+    # MXNet's global pooling without a kernel runs its own loop, which sums in another order
+    nodes = [variable("data"), node("Pooling", "global", (0,), global_pool=True, pool_type="avg")]
+    assert replace_poolings(nodes, {}) == 0
+
+
+def stem_graph(pool_readers=1, pool_type="max"):
+    """conv -> Pooling -> PlainBatchNorm(channels_last) through a transpose, as
+    replace_batchnorms leaves ResNetE's stem; pool_readers=2 adds another reader of the
+    pooling."""
+    nodes = [variable("data"), variable("w"), node("Convolution", "conv", (0, 1), kernel=(7, 7), num_filter=64),
+             node("Pooling", "pool", (2,), kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type=pool_type),
+             node("PlainBatchNorm", "bn", (), channels_last=True)]
+    nodes[4]["inputs"] = [{"op": "transpose", "name": "bn_nhwc", "attrs": {"axes": "(0, 2, 3, 1)"},
+                           "inputs": [[3, 0, 0]]}]
+    if pool_readers == 2:
+        nodes.append(node("relu", "other", (3,)))
+    return nodes
+
+
+def test_a_pooling_only_a_channels_last_batchnorm_reads_pools_the_transposed_convolution_output():
+    for pool_type in ("max", "avg"):
+        nodes = stem_graph(pool_type=pool_type)
+        assert pool_channels_last(nodes, [[4, 0, 0]], set(range(len(nodes)))) == 1
+        pool, bn = nodes[3], nodes[4]
+        assert pool["op"] == "PlainPooling" and pool["attrs"]["layout"] == "NHWC"
+        assert pool["attrs"]["pool_type"] == pool_type
+        assert pool["inputs"][0]["op"] == "transpose" and pool["inputs"][0]["inputs"] == [[2, 0, 0]]
+        assert bn["inputs"][0] == [3, 0, 0] and bn["attrs"]["channels_last"] == "True"
+    # read by another node too, or a graph output: the pooling's NCHW output is needed, it stays
+    nodes = stem_graph(pool_readers=2)
+    assert pool_channels_last(nodes, [[4, 0, 0], [5, 0, 0]], set(range(len(nodes)))) == 0
+    nodes = stem_graph()
+    assert pool_channels_last(nodes, [[4, 0, 0], [3, 0, 0]], set(range(len(nodes)))) == 0
+    assert nodes[3]["op"] == "Pooling" and nodes[4]["inputs"][0]["op"] == "transpose"
 
 
 def test_a_max_pooling_moves_before_a_batchnorm_that_never_decreases():

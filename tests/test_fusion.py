@@ -266,34 +266,39 @@ def test_converter_copies_a_blocked_output_that_feeds_two_packed_inputs_once(sou
 
 def test_converter_converts_the_resnete_stem_output_once(rng):
     """The stem's output is both data and residual of the first block's packed conv. With the
-    max pooling moved before it, the stem's BatchNorm runs as PlainBatchNorm, reading the
-    pooling's blocked output through a transpose to NHWC (a plain copy of oneDNN's NHWC
-    tensor) and applying the ReLU: it hands on plain NCHW, no copy."""
+    max pooling moved before it, the stem's BatchNorm runs as PlainBatchNorm with the ReLU,
+    reading an NHWC PlainPooling of the convolution's output transposed to NHWC (a plain copy
+    of oneDNN's NHWC tensor): it hands on plain NCHW, no copy."""
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
     assert report.shared_copies == 0
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
     bn = next(n for n in nodes if n["op"] == "PlainBatchNorm" and "stem" in n["name"])
-    transpose = nodes[bn["inputs"][0][0]]
+    pool = nodes[bn["inputs"][0][0]]
+    transpose = nodes[pool["inputs"][0][0]]
     assert bn["attrs"]["channels_last"] == "True" and bn["attrs"]["act_type"] == "relu"
-    assert transpose["op"] == "transpose" and nodes[transpose["inputs"][0][0]]["op"] == "Pooling"
+    assert pool["op"] == "PlainPooling" and pool["attrs"]["layout"] == "NHWC"
+    assert transpose["op"] == "transpose" and nodes[transpose["inputs"][0][0]]["op"] == "Convolution"
     first = next(n for n in nodes if n["op"] == "QConvolution")
     assert nodes[first["inputs"][0][0]] is bn and nodes[first["inputs"][-1][0]] is bn
 
 
 def test_converter_runs_poolings_of_plain_tensors_as_plain_pooling(rng):
     """ResNetE's shortcut and head poolings read packed layers' (plain NCHW) outputs; its stem
-    pooling reads a float conv's oneDNN-blocked output and stays MXNet's Pooling."""
+    pooling reads a float conv's oneDNN output, which only the stem's BatchNorm reads: it
+    pools that output transposed to NHWC."""
     import json
     x = mx.nd.array(rng.uniform(-1, 1, size=(1, 3, 64, 64)))
     packed, report = convert_exactly(get_model("resnete18", classes=10), x, mx.init.Xavier(magnitude=2))
-    assert report.poolings == 4 and report.batchnorms == 5 and report.relus_fused == 2
-    assert re.search(r"PlainPooling: +4\n.*PlainBatchNorm: +5\nReLUs fused into PlainBatchNorm: +2\n", str(report))
+    assert report.poolings == 4 and report.poolings_channels_last == 1 and report.batchnorms == 5
+    assert report.relus_fused == 2
+    assert re.search(r"PlainPooling: +4\n.*PlainBatchNorm: +5\n.*NHWC PlainPooling: +1\n"
+                     r"ReLUs fused into PlainBatchNorm: +2\n", str(report))
     nodes = json.loads(packed(mx.sym.var("data")).tojson())["nodes"]
-    pools = [(n["name"], n["op"]) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
-    assert [op for name, op in pools if "stem" in name] == ["Pooling"]
-    assert [op for name, op in pools if "stem" not in name] == ["PlainPooling"] * 4
+    pools = [(n["name"], n["op"], n["attrs"].get("layout")) for n in nodes if n["op"] in ("Pooling", "PlainPooling")]
+    assert [(op, layout) for name, op, layout in pools if "stem" in name] == [("PlainPooling", "NHWC")]
+    assert [op for name, op, _ in pools if "stem" not in name] == ["PlainPooling"] * 4
 
 
 @pytest.mark.parametrize("attrs,replaced", [

@@ -135,7 +135,9 @@ def test_channel_concat_takes_leading_channels(device, rng):
 @pytest.mark.parametrize("attrs", [dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"),
                                    dict(kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full"),
                                    dict(kernel=(3, 3), pad=(1, 1), pool_type="avg", count_include_pad=False),
-                                   dict(global_pool=True, pool_type="avg")])
+                                   dict(global_pool=True, pool_type="avg"),
+                                   dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max", layout="NHWC"),
+                                   dict(kernel=(3, 3), pad=(1, 1), pool_type="avg", layout="NHWC")])
 def test_plain_pooling(attrs, device, rng):
     exact = attrs["pool_type"] == "max"
     compare(device, mx.nd.PlainPooling, [uniform(rng, 2, 19, 9, 11)], attrs, exact_forward=exact, exact_backward=exact)

@@ -1,5 +1,5 @@
 """PlainPooling: MXNet's Pooling values, bit for bit, on plain NCHW tensors (model-converter's
-packed models), on each kernel path; its gradient; one-line errors."""
+packed models) and NHWC ones, on each kernel path; its gradient; one-line errors."""
 import itertools
 import os
 import re
@@ -88,6 +88,44 @@ def test_plain_pooling_reads_data_pieces_like_their_concat(attrs, rng):
     np.testing.assert_array_equal(np.concatenate([p.grad.asnumpy() for p in pieces], axis=1), joined.grad.asnumpy())
 
 
+NHWC_CONFIGS = [dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"),
+                dict(kernel=(2, 2), stride=(2, 2), pool_type="max", pooling_convention="full"),
+                dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg"),
+                dict(kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full", count_include_pad=False),
+                dict(kernel=(2, 3), stride=(1, 2), pad=(1, 1), pool_type="avg", count_include_pad=False),
+                dict(kernel=(1, 1), global_pool=True, pool_type="avg"), dict(kernel=(1, 1), global_pool=True, pool_type="max")]
+
+
+@pytest.mark.parametrize("attrs", NHWC_CONFIGS)
+def test_plain_pooling_nhwc_equals_mxnet_pooling_of_the_nchw_tensor(attrs, isa, rng):
+    """layout="NHWC" (the converter's pooling of a oneDNN convolution's output): values and
+    gradient of MXNet's Pooling of the same tensor in NCHW, with NaN and infinities, on
+    channel counts that fill no vector and one that fills several."""
+    for channels in (5, 13, 64):
+        data = rng.normal(scale=3, size=(2, channels, 9, 11)).astype(np.float32)
+        flat = data.reshape(-1)
+        for value, count in ((np.nan, 4), (np.inf, 3), (-np.inf, 3)):
+            flat[rng.choice(flat.size, count, replace=False)] = value
+        x, x_nhwc = mx.nd.array(data), mx.nd.array(data.transpose(0, 2, 3, 1))
+        expected = mx.nd.Pooling(x, **attrs)
+        got = mx.nd.PlainPooling(x_nhwc, layout="NHWC", **attrs)
+        assert got.shape == tuple(expected.shape[i] for i in (0, 2, 3, 1))
+        np.testing.assert_array_equal(got.asnumpy().transpose(0, 3, 1, 2), expected.asnumpy(),
+                                      err_msg="%s, %d channels" % (attrs, channels))
+        if attrs["pool_type"] == "avg" and np.isnan(data).any():
+            continue  # NaN spreads through an average's gradient in no particular way
+        for array in (x, x_nhwc):
+            array.attach_grad()
+        with mx.autograd.record():
+            expected = mx.nd.Pooling(x, **attrs)
+            got = mx.nd.PlainPooling(x_nhwc, layout="NHWC", **attrs)
+        dy = rng.normal(size=expected.shape).astype(np.float32)
+        expected.backward(mx.nd.array(dy))
+        got.backward(mx.nd.array(dy.transpose(0, 2, 3, 1)))
+        np.testing.assert_allclose(x_nhwc.grad.asnumpy().transpose(0, 3, 1, 2), x.grad.asnumpy(), rtol=1e-6,
+                                   atol=1e-6, err_msg="gradient, %s, %d channels" % (attrs, channels))
+
+
 def test_plain_pooling_leaves_its_input_alone(rng):
     data = rng.normal(size=(1, 2, 6, 6)).astype(np.float32)
     x = mx.nd.array(data)
@@ -103,7 +141,10 @@ def test_plain_pooling_leaves_its_input_alone(rng):
      "invalid pooling_convention='same': expected one of valid, full"),
     ((1, 1, 2, 2), dict(kernel=(3, 3)), "kernel (3, 3) is larger than the padded input (2 along dimension 2)"),
     ((4, 4), dict(kernel=(2, 2)), "data must be 4-D NCHW, got (4, 4)"),
-    ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NHWC"), "invalid layout='NHWC': only NCHW is supported"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NCDHW"), "invalid layout='ncdhw': expected one of nchw, nhwc, none"),
+    ((4, 4), dict(kernel=(2, 2), layout="NHWC"), "data must be 4-D NHWC, got (4, 4)"),
+    ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NHWC", data_pieces=2),
+     "invalid layout='NHWC': takes one data input (data_pieces=1)"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), p_value=2), "unknown parameter 'p_value'"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), data_pieces=17), "invalid data_pieces='17': must be in [1, 16]")])
 def test_plain_pooling_names_bad_input(shape, attrs, message):

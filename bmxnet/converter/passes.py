@@ -30,7 +30,9 @@ None changes a value:
   layouts through the float graph for that;
 - Pooling (2-D, max or avg) of a plain NCHW tensor, such as bmxnet's layers hand on,
   becomes bmxnet's PlainPooling: the same values, where MXNet's oneDNN pooling first
-  reorders the tensor to a blocked layout and back, or averages it in reference code;
+  reorders the tensor to a blocked layout and back, or averages it in reference code; so
+  does a Pooling of a oneDNN convolution's output that only a BatchNorm read, on that
+  output transposed to NHWC, a plain copy (ResNetE's stem);
 - a tensor that an MXNet operator hands to several inputs of bmxnet operators goes
   through one copy (a ChannelConcat of one input) first: MXNet converts a oneDNN-blocked
   tensor to NCHW for each extension-operator input on its own, and a packed ResNetE's
@@ -44,7 +46,6 @@ from .graph_nodes import (ADD_OPS, BMXNET_OPS, attr_numbers, attrs_of, edge, ide
 from .onednn_layouts import reads_plain_nchw
 
 POOLING_ATTRS = ("kernel", "stride", "pad", "pool_type", "global_pool", "pooling_convention", "count_include_pad")
-# MXNet operators whose output is plain NCHW whatever their input's layout (no oneDNN kernel)
 
 
 def skip_sign_activation(nodes, layer, consumers):
@@ -147,7 +148,8 @@ def take_leading_slices(nodes, consumers, absorbed):
 
 def _plain_pooling_attrs(attrs):
     """PlainPooling's attributes for a Pooling node's, or None when it does something else
-    (sum or lp pooling, 1-D/3-D, another layout, a pad as large as the kernel)."""
+    (sum or lp pooling, 1-D/3-D, another layout, a pad as large as the kernel, global
+    pooling without a kernel)."""
     def numbers(key, default):
         values = [int(v) for v in attr_numbers(attrs.get(key, default))]
         return values * 2 if len(values) == 1 else values
@@ -161,6 +163,8 @@ def _plain_pooling_attrs(attrs):
         return None
     if not is_true(attrs, "global_pool") and any(p >= k for p, k in zip(pad, kernel)):
         return None
+    if is_true(attrs, "global_pool") and "kernel" not in attrs:
+        return None  # MXNet runs its own loop then, which sums in another order
     return {key: value for key, value in attrs.items() if key in POOLING_ATTRS}
 
 
@@ -175,6 +179,35 @@ def replace_poolings(nodes, absorbed):
                 node["op"], node["attrs"] = "PlainPooling", attrs
                 replaced += 1
     return replaced
+
+
+def pool_channels_last(nodes, heads, live):
+    """A Pooling that only a PlainBatchNorm's transpose to NHWC reads (replace_batchnorms:
+    a BatchNorm of a oneDNN convolution's output, ResNetE's stem) -> the transpose moves in
+    front of it and the Pooling becomes PlainPooling with layout="NHWC", which the
+    PlainBatchNorm reads as it is: MXNet's pooling of that output reorders it to a blocked
+    layout and back, where the transpose is a plain copy (oneDNN's convolutions keep their
+    output NHWC inside) and max pooling the same on any layout. Returns how many."""
+    readers = readers_of(nodes, live)
+    outputs = {entry[0] for entry in heads}
+    moved = 0
+    for node in (nodes[i] for i in sorted(live)):
+        transpose = node["inputs"][0] if node["op"] == "PlainBatchNorm" and node.get("inputs") else None
+        if not (isinstance(transpose, dict) and transpose["op"] == "transpose" and is_true(attrs_of(node), "channels_last")):
+            continue
+        source = edge(nodes, transpose["inputs"][0])
+        pool = nodes[source] if source is not None else None
+        if pool is None or pool["op"] != "Pooling" or source in outputs or readers.get(source) or \
+                transpose["inputs"][0][1] != 0:
+            continue
+        attrs = _plain_pooling_attrs(attrs_of(pool))
+        if attrs is None:
+            continue
+        pool["op"], pool["attrs"] = "PlainPooling", dict(attrs, layout="NHWC")
+        pool["inputs"][0] = dict(transpose, name=pool["name"] + "_nhwc", inputs=[list(pool["inputs"][0])])
+        node["inputs"][0] = [source, 0, 0]
+        moved += 1
+    return moved
 
 
 def skip_identity_reshapes(nodes, live):

@@ -26,8 +26,8 @@ import mxnet as mx
 from .. import packing
 from . import model_files
 from .conversion_error import ConversionError, mxnet_message
-from .passes import (absorb_residual_adds, copy_shared_inputs, replace_channel_concats, replace_poolings,
-                     skip_identity_reshapes, skip_sign_activation, take_leading_slices)
+from .passes import (absorb_residual_adds, copy_shared_inputs, pool_channels_last, replace_channel_concats,
+                     replace_poolings, skip_identity_reshapes, skip_sign_activation, take_leading_slices)
 from .batchnorm_passes import fold_batchnorm_signs, fuse_batchnorm_relus, pool_before_batchnorm, replace_batchnorms
 from .concat_passes import read_concat_pieces
 from .graph_check import ATTR_KEYS, GraphError, check_nodes, check_structure
@@ -56,6 +56,7 @@ class ConversionReport:
         self.concats_as_pieces = 0  # ChannelConcats whose readers take its pieces instead
         self.poolings = 0  # Pooling run as PlainPooling
         self.poolings_first = 0  # max poolings moved before the BatchNorm they followed
+        self.poolings_channels_last = 0  # ... of oneDNN convolution outputs, as NHWC PlainPooling
         self.batchnorms = 0  # BatchNorm run as PlainBatchNorm
         self.relus_fused = 0  # ReLUs that PlainBatchNorms apply in the same pass
         self.reshapes_skipped = 0  # identity reshapes in front of bmxnet operators
@@ -180,6 +181,8 @@ PASSES = (
     ("BatchNorm of plain tensors as PlainBatchNorm",
      _counted("batchnorms", lambda c: replace_batchnorms(c.nodes, c.float_layouts, c.absorbed, c.params, c.folded,
                                                          c.reachable()))),
+    ("Pooling of convolution outputs as NHWC PlainPooling",
+     _counted("poolings_channels_last", lambda c: pool_channels_last(c.nodes, c.graph["heads"], c.live))),
     ("ReLUs fused into PlainBatchNorm",
      _counted("relus_fused", lambda c: fuse_batchnorm_relus(c.nodes, c.graph["heads"], c.live))),
     ("ChannelConcats read as their pieces",

@@ -267,8 +267,9 @@ PlainPoolingParams ReadPlainPooling(const Attributes& attrs) {
   p.full_convention = reader.Choice<bool>("pooling_convention", "valid", {{"valid", false}, {"full", true}});
   p.count_include_pad = reader.Bool("count_include_pad", true);
   p.data_pieces = reader.Int("data_pieces", 1, 1, kernels::kMaxChannelPieces);
-  std::string layout = reader.Text("layout", "NCHW");
-  if (layout != "NCHW" && layout != "None") reader.Fail("layout", layout, "only NCHW is supported");
+  p.channels_last = reader.Choice<bool>("layout", "NCHW", {{"nchw", false}, {"nhwc", true}, {"none", false}});
+  if (p.channels_last && p.data_pieces != 1)
+    reader.Fail("layout", "NHWC", "takes one data input (data_pieces=1)");
   reader.RejectUnknown();
   return p;
 }

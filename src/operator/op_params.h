@@ -85,6 +85,7 @@ struct PlainPoolingParams {
   std::vector<int64_t> kernel{1, 1}, stride{1, 1}, pad{0, 0};
   bool max = true, global_pool = false, full_convention = false, count_include_pad = true;
   int64_t data_pieces = 1;  // inputs joined along the channels (converter, as for QConvolution)
+  bool channels_last = false;  // layout="NHWC": data and output are (N, H, W, C)
 };
 
 // Positions of the optional inputs: data, weight, [scale (packed + xnor)], [bias],

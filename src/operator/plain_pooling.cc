@@ -4,7 +4,9 @@
 // reference average pooling (simple_nchw, on AVX2) or first reorders it to a blocked
 // layout and back, both slower than this op (docs/performance.md).
 // With data_pieces=k its k inputs are the data, joined along the channels where they lie
-// (the converter's stand-in for a ChannelConcat in front: MeliusNet's transitions).
+// (the converter's stand-in for a ChannelConcat in front: MeliusNet's transitions). With
+// layout="NHWC" data and output are (N, H, W, C), as for MXNet's Pooling (the converter's
+// stand-in for a Pooling of a oneDNN convolution's output, which MXNet hands on as NHWC).
 #include "kernels/cpu_features.h"
 #include "kernels/pooling.h"
 #include "op_state.h"
@@ -44,12 +46,23 @@ int64_t Outputs(const PlainPoolingParams& p, int64_t size, int d) {
   return 1 + (p.full_convention ? (span + p.stride[d] - 1) / p.stride[d] : span / p.stride[d]);
 }
 
+const char* LayoutName(const PlainPoolingParams& p) { return p.channels_last ? "NHWC" : "NCHW"; }
+
+void CheckFourD(const PlainPoolingParams& p, const std::vector<int64_t>& shape) {
+  if (shape.size() != 4)
+    throw ParamError(std::string(kOp) + ": data must be 4-D " + LayoutName(p) + ", got " + ShapeString(shape));
+}
+
+// The geometry of data of `shape` (in p's layout).
 kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<int64_t>& shape) {
-  if (shape.size() != 4) throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString(shape));
+  CheckFourD(p, shape);
+  const int channel_axis = p.channels_last ? 3 : 1, height_axis = p.channels_last ? 1 : 2;
   kernels::PoolGeometry g;
-  g.planes = shape[0] * shape[1];
-  g.in_height = shape[2];
-  g.in_width = shape[3];
+  g.planes = shape[0] * shape[channel_axis];
+  g.channels_last = p.channels_last;
+  g.channels = shape[channel_axis];
+  g.in_height = shape[height_axis];
+  g.in_width = shape[height_axis + 1];
   g.max = p.max;
   g.count_include_pad = p.count_include_pad;
   // MXNet's own loop, not oneDNN's, runs pooling_convention='full' when the last windows
@@ -84,8 +97,17 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   return Guard([&] {
     const PlainPoolingParams p = ParsePlainPooling(attrs);
     CheckInputCount(kOp, InputCount(p), in_shapes->size());
-    if ((*in_shapes)[0].size() != 4)
-      throw ParamError(std::string(kOp) + ": data must be 4-D NCHW, got " + ShapeString((*in_shapes)[0]));
+    CheckFourD(p, Dims((*in_shapes)[0]));
+    if (p.channels_last) {
+      const std::vector<int64_t> in = Dims((*in_shapes)[0]);
+      if (in[1] == kUnknown || in[2] == kUnknown) {
+        (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], kUnknown, kUnknown, in[3]});
+        return;
+      }
+      const kernels::PoolGeometry g = GeometryOf(p, {std::max<int64_t>(in[0], 1), in[1], in[2], std::max<int64_t>(in[3], 1)});
+      (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], g.out_height, g.out_width, in[3]});
+      return;
+    }
     const std::vector<int64_t> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
     if (in[2] == kUnknown || in[3] == kUnknown) {
       (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], in[1], kUnknown, kUnknown});
@@ -106,7 +128,9 @@ void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, s
   std::vector<int64_t> joined = (*tensors)[first].shape;
   for (int64_t j = 1; j < p.data_pieces; ++j) joined[1] += (*tensors)[first + j].shape[1];
   kernels::PoolGeometry g = GeometryOf(p, joined);
-  CheckTensorShape(kOp, "output", result, {joined[0], joined[1], g.out_height, g.out_width});
+  CheckTensorShape(kOp, "output", result,
+                   p.channels_last ? std::vector<int64_t>{joined[0], g.out_height, g.out_width, joined[3]}
+                                   : std::vector<int64_t>{joined[0], joined[1], g.out_height, g.out_width});
   if (p.data_pieces == 1) return run(g, 0, first, 0);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   for (int64_t n = 0; n < joined[0]; ++n)

@@ -1,6 +1,7 @@
 // PoolForward and PoolBackward (pooling.h): windows wholly inside the image go through the
 // vector blocks (AVX2 or NEON), 8 outputs of 1 or 4 rows at a time, the rest one at a time through
-// PoolValue; a window as large as the plane chains planes instead.
+// PoolValue; a window as large as the plane chains planes instead. Channels-last tensors
+// go a window at a time over all its channels, whose values lie side by side.
 #include "pooling.h"
 
 #include <algorithm>
@@ -82,9 +83,46 @@ void PoolWholePlanes(const PoolGeometry& g, const float* x, float* y, int64_t pl
   for (; p < planes; ++p) y[p] = PoolValue(g, x, p);
 }
 
+// Output row oh of one image of a channels-last pooling, every channel: PoolValue's
+// operations in its order, each on a whole pixel of channels at once (the compiler's
+// vectors).
+void PoolRowChannelsLast(const PoolGeometry& g, const float* image, int64_t oh, float* __restrict row) {
+  const int64_t channels = g.channels;
+  const PoolWindow rows = WindowAt(oh, g.in_height, g.kernel_h, g.stride_h, g.pad_h, g.count_include_pad);
+  for (int64_t ow = 0; ow < g.out_width; ++ow) {
+    const PoolWindow columns = WindowAt(ow, g.in_width, g.kernel_w, g.stride_w, g.pad_w, g.count_include_pad);
+    const float count = static_cast<float>(rows.count * columns.count);
+    float* __restrict out = row + ow * channels;
+    std::fill(out, out + channels, g.max ? kPoolLowest : 0.0f);
+    for (int64_t h = rows.first; h < rows.end; ++h)
+      for (int64_t w = columns.first; w < columns.end; ++w) {
+        const float* __restrict tap = image + (h * g.in_width + w) * channels;
+        if (g.max)
+          for (int64_t c = 0; c < channels; ++c) out[c] = tap[c] > out[c] ? tap[c] : out[c];
+        else if (g.divide_each_tap)
+          for (int64_t c = 0; c < channels; ++c) out[c] += tap[c] / count;
+        else
+          for (int64_t c = 0; c < channels; ++c) out[c] += tap[c];
+      }
+    if (!g.max && !g.divide_each_tap)
+      for (int64_t c = 0; c < channels; ++c) out[c] /= count;
+  }
+}
+
+void PoolForwardChannelsLast(const PoolGeometry& g, const float* x, float* y, int threads) {
+  const int64_t images = g.planes / g.channels, rows = images * g.out_height;
+  const int64_t in_image = g.in_height * g.in_width * g.channels, out_row = g.out_width * g.channels;
+  const bool small = rows * out_row * g.kernel_h * g.kernel_w < (int64_t(1) << 16);
+  ParallelFor(rows, small ? 1 : threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      PoolRowChannelsLast(g, x + r / g.out_height * in_image, r % g.out_height, y + r * out_row);
+  });
+}
+
 }  // namespace
 
 void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, Isa isa) {
+  if (g.channels_last) return PoolForwardChannelsLast(g, x, y, threads);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   // Maps this small take a few microseconds, about what waking a thread costs.
   const bool small = g.planes * out_plane * g.kernel_h * g.kernel_w < (int64_t(1) << 16);
