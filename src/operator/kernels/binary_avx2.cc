@@ -45,23 +45,22 @@ struct PaddedLanes {
 };
 const PaddedLanes kPaddedLanes;
 
-// The output values of filter f for pixels first .. first + 7 of a tile, from their
-// mismatches in two vectors of 64-bit lanes, finished as the portable StoreTile does:
+// The output values of output's first filter for pixels first .. first + 7 of a tile, from
+// their mismatches in two vectors of 64-bit lanes, finished as the portable StoreTile does:
 // counted - 2 * mismatches, times scale, plus bias, plus residual, one float step each.
-inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int first, int64_t f,
-                       const TileOutput& output) {
+inline void FinishHalf(__m256i left, __m256i right, const TilePanel& panel, int first, const TileOutput& output) {
   const int pixels = std::min(8, panel.pixels - first);
   // The low halves of the 64-bit lanes, in pixel order: (0 1 4 5 | 2 3 6 7), then swap.
   const __m256i mismatches = _mm256_permute4x64_epi64(
       _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(left), _mm256_castsi256_ps(right), 0x88)), 0xd8);
   const __m256i counted = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.counted + first));
   __m256 value = _mm256_cvtepi32_ps(_mm256_sub_epi32(counted, _mm256_add_epi32(mismatches, mismatches)));
-  if (output.scale != nullptr) value = _mm256_mul_ps(value, _mm256_set1_ps(output.scale[f]));
-  if (output.bias != nullptr) value = _mm256_add_ps(value, _mm256_set1_ps(output.bias[f]));
+  if (output.scale != nullptr) value = _mm256_mul_ps(value, _mm256_set1_ps(output.scale[0]));
+  if (output.bias != nullptr) value = _mm256_add_ps(value, _mm256_set1_ps(output.bias[0]));
   const __m256i existing = _mm256_cmpgt_epi32(_mm256_set1_epi32(pixels), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   if (output.residual != nullptr)
-    value = _mm256_add_ps(value, _mm256_maskload_ps(output.residual + f * output.stride + first, existing));
-  float* out = output.out + f * output.stride + first;
+    value = _mm256_add_ps(value, _mm256_maskload_ps(output.residual + first, existing));
+  float* out = output.out + first;
   if (pixels == 8)
     _mm256_storeu_ps(out, value);
   else
@@ -77,47 +76,33 @@ struct PixelNibbles {
   __m256i low, high;
 };
 
-// `Filters` filters against one half (8 pixels, two vectors of 4) of a tile; a half of at
-// most 4 pixels (Vectors = 1) leaves the right vector out: a 7x7 map is 3 tiles and 1
-// pixel, whose 8-pixel half would have cost an eighth of the layer.
-template <int Filters, int Vectors>
-void MismatchHalf(const PixelNibbles* pixels, const TilePanel& panel, int half, const uint64_t* weights,
-                  int64_t depth, const TileOutput& output) {
+// One filter against the first `Vectors` vectors of 4 pixels of a tile: the filter's words
+// are read once for the whole tile, and each pixel word once per filter. A tile of at most
+// 4, 8 or 12 pixels leaves the vectors past them out: a 7x7 map is 3 tiles and 1 pixel,
+// whose 16-pixel tile would have cost a quarter of the layer.
+template <int Vectors>
+void MismatchTile(const PixelNibbles* pixels, const TilePanel& panel, const uint64_t* weights, int64_t depth,
+                  const TileOutput& output) {
   const NibblePopcount popcount;
-  const int first = half * 8;
-  __m256i total[Filters][2];
-  for (int f = 0; f < Filters; ++f) total[f][0] = total[f][1] = _mm256_setzero_si256();
+  __m256i total[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
   for (int64_t k0 = 0; k0 < depth; k0 += kByteSteps) {
     const int64_t k_end = std::min(depth, k0 + kByteSteps);
-    __m256i bytes[Filters][Vectors];
-    for (int f = 0; f < Filters; ++f)
-      for (int v = 0; v < Vectors; ++v) bytes[f][v] = _mm256_setzero_si256();
+    __m256i bytes[Vectors];
+    for (int v = 0; v < Vectors; ++v) bytes[v] = _mm256_setzero_si256();
     for (int64_t k = k0; k < k_end; ++k) {
-      const PixelNibbles* x = pixels + k * 4 + half * 2;
-      for (int f = 0; f < Filters; ++f) {
-        const uint64_t* w = weights + 2 * (f * depth + k);
-        const __m256i w_low = _mm256_set1_epi64x(static_cast<long long>(w[0]));
-        const __m256i w_high = _mm256_set1_epi64x(static_cast<long long>(w[1]));
-        for (int v = 0; v < Vectors; ++v)
-          bytes[f][v] = _mm256_add_epi8(bytes[f][v], popcount.Counts(_mm256_xor_si256(x[v].low, w_low),
-                                                                     _mm256_xor_si256(x[v].high, w_high)));
-      }
-    }
-    for (int f = 0; f < Filters; ++f)
+      const PixelNibbles* x = pixels + k * 4;
+      const __m256i w_low = _mm256_set1_epi64x(static_cast<long long>(weights[2 * k]));
+      const __m256i w_high = _mm256_set1_epi64x(static_cast<long long>(weights[2 * k + 1]));
       for (int v = 0; v < Vectors; ++v)
-        total[f][v] = _mm256_add_epi64(total[f][v], _mm256_sad_epu8(bytes[f][v], _mm256_setzero_si256()));
+        bytes[v] = _mm256_add_epi8(bytes[v], popcount.Counts(_mm256_xor_si256(x[v].low, w_low),
+                                                             _mm256_xor_si256(x[v].high, w_high)));
+    }
+    for (int v = 0; v < Vectors; ++v)
+      total[v] = _mm256_add_epi64(total[v], _mm256_sad_epu8(bytes[v], _mm256_setzero_si256()));
   }
-  for (int f = 0; f < Filters; ++f) FinishHalf(total[f][0], total[f][1], panel, first, f, output);
-}
-
-// Filters f0 .. f0 + block - 1 against one half of a tile, two at a time.
-template <int Vectors>
-void MismatchBlock(const PixelNibbles* pixels, const TilePanel& panel, int half, const uint64_t* weights,
-                   int64_t depth, int64_t f0, int64_t block, const TileOutput& output) {
-  int64_t f = f0;
-  for (; f + 2 <= f0 + block; f += 2)
-    MismatchHalf<2, Vectors>(pixels, panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
-  if (f < f0 + block) MismatchHalf<1, Vectors>(pixels, panel, half, weights + 2 * f * depth, depth, Shifted(output, f));
+  FinishHalf(total[0], total[1], panel, 0, output);
+  if (Vectors > 2) FinishHalf(total[2], total[3], panel, 8, output);
 }
 
 // Splits the tile's words into nibbles (4 vectors of 4 pixels per word); a padded word's
@@ -137,20 +122,21 @@ void SplitPixels(const TilePanel& panel, int64_t depth, PixelNibbles* out) {
     }
 }
 
-// Blocks of 8 filters, whose words stay in the L1 cache for both halves of the tile.
+// Filter by filter, each against the whole tile.
 void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, int64_t filters,
               const TileOutput& output) {
-  constexpr int64_t kBlock = 8;
   thread_local std::vector<PixelNibbles> pixels;
   pixels.resize(depth * 4);
   SplitPixels(panel, depth, pixels.data());
-  for (int64_t f0 = 0; f0 < filters; f0 += kBlock) {
-    const int64_t block = std::min(kBlock, filters - f0);
-    for (int half = 0; half < 2 && half * 8 < panel.pixels; ++half) {
-      if (panel.pixels - half * 8 <= 4)
-        MismatchBlock<1>(pixels.data(), panel, half, weights, depth, f0, block, output);
-      else
-        MismatchBlock<2>(pixels.data(), panel, half, weights, depth, f0, block, output);
+  const int vectors = (panel.pixels + 3) / 4;
+  for (int64_t f = 0; f < filters; ++f) {
+    const uint64_t* w = weights + 2 * f * depth;
+    const TileOutput at = Shifted(output, f);
+    switch (vectors) {
+      case 1: MismatchTile<1>(pixels.data(), panel, w, depth, at); break;
+      case 2: MismatchTile<2>(pixels.data(), panel, w, depth, at); break;
+      case 3: MismatchTile<3>(pixels.data(), panel, w, depth, at); break;
+      default: MismatchTile<4>(pixels.data(), panel, w, depth, at);
     }
   }
 }
