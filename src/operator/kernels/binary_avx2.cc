@@ -129,9 +129,16 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
   pixels.resize(depth * 4);
   SplitPixels(panel, depth, pixels.data());
   const int vectors = (panel.pixels + 3) / 4;
+  const bool far_rows = output.residual != nullptr && output.stride >= 256;
   for (int64_t f = 0; f < filters; ++f) {
     const uint64_t* w = weights + 2 * f * depth;
     const TileOutput at = Shifted(output, f);
+    if (far_rows && f + 1 < filters) {
+      // the residual the next filter adds, in a row far from this one's, which would
+      // otherwise wait for the caches at its end (rows close together are prefetched anyway)
+      __builtin_prefetch(output.residual + (f + 1) * output.stride);
+      __builtin_prefetch(output.residual + (f + 1) * output.stride + 15);
+    }
     switch (vectors) {
       case 1: MismatchTile<1>(pixels.data(), panel, w, depth, at); break;
       case 2: MismatchTile<2>(pixels.data(), panel, w, depth, at); break;
