@@ -143,6 +143,8 @@ def test_plain_pooling_leaves_its_input_alone(rng):
     ((4, 4), dict(kernel=(2, 2)), "data must be 4-D NCHW, got (4, 4)"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NCDHW"), "invalid layout='ncdhw': expected one of nchw, nhwc, none"),
     ((4, 4), dict(kernel=(2, 2), layout="NHWC"), "data must be 4-D NHWC, got (4, 4)"),
+    ((1, 2, 2, 1), dict(kernel=(3, 3), layout="NHWC"),
+     "kernel (3, 3) is larger than the padded input (2 along dimension 1)"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), layout="NHWC", data_pieces=2),
      "invalid layout='NHWC': takes one data input (data_pieces=1)"),
     ((1, 1, 4, 4), dict(kernel=(2, 2), p_value=2), "unknown parameter 'p_value'"),

@@ -42,27 +42,31 @@ int64_t Outputs(const PlainPoolingParams& p, int64_t size, int d) {
   const int64_t span = size + 2 * p.pad[d] - p.kernel[d];
   if (span < 0)
     throw ParamError(std::string(kOp) + ": kernel " + ShapeString(p.kernel) + " is larger than the padded input (" +
-                     std::to_string(size + 2 * p.pad[d]) + " along dimension " + std::to_string(d + 2) + ")");
+                     std::to_string(size + 2 * p.pad[d]) + " along dimension " +
+                     std::to_string(d + (p.channels_last ? 1 : 2)) + ")");
   return 1 + (p.full_convention ? (span + p.stride[d] - 1) / p.stride[d] : span / p.stride[d]);
 }
 
-const char* LayoutName(const PlainPoolingParams& p) { return p.channels_last ? "NHWC" : "NCHW"; }
-
-void CheckFourD(const PlainPoolingParams& p, const std::vector<int64_t>& shape) {
+// A shape in p's layout as (N, C, H, W), and back.
+std::vector<int64_t> AsNchw(const PlainPoolingParams& p, const std::vector<int64_t>& shape) {
   if (shape.size() != 4)
-    throw ParamError(std::string(kOp) + ": data must be 4-D " + LayoutName(p) + ", got " + ShapeString(shape));
+    throw ParamError(std::string(kOp) + ": data must be 4-D " + (p.channels_last ? "NHWC" : "NCHW") + ", got " +
+                     ShapeString(shape));
+  return p.channels_last ? std::vector<int64_t>{shape[0], shape[3], shape[1], shape[2]} : shape;
 }
 
-// The geometry of data of `shape` (in p's layout).
-kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<int64_t>& shape) {
-  CheckFourD(p, shape);
-  const int channel_axis = p.channels_last ? 3 : 1, height_axis = p.channels_last ? 1 : 2;
+std::vector<int64_t> InLayout(const PlainPoolingParams& p, const std::vector<int64_t>& nchw) {
+  return p.channels_last ? std::vector<int64_t>{nchw[0], nchw[2], nchw[3], nchw[1]} : nchw;
+}
+
+// The geometry of data of shape (N, C, H, W), whatever p's layout.
+kernels::PoolGeometry GeometryOf(const PlainPoolingParams& p, const std::vector<int64_t>& nchw) {
   kernels::PoolGeometry g;
-  g.planes = shape[0] * shape[channel_axis];
+  g.planes = nchw[0] * nchw[1];
   g.channels_last = p.channels_last;
-  g.channels = shape[channel_axis];
-  g.in_height = shape[height_axis];
-  g.in_width = shape[height_axis + 1];
+  g.channels = nchw[1];
+  g.in_height = nchw[2];
+  g.in_width = nchw[3];
   g.max = p.max;
   g.count_include_pad = p.count_include_pad;
   // MXNet's own loop, not oneDNN's, runs pooling_convention='full' when the last windows
@@ -97,24 +101,13 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
   return Guard([&] {
     const PlainPoolingParams p = ParsePlainPooling(attrs);
     CheckInputCount(kOp, InputCount(p), in_shapes->size());
-    CheckFourD(p, Dims((*in_shapes)[0]));
-    if (p.channels_last) {
-      const std::vector<int64_t> in = Dims((*in_shapes)[0]);
-      if (in[1] == kUnknown || in[2] == kUnknown) {
-        (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], kUnknown, kUnknown, in[3]});
-        return;
-      }
-      const kernels::PoolGeometry g = GeometryOf(p, {std::max<int64_t>(in[0], 1), in[1], in[2], std::max<int64_t>(in[3], 1)});
-      (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], g.out_height, g.out_width, in[3]});
-      return;
-    }
-    const std::vector<int64_t> in = JoinedChannelsShape(kOp, *in_shapes, Pieces(p));
+    const std::vector<int64_t> in = AsNchw(p, JoinedChannelsShape(kOp, *in_shapes, Pieces(p)));
     if (in[2] == kUnknown || in[3] == kUnknown) {
-      (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], in[1], kUnknown, kUnknown});
+      (*out_shapes)[0] = FittingShape(kOp, "output", InLayout(p, {in[0], in[1], kUnknown, kUnknown}));
       return;
     }
     const kernels::PoolGeometry g = GeometryOf(p, {std::max<int64_t>(in[0], 1), std::max<int64_t>(in[1], 1), in[2], in[3]});
-    (*out_shapes)[0] = FittingShape(kOp, "output", {in[0], in[1], g.out_height, g.out_width});
+    (*out_shapes)[0] = FittingShape(kOp, "output", InLayout(p, {in[0], in[1], g.out_height, g.out_width}));
   });
 }
 
@@ -125,12 +118,10 @@ MXReturnValue InferShape(const Attributes& attrs, Shapes* in_shapes, Shapes* out
 template <typename Run>
 void ForEachPiece(const PlainPoolingParams& p, std::vector<MXTensor>* tensors, size_t first, const MXTensor& result,
                   Run run) {
-  std::vector<int64_t> joined = (*tensors)[first].shape;
+  std::vector<int64_t> joined = AsNchw(p, (*tensors)[first].shape);  // one piece when NHWC
   for (int64_t j = 1; j < p.data_pieces; ++j) joined[1] += (*tensors)[first + j].shape[1];
   kernels::PoolGeometry g = GeometryOf(p, joined);
-  CheckTensorShape(kOp, "output", result,
-                   p.channels_last ? std::vector<int64_t>{joined[0], g.out_height, g.out_width, joined[3]}
-                                   : std::vector<int64_t>{joined[0], joined[1], g.out_height, g.out_width});
+  CheckTensorShape(kOp, "output", result, InLayout(p, {joined[0], joined[1], g.out_height, g.out_width}));
   if (p.data_pieces == 1) return run(g, 0, first, 0);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   for (int64_t n = 0; n < joined[0]; ++n)
