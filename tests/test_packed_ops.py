@@ -115,6 +115,21 @@ def test_packed_residual_adds_exactly_like_elemwise_add(bias, rng):
     np.testing.assert_array_equal(residual.grad.asnumpy(), dy)
 
 
+def test_packed_conv_fills_every_pixel_count_of_a_last_tile(isa, rng):
+    """Maps of 17..32 pixels in one row end in a tile of 1..16 pixels (tiles hold 16): each
+    vector count the kernels pick for a tile, with zero padding on every side and a residual,
+    against the float-simulated layer plus elemwise_add."""
+    w = rng.uniform(-1, 1, size=(3, 70, 3, 3)).astype(np.float32)
+    packed_w = mx.nd.array(packing.pack_conv_weight(w), dtype="int64")
+    attrs = dict(kernel=(3, 3), pad=(1, 1), num_filter=3)
+    for width in range(17, 33):
+        x = mx.nd.array(rng.uniform(-1, 1, size=(2, 70, 1, width)))
+        residual = mx.nd.array(rng.normal(size=(2, 3, 1, width)))
+        expected = mx.nd.elemwise_add(mx.nd.QConvolution(x, mx.nd.array(w), **attrs), residual).asnumpy()
+        got = mx.nd.QConvolution(x, packed_w, residual, residual=True, binarized_weights_only=True, **attrs)
+        np.testing.assert_array_equal(got.asnumpy(), expected, err_msg="width %d" % width)
+
+
 @pytest.mark.parametrize("inputs,attrs,message", [
     (3, dict(binarized_weights_only=True, residual=True), "residual has shape (1, 4, 2, 2), expected (1, 4, 3, 3)"),
     (2, dict(residual=True), "invalid residual='True': needs binarized_weights_only=True")])
