@@ -14,7 +14,7 @@ every layer model is checked against a numpy binary convolution. Its outputs are
 OpenVINO's layout inside its networks (bmxnet's is NCHW); "conv only" is OpenVINO's own
 profile of its BinaryConvolution nodes, without the binarization in front. Models: bmxnet's resnete18,
 meliusnet22 and binary_densenet28 built from OpenVINO operations (smd/openvino_graphs.py), at
-batch 1 and 8.
+batch 1 and 8; --profile-models adds OpenVINO's own time by node type at batch 1.
 OpenVINO runs with INFERENCE_NUM_THREADS=--threads, one stream, the latency hint and f32
 precision. With --bench, each row also shows bmxnet's packed time from that bmxnet-bench
 --json file (run it on the same machine just before) and bmxnet's speed-up over OpenVINO.
@@ -43,6 +43,9 @@ def parse_args(argv):
     p.add_argument("--bench", help="a bmxnet-bench --json file of this machine, shown beside OpenVINO")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--no-models", action="store_true", help="layers only")
+    p.add_argument("--profile-models", action="store_true",
+                   help="also OpenVINO's own time by node type of each model at batch 1 (PERF_COUNT), to set "
+                        "beside smd/profile_packed.py's table")
     return p.parse_args(argv)
 
 
@@ -85,17 +88,30 @@ def check_layer(core, row, threads):
                          "its timing would not be of the same function" % (name, np.abs(got - expected).max()))
 
 
-def convolution_ms(core, model, x, threads, runs):
-    """OpenVINO's own time of its BinaryConvolution nodes (PERF_COUNT, median over runs, all
-    nodes together): the convolution without the binarization and layout changes around it."""
+def node_type_ms(core, model, x, threads, runs):
+    """OpenVINO's own time of each node type of `model` (PERF_COUNT), the median over runs
+    of each type's total per inference."""
     request = infer_request(compile_model(core, model, threads, profile=True), x)
     request.infer()
-    totals = []
+    per_run = []
     for _ in range(runs):
         request.infer()
-        totals.append(sum(info.real_time.total_seconds() for info in request.profiling_info
-                          if info.node_type == "BinaryConvolution"))
-    return float(np.median(totals)) * 1e3
+        per_run.append(type_totals(request.profiling_info))
+    return {kind: float(np.median([totals.get(kind, 0.0) for totals in per_run])) for kind in per_run[0]}
+
+
+def type_totals(profiling_info):
+    """{node type: ms} summed over one inference's profiling entries."""
+    totals = {}
+    for info in profiling_info:
+        totals[info.node_type] = totals.get(info.node_type, 0.0) + info.real_time.total_seconds() * 1e3
+    return totals
+
+
+def convolution_ms(core, model, x, threads, runs):
+    """OpenVINO's own time of its BinaryConvolution nodes: the convolution without the
+    binarization and layout changes around it."""
+    return node_type_ms(core, model, x, threads, runs).get("BinaryConvolution", 0.0)
 
 
 def time_layers(core, args):
@@ -117,10 +133,23 @@ def time_models(core, args):
     for batch in (1, 8):
         for name, build in openvino_graphs.MODELS.items():
             rng = np.random.RandomState(0)
-            compiled = compile_model(core, build(batch, rng), args.threads)
+            model = build(batch, rng)
             x = rng.uniform(-1, 1, (batch, 3, 224, 224)).astype(np.float32)
-            rows.append(dict(model=name, batch=batch, openvino_ms=median_ms(compiled, x, max(3, args.repeat // 3), 2)))
+            row = dict(model=name, batch=batch,
+                       openvino_ms=median_ms(compile_model(core, model, args.threads), x, max(3, args.repeat // 3), 2))
+            if args.profile_models and batch == 1:
+                row["node_type_ms"] = node_type_ms(core, model, x, args.threads, max(3, args.repeat // 3))
+            rows.append(row)
     return rows
+
+
+def print_model_profiles(models):
+    """Each profiled model's time by OpenVINO node type, largest first."""
+    for row in models:
+        if "node_type_ms" in row:
+            parts = sorted(row["node_type_ms"].items(), key=lambda kv: -kv[1])
+            print("%s batch %d, OpenVINO's profile (ms): %s" % (row["model"], row["batch"], ", ".join(
+                "%s %.3f" % (kind, ms) for kind, ms in parts if ms >= 0.0005)))
 
 
 def read_bench(path, threads):
@@ -168,6 +197,7 @@ def main(argv=None):
     layers = time_layers(core, args)
     models = [] if args.no_models else time_models(core, args)
     print_rows(layers + models, packed)
+    print_model_profiles(models)
     if args.json:
         directory = os.path.dirname(os.path.abspath(args.json))
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:

@@ -49,3 +49,18 @@ def test_bench_file_gives_the_packed_rows(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(SystemExit, match="--bench"):
         openvino_compare.read_bench(str(path), 2)
+
+
+def test_profiles_sum_each_node_type_and_print_largest_first(capsys):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    infos = [SimpleNamespace(node_type=kind, real_time=timedelta(microseconds=us))
+             for kind, us in (("BinaryConvolution", 300), ("Reorder", 20), ("BinaryConvolution", 200),
+                              ("Convolution", 1500))]
+    totals = openvino_compare.type_totals(infos)
+    assert totals == pytest.approx({"BinaryConvolution": 0.5, "Reorder": 0.02, "Convolution": 1.5})
+    openvino_compare.print_model_profiles([dict(model="resnete18", batch=1, openvino_ms=2.1, node_type_ms=totals),
+                                           dict(model="resnete18", batch=8, openvino_ms=16.0)])
+    assert capsys.readouterr().out == ("resnete18 batch 1, OpenVINO's profile (ms): Convolution 1.500, "
+                                       "BinaryConvolution 0.500, Reorder 0.020\n")
