@@ -39,8 +39,7 @@ int Option(int argc, char** argv, const char* name, int fallback) {
   return fallback;
 }
 
-// Microseconds per call of one layer, with (`block_like`) or without thresholds and residual.
-double MicrosecondsPerCall(const Layer& layer, bool block_like, int threads, int blocks, int calls) {
+ConvGeometry GeometryOf(const Layer& layer) {
   ConvGeometry g;
   g.in_channels = layer.in_channels;
   g.out_channels = layer.out_channels;
@@ -48,6 +47,12 @@ double MicrosecondsPerCall(const Layer& layer, bool block_like, int threads, int
   g.kernel_h = g.kernel_w = layer.kernel;
   g.stride_h = g.stride_w = layer.stride;
   g.pad_h = g.pad_w = layer.kernel / 2;
+  return g;
+}
+
+// Microseconds per call of one layer, with (`block_like`) or without thresholds and residual.
+double MicrosecondsPerCall(const Layer& layer, bool block_like, int threads, int blocks, int calls) {
+  const ConvGeometry g = GeometryOf(layer);
   std::mt19937_64 rng(0);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> x(g.in_channels * g.in_height * g.in_width);
@@ -85,9 +90,8 @@ int main(int argc, char** argv) {
               bmxnet::kernels::IsaName(bmxnet::kernels::ActiveIsa()), threads, blocks, calls);
   std::printf("%-26s %10s %10s %24s\n", "layer", "sign", "G MACs/s", "thresholds + residual");
   for (const Layer& layer : kLayers) {
-    const double out_size = static_cast<double>((layer.size + 2 * (layer.kernel / 2) - layer.kernel) / layer.stride + 1);
-    const double macs = static_cast<double>(layer.out_channels * layer.in_channels * layer.kernel * layer.kernel) *
-                        out_size * out_size;
+    const ConvGeometry g = GeometryOf(layer);
+    const double macs = static_cast<double>(g.out_channels * g.OutHeight() * g.OutWidth() * g.PatchSize());
     const double sign = MicrosecondsPerCall(layer, false, threads, blocks, calls);
     const double block_like = MicrosecondsPerCall(layer, true, threads, blocks, calls);
     std::printf("%-26s %10.1f %10.0f %24.1f\n", layer.name, sign, macs / sign * 1e-3, block_like);

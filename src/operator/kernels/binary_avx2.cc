@@ -105,12 +105,12 @@ void MismatchTile(const PixelNibbles* pixels, const TilePanel& panel, const uint
   if (Vectors > 2) FinishHalf(total[2], total[3], panel, 8, output);
 }
 
-// Splits the tile's words into nibbles (4 vectors of 4 pixels per word); a padded word's
+// Splits the tile's words into nibbles (`vectors` vectors of 4 pixels per word); a padded word's
 // bytes become 0x80, which the shuffle counts as 0, so padding costs nothing per filter.
-void SplitPixels(const TilePanel& panel, int64_t depth, PixelNibbles* out) {
+void SplitPixels(const TilePanel& panel, int64_t depth, int vectors, PixelNibbles* out) {
   const NibblePopcount popcount;
   for (int64_t k = 0; k < depth; ++k)
-    for (int v = 0; v < 4; ++v) {
+    for (int v = 0; v < vectors; ++v) {
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel.rows[k] + 4 * v));
       __m256i low = popcount.Low(x), high = popcount.High(x);
       if (panel.valid != nullptr) {
@@ -127,8 +127,8 @@ void ConvTile(const TilePanel& panel, const uint64_t* weights, int64_t depth, in
               const TileOutput& output) {
   thread_local std::vector<PixelNibbles> pixels;
   pixels.resize(depth * 4);
-  SplitPixels(panel, depth, pixels.data());
   const int vectors = (panel.pixels + 3) / 4;
+  SplitPixels(panel, depth, vectors, pixels.data());
   const bool far_rows = output.residual != nullptr && output.stride >= 256;
   for (int64_t f = 0; f < filters; ++f) {
     const uint64_t* w = weights + 2 * f * depth;
