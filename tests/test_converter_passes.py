@@ -1,5 +1,6 @@
 """The converter's passes one at a time, on small hand-written graphs (parsed symbol JSON);
-the end-to-end tests (test_converter.py, test_fusion.py) run them on real models."""
+the end-to-end tests (test_converter.py, test_fusion.py, test_converter_layouts.py) run them on
+real models."""
 import numpy as np
 
 from bmxnet.converter import PASSES
