@@ -245,7 +245,7 @@ class Fuzz:
     def __init__(self, seed, workdir):
         import mxnet as mx
         import numpy as np
-        from test_converter_hostile import INPUT_SHAPE, export_tiny, load_model
+        from tiny_model import INPUT_SHAPE, export_tiny, load_model
         self.seed, self.workdir = seed, workdir
         os.makedirs(os.path.join(workdir, "model"), exist_ok=True)
         self.prefix = export_tiny(os.path.join(workdir, "model"), 8, seed=seed)

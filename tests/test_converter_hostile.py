@@ -1,9 +1,6 @@
 """model-converter on hostile input (issue 20): the whole graph and its parameters are checked
-before anything is written, an output that is an input is refused, the two outputs are
-written as one change, and every problem is one line naming the file and the cause."""
-import contextlib
-import hashlib
-import io
+before anything is written, and every problem is one line naming the file and the cause (the
+files themselves: test_converter_files.py)."""
 import json
 import os
 
@@ -12,87 +9,8 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from bmxnet import ndarray_file
-from bmxnet import nn as bnn
 from bmxnet.converter import ConversionError, convert, convert_graph
-from smd import model_converter
-
-
-class TinyNet(gluon.HybridBlock):
-    """Every kind of layer the converter rewrites, small: a float conv, composed and xnor
-    binary convs with a residual add, a max pooling, a float 1x1 conv, concats with channel
-    slices and MeliusNet's improvement block (a residual read from a slice), a grouped binary
-    conv, a binary and a float dense layer."""
-
-    def __init__(self, channels, **kwargs):
-        super().__init__(**kwargs)
-        self.channels, self.half = channels, channels // 2
-        with self.name_scope():
-            self.stem = gluon.nn.Conv2D(channels, 3, padding=1, use_bias=False)
-            self.bn0, self.bn1, self.bn2, self.bn3 = [gluon.nn.BatchNorm() for _ in range(4)]
-            self.binary = bnn.QConv2D(channels, 3, padding=1)
-            self.xnor = bnn.QConv2D(channels, 3, padding=1, scaling="xnor")
-            self.pool = gluon.nn.MaxPool2D(2)
-            self.float1x1 = gluon.nn.Conv2D(channels, 1)
-            self.grouped = bnn.QConv2D(channels, 1, groups=2)
-            self.dense = bnn.QDense(6)
-            self.out = gluon.nn.Dense(3)
-            self.improve = bnn.QConv2D(self.half, 3, padding=1)
-            self.bn4 = gluon.nn.BatchNorm()
-
-    def hybrid_forward(self, F, x):
-        x = self.bn0(self.stem(x))
-        x = x + self.xnor(self.bn1(self.binary(x)))
-        x = self.float1x1(self.pool(x))
-        y = F.concat(x, F.slice_axis(x, axis=1, begin=0, end=self.half), dim=1)
-        improved = F.slice_axis(y, axis=1, begin=self.channels, end=None) + self.improve(self.bn4(y))
-        x = F.concat(F.slice_axis(y, axis=1, begin=0, end=self.channels), improved, dim=1)
-        x = self.grouped(self.bn2(x))
-        return self.out(self.dense(F.flatten(F.relu(self.bn3(x)))))
-
-
-INPUT_SHAPE = (2, 3, 8, 8)
-
-
-def export_tiny(directory, channels, seed=5):
-    """Exports a TinyNet with trained-looking BatchNorm statistics; returns its prefix."""
-    mx.random.seed(seed)
-    rng = np.random.RandomState(seed)
-    net = TinyNet(channels)
-    net.initialize(mx.init.Xavier())
-    net.hybridize()
-    net(mx.nd.ones(INPUT_SHAPE))
-    for name, param in net.collect_params().items():
-        if name.endswith(("gamma", "running_var")):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 2, size=param.shape)))
-        elif name.endswith(("beta", "running_mean")):
-            param.set_data(mx.nd.array(rng.normal(size=param.shape)))
-    prefix = os.path.join(str(directory), "tiny%d" % channels)
-    net.export(prefix)
-    return prefix
-
-
-def load_model(prefix):
-    """(parsed symbol JSON, {key: numpy array}) of an exported model."""
-    with open(prefix + "-symbol.json") as f:
-        graph = json.load(f)
-    return graph, ndarray_file.load(prefix + "-0000.params")
-
-
-def node(graph, op, index=0, tagged=None):
-    """The index-th node with op `op` (and with or without a composed-layer tag)."""
-    found = [n for n in graph["nodes"] if n["op"] == op and (
-        tagged is None or ("__bmxnet_layer__" in n.get("attrs", {})) == tagged)]
-    return found[index]
-
-
-def key_of(params, suffix):
-    return next(k for k in params if k.endswith(suffix))
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+from tiny_model import INPUT_SHAPE, assert_one_line_error, export_tiny, key_of, load_model, node, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -105,21 +23,6 @@ def test_tiny_model_converts(tiny):
     graph, params = load_model(tiny)
     _, _, report = convert_graph(graph, params)
     assert len(report.layers) == 5 and report.residual_adds == 2 and report.residual_slices == 1
-
-
-def run_cli(*args):
-    """(exit code, stdout, stderr) of model-converter run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = model_converter.main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_line_error(code, err, message):
-    assert code == 1, err
-    assert err.count("\n") == 1 and err.startswith("model-converter: error:"), err
-    assert "please report" not in err and "unexpected" not in err, err
-    assert message in err, err
 
 
 # --- the graph: known operators and attributes only, valid references ------------------------
@@ -355,124 +258,6 @@ def test_converter_refuses_parameters_that_do_not_fit_the_graph(tiny, case):
     mutate, message = PARAM_CASES[case]
     text = refusal(tiny, mutate)
     assert text.startswith("net-0000.params: ") and message in text and "\n" not in text, text
-
-
-# --- the files: never an input, one line for every OS problem, written as a pair ---------------
-
-def copy_model(prefix, directory):
-    """A copy of the model's two files in `directory` (made); returns the new prefix."""
-    os.makedirs(str(directory), exist_ok=True)
-    new = os.path.join(str(directory), "net")
-    for suffix in ("-symbol.json", "-0000.params"):
-        with open(prefix + suffix, "rb") as source, open(new + suffix, "wb") as target:
-            target.write(source.read())
-    return new
-
-
-def output_aliases(tmp_path, prefix):
-    """{case: an output prefix that names an input another way}."""
-    os.symlink(os.path.dirname(prefix), str(tmp_path / "alias"))
-    os.link(prefix + "-0000.params", str(tmp_path / "hard-0000.params"))
-    os.symlink(prefix + "-symbol.json", str(tmp_path / "soft-symbol.json"))
-    return {"the input prefix": prefix,
-            "through ..": os.path.join(os.path.dirname(prefix), "..", os.path.basename(os.path.dirname(prefix)), "net"),
-            "through a symlinked directory": str(tmp_path / "alias" / "net"),
-            "a hard link of the params": str(tmp_path / "hard"),
-            "a symlink to the symbol": str(tmp_path / "soft")}
-
-
-def test_converter_refuses_output_that_is_an_input(tiny, tmp_path):
-    prefix = copy_model(tiny, tmp_path / "dl")
-    inputs = [prefix + "-symbol.json", prefix + "-0000.params"]
-    before = {path: sha(path) for path in inputs}
-    for case, out_prefix in output_aliases(tmp_path, prefix).items():
-        code, _, err = run_cli(inputs[0], inputs[1], "-o", out_prefix)
-        assert_one_line_error(code, err, "would overwrite the input")
-        assert {path: sha(path) for path in inputs} == before, case
-
-
-def unwritable_outputs(tmp_path):
-    """{case: (output prefix, expected cause)}."""
-    (tmp_path / "ro-symbol.json").write_text("old")
-    os.chmod(str(tmp_path / "ro-symbol.json"), 0o444)
-    (tmp_path / "dir-0000.params").mkdir()
-    (tmp_path / "file").write_text("a file")
-    return {"read-only output file": (str(tmp_path / "ro"), "read-only"),
-            "output that is a directory": (str(tmp_path / "dir"), "Is a directory"),
-            "name too long": (str(tmp_path / ("n" * 300)), "File name too long"),
-            "directory that is a file": (str(tmp_path / "file" / "out"), "is not a directory"),
-            "directory nobody may write": ("/proc/bmxnet-test/out", "cannot write")}
-
-
-def test_converter_reports_unwritable_outputs_in_one_line(tiny, tmp_path):
-    for case, (out_prefix, cause) in unwritable_outputs(tmp_path).items():
-        code, _, err = run_cli(tiny + "-symbol.json", tiny + "-0000.params", "-o", out_prefix)
-        assert_one_line_error(code, err, cause)
-        assert out_prefix in err, (case, err)
-    assert (tmp_path / "ro-symbol.json").read_text() == "old"
-    assert sorted(os.listdir(str(tmp_path))) == ["dir-0000.params", "file", "ro-symbol.json"]
-
-
-def test_failed_symbol_write_leaves_the_old_pair_and_no_orphan(tiny, tmp_path, monkeypatch):
-    from bmxnet.converter import model_files
-    out = str(tmp_path / "out")
-
-    def disk_full(path, text):
-        raise OSError(28, os.strerror(28))
-    monkeypatch.setattr(model_files, "_write_text", disk_full)
-    with pytest.raises(ConversionError, match="out-symbol.json: cannot write .No space left on device."):
-        convert(tiny + "-symbol.json", tiny + "-0000.params", out)
-    assert os.listdir(str(tmp_path)) == []  # no params file without its symbol
-    for name in ("out-symbol.json", "out-0000.params"):
-        (tmp_path / name).write_text("old " + name)
-    with pytest.raises(ConversionError):
-        convert(tiny + "-symbol.json", tiny + "-0000.params", out)
-    assert sorted(os.listdir(str(tmp_path))) == ["out-0000.params", "out-symbol.json"]
-    assert [(tmp_path / n).read_text() for n in ("out-symbol.json", "out-0000.params")] == \
-        ["old out-symbol.json", "old out-0000.params"]
-
-
-def test_failed_second_rename_puts_the_first_file_back(tiny, tmp_path, monkeypatch):
-    from bmxnet import fileio
-    for name in ("out-symbol.json", "out-0000.params"):
-        (tmp_path / name).write_text("old " + name)
-    renames, real_replace = [], os.replace
-
-    def second_rename_fails(source, target):
-        renames.append(target)
-        if len(renames) == 2:
-            raise OSError(5, os.strerror(5))
-        real_replace(source, target)
-    monkeypatch.setattr(fileio.os, "replace", second_rename_fails)
-    with pytest.raises(ConversionError, match="out-symbol.json: cannot write .Input/output error."):
-        convert(tiny + "-symbol.json", tiny + "-0000.params", str(tmp_path / "out"))
-    assert sorted(os.listdir(str(tmp_path))) == ["out-0000.params", "out-symbol.json"]
-    assert (tmp_path / "out-0000.params").read_text() == "old out-0000.params"
-
-
-def test_converter_reports_unreadable_and_oversized_input_in_one_line(tiny, tmp_path):
-    os.mkfifo(str(tmp_path / "fifo-symbol.json"))  # reading it would wait for a writer
-    with open(str(tmp_path / "huge-symbol.json"), "wb") as f:
-        f.truncate(65 << 20)  # sparse
-    with open(str(tmp_path / "huge.params"), "wb") as f:
-        f.truncate((4 << 30) + 1)
-    (tmp_path / "deep-symbol.json").write_text("[" * 100000 + "]" * 100000)
-    (tmp_path / "latin1-symbol.json").write_bytes(b'{"nodes": "\xe9"}')
-    with open(tiny + "-0000.params", "rb") as f:
-        raw = f.read()
-    (tmp_path / "huge-shape.params").write_bytes(raw[:36] + (2 ** 62).to_bytes(8, "little") + raw[44:])
-    params = tiny + "-0000.params"
-    cases = [(tmp_path / "fifo-symbol.json", params, "not a regular file"),
-             (tmp_path / "huge-symbol.json", params, "too large"),
-             (tmp_path / "deep-symbol.json", params, "nested too deeply"),
-             (tmp_path / "latin1-symbol.json", params, "not JSON"),
-             (tmp_path, params, "not a regular file"),
-             (tiny + "-symbol.json", tmp_path / "huge-shape.params", "corrupt params file"),
-             (tiny + "-symbol.json", tmp_path / "huge.params", "too large")]
-    for symbol, params_file, message in cases:
-        code, _, err = run_cli(symbol, params_file, "-o", tmp_path / "out")
-        assert_one_line_error(code, err, message)
-    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith("out")]
 
 
 def test_cli_reports_hostile_graphs_in_one_line(tiny, tmp_path):
