@@ -100,8 +100,8 @@ NHWC_CONFIGS = [dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"),
 def test_plain_pooling_nhwc_equals_mxnet_pooling_of_the_nchw_tensor(attrs, isa, rng):
     """layout="NHWC" (the converter's pooling of a oneDNN convolution's output): values and
     gradient of MXNet's Pooling of the same tensor in NCHW, with NaN and infinities, on
-    channel counts that fill no vector and one that fills several."""
-    for channels in (5, 13, 64):
+    channel counts that fill no vector, several with a remainder, and several exactly."""
+    for channels in (5, 13, 45, 64):
         data = rng.normal(scale=3, size=(2, channels, 9, 11)).astype(np.float32)
         flat = data.reshape(-1)
         for value, count in ((np.nan, 4), (np.inf, 3), (-np.inf, 3)):

@@ -3,6 +3,7 @@
 #ifndef BMXNET_TESTS_CPP_CHECK_H_
 #define BMXNET_TESTS_CPP_CHECK_H_
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -34,6 +35,15 @@ std::vector<float> Random(size_t n, std::mt19937* rng, bool binary = false, floa
 // Equal bit for bit (NaN equals NaN, -0 differs from +0).
 bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// SameBits, except that any two NaNs are equal: of two NaNs, an add keeps the one in its
+// first operand, and compilers order an add's operands as they like.
+bool SameValues(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(std::isnan(a[i]) && std::isnan(b[i])) && std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return false;
+  return true;
 }
 
 // Every 7th value replaced by NaN, -0, +0, +inf or -inf in turn.

@@ -345,18 +345,20 @@ std::vector<float> ToNchw(const std::vector<float>& nhwc, int64_t n, int64_t c, 
 
 // PoolValue, one output per thread as the CUDA kernel runs it, against PoolForward on every
 // kernel path (whose vector blocks cover the inner windows), over strides 1-3, padding,
-// partial vectors and both count modes, in both layouts; channels-last values also against
-// the NCHW ones of the same tensor.
+// partial vectors, both count modes and the division at each tap, in both layouts (5
+// channels fill no vector of channels, 45 several and a remainder); channels-last values
+// also against the NCHW ones of the same tensor.
 void TestPooling() {
   std::mt19937 rng(11);
   struct Case { int64_t h, w, k, s, p; } cases[] = {{7, 7, 3, 2, 1}, {9, 30, 2, 2, 0}, {12, 40, 3, 1, 1},
                                                     {5, 11, 3, 3, 1}, {14, 14, 2, 1, 0}, {6, 6, 6, 1, 0}};
   for (const Case& c : cases)
-    for (int mode = 0; mode < 3; ++mode)
+    for (int mode = 0; mode < 4; ++mode)
+      for (int64_t channels : {5, 45})
       for (bool channels_last : {false, true}) {
         kernels::PoolGeometry g;
-        g.planes = 10;  // 2 images of 5 channels
-        g.channels = 5;
+        g.planes = 2 * channels;  // 2 images
+        g.channels = channels;
         g.channels_last = channels_last;
         g.in_height = c.h;
         g.in_width = c.w;
@@ -367,6 +369,7 @@ void TestPooling() {
         g.out_width = (c.w + 2 * c.p - c.k) / c.s + 1;
         g.max = mode == 0;
         g.count_include_pad = mode == 1;
+        g.divide_each_tap = mode == 3;
         std::vector<float> x = Random(g.planes * c.h * c.w, &rng);
         AddSpecialValues(&x);
         std::vector<float> expected(g.planes * g.out_height * g.out_width), y(expected.size());
@@ -374,19 +377,20 @@ void TestPooling() {
         const std::string name = "pooling " + std::to_string(c.h) + "x" + std::to_string(c.w) + " k" +
                                  std::to_string(c.k) + " s" + std::to_string(c.s) + " p" + std::to_string(c.p) +
                                  (g.max ? " max" : g.count_include_pad ? " avg" : " avg excluding padding") +
-                                 (channels_last ? " NHWC" : "");
+                                 (g.divide_each_tap ? " dividing each tap" : "") + " " +
+                                 std::to_string(channels) + " channels" + (channels_last ? " NHWC" : "");
         for (kernels::Isa isa : {kernels::Isa::kPortable, kernels::Isa::kAvx2, kernels::Isa::kAvx512, kernels::Isa::kNeon}) {
           if (!kernels::RunsWithin(isa, kernels::ActiveIsa())) continue;
           kernels::PoolForward(g, x.data(), y.data(), 2, isa);
-          Check(SameBits(y, expected), name + " on " + kernels::IsaName(isa));
+          Check(SameValues(y, expected), name + " on " + kernels::IsaName(isa));
         }
         if (!channels_last) continue;
         kernels::PoolGeometry planar = g;
         planar.channels_last = false;
-        const std::vector<float> x_nchw = ToNchw(x, 2, 5, c.h, c.w);
+        const std::vector<float> x_nchw = ToNchw(x, 2, channels, c.h, c.w);
         std::vector<float> y_nchw(expected.size());
         for (size_t i = 0; i < y_nchw.size(); ++i) y_nchw[i] = kernels::PoolValue(planar, x_nchw.data(), i);
-        Check(SameBits(ToNchw(expected, 2, 5, g.out_height, g.out_width), y_nchw), name + " against NCHW");
+        Check(SameBits(ToNchw(expected, 2, channels, g.out_height, g.out_width), y_nchw), name + " against NCHW");
       }
 }
 

@@ -1,7 +1,8 @@
 // PoolForward and PoolBackward (pooling.h): windows wholly inside the image go through the
 // vector blocks (AVX2 or NEON), 8 outputs of 1 or 4 rows at a time, the rest one at a time through
 // PoolValue; a window as large as the plane chains planes instead. Channels-last tensors
-// go a window at a time over all its channels, whose values lie side by side.
+// go a window at a time over all its channels, whose values lie side by side (in vectors of
+// channels on the vector builds).
 #include "pooling.h"
 
 #include <algorithm>
@@ -83,46 +84,51 @@ void PoolWholePlanes(const PoolGeometry& g, const float* x, float* y, int64_t pl
   for (; p < planes; ++p) y[p] = PoolValue(g, x, p);
 }
 
-// Output row oh of one image of a channels-last pooling, every channel: PoolValue's
-// operations in its order, each on a whole pixel of channels at once (the compiler's
-// vectors).
-void PoolRowChannelsLast(const PoolGeometry& g, const float* image, int64_t oh, float* __restrict row) {
-  const int64_t channels = g.channels;
+// Output row oh of one image of a channels-last pooling, every channel of each pixel.
+void PoolRowChannelsLast(const PoolGeometry& g, const float* image, int64_t oh, float* row,
+                         [[maybe_unused]] bool vectors) {
   const PoolWindow rows = WindowAt(oh, g.in_height, g.kernel_h, g.stride_h, g.pad_h, g.count_include_pad);
   for (int64_t ow = 0; ow < g.out_width; ++ow) {
     const PoolWindow columns = WindowAt(ow, g.in_width, g.kernel_w, g.stride_w, g.pad_w, g.count_include_pad);
-    const float count = static_cast<float>(rows.count * columns.count);
-    float* __restrict out = row + ow * channels;
-    std::fill(out, out + channels, g.max ? kPoolLowest : 0.0f);
-    for (int64_t h = rows.first; h < rows.end; ++h)
-      for (int64_t w = columns.first; w < columns.end; ++w) {
-        const float* __restrict tap = image + (h * g.in_width + w) * channels;
-        if (g.max)
-          for (int64_t c = 0; c < channels; ++c) out[c] = tap[c] > out[c] ? tap[c] : out[c];
-        else if (g.divide_each_tap)
-          for (int64_t c = 0; c < channels; ++c) out[c] += tap[c] / count;
-        else
-          for (int64_t c = 0; c < channels; ++c) out[c] += tap[c];
-      }
-    if (!g.max && !g.divide_each_tap)
-      for (int64_t c = 0; c < channels; ++c) out[c] /= count;
+    float* out = row + ow * g.channels;
+#if BMXNET_SIMD
+    if (vectors) {
+      simd::PoolPixelChannels(g, image, rows, columns, out);
+      continue;
+    }
+#endif
+    PoolPixelChannels(g, image, rows, columns, 0, g.channels, out);
   }
 }
 
-void PoolForwardChannelsLast(const PoolGeometry& g, const float* x, float* y, int threads) {
+void PoolForwardChannelsLast(const PoolGeometry& g, const float* x, float* y, int threads, bool vectors) {
   const int64_t images = g.planes / g.channels, rows = images * g.out_height;
   const int64_t in_image = g.in_height * g.in_width * g.channels, out_row = g.out_width * g.channels;
   const bool small = rows * out_row * g.kernel_h * g.kernel_w < (int64_t(1) << 16);
   ParallelFor(rows, small ? 1 : threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
-      PoolRowChannelsLast(g, x + r / g.out_height * in_image, r % g.out_height, y + r * out_row);
+      PoolRowChannelsLast(g, x + r / g.out_height * in_image, r % g.out_height, y + r * out_row, vectors);
   });
 }
 
 }  // namespace
 
+void PoolPixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                       int64_t first, int64_t end, float* __restrict out) {
+  const float count = static_cast<float>(rows.count * columns.count);
+  for (int64_t c = first; c < end; ++c) out[c] = g.max ? kPoolLowest : 0.0f;
+  for (int64_t h = rows.first; h < rows.end; ++h)
+    for (int64_t w = columns.first; w < columns.end; ++w) {
+      const float* __restrict tap = image + (h * g.in_width + w) * g.channels;
+      for (int64_t c = first; c < end; ++c)
+        out[c] = g.max ? (tap[c] > out[c] ? tap[c] : out[c]) : out[c] + (g.divide_each_tap ? tap[c] / count : tap[c]);
+    }
+  if (!g.max && !g.divide_each_tap)
+    for (int64_t c = first; c < end; ++c) out[c] /= count;
+}
+
 void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, Isa isa) {
-  if (g.channels_last) return PoolForwardChannelsLast(g, x, y, threads);
+  if (g.channels_last) return PoolForwardChannelsLast(g, x, y, threads, BMXNET_SIMD && isa != Isa::kPortable);
   const int64_t in_plane = g.in_height * g.in_width, out_plane = g.out_height * g.out_width;
   // Maps this small take a few microseconds, about what waking a thread costs.
   const bool small = g.planes * out_plane * g.kernel_h * g.kernel_w < (int64_t(1) << 16);

@@ -148,6 +148,12 @@ void PoolForward(const PoolGeometry& g, const float* x, float* y, int threads, I
 // dx in x's layout (PoolGradValue).
 void PoolBackward(const PoolGeometry& g, const float* x, const float* dy, float* dx, int threads);
 
+// Channels [first, end) of one output pixel of a channels-last pooling whose window is
+// rows x columns (`image` at its image's first value, `out` at the pixel's first channel):
+// PoolValue's operations in its order, on each channel.
+void PoolPixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                       int64_t first, int64_t end, float* out);
+
 // Output rows in one block of the vector kernel: kPoolBlockRows rows whose windows lie
 // inside the image, or one row (of any window).
 constexpr int kPoolBlockRows = 4;
@@ -164,6 +170,10 @@ namespace simd {
 // stride_w 1 or 2. PoolValue's values.
 void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
                float* out);
+// PoolPixelChannels of all the pixel's channels, in vectors of channels (the last few
+// through PoolPixelChannels). A block's values stay in registers over the window's taps.
+void PoolPixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                       float* out);
 }  // namespace simd
 
 }  // namespace kernels

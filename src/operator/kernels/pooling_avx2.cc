@@ -1,5 +1,6 @@
 // Compiled with -mavx2; called only after ActiveIsa() reported AVX2 support: blocks of
-// inner windows (PoolBlock in pooling.h), 8 outputs of a row per vector.
+// inner windows (PoolBlock in pooling.h), 8 outputs of a row per vector, and channels-last
+// pixels, 8 channels per vector.
 #include <immintrin.h>
 
 #include "pooling.h"
@@ -55,7 +56,46 @@ void BlockOf(const PoolGeometry& g, const PoolBlockRows& rows, const float* plan
   else Block<kMax, kStride, 1>(g, rows, plane, ow, outputs, out);
 }
 
+// kVectors vectors of 8 channels of one channels-last output pixel (image and out at the
+// first of them), kept in registers over the window's taps.
+template <bool kMax, bool kDivideEachTap, int kVectors>
+inline void ChannelVectors(const PoolGeometry& g, const float* image, const PoolWindow& rows,
+                           const PoolWindow& columns, __m256 count, float* out) {
+  __m256 values[kVectors];
+  for (int v = 0; v < kVectors; ++v) values[v] = kMax ? _mm256_set1_ps(kPoolLowest) : _mm256_setzero_ps();
+  for (int64_t h = rows.first; h < rows.end; ++h)
+    for (int64_t w = columns.first; w < columns.end; ++w) {
+      const float* tap = image + (h * g.in_width + w) * g.channels;
+      for (int v = 0; v < kVectors; ++v) {
+        const __m256 x = _mm256_loadu_ps(tap + 8 * v);
+        values[v] = kMax ? _mm256_max_ps(x, values[v])
+                         : _mm256_add_ps(values[v], kDivideEachTap ? _mm256_div_ps(x, count) : x);
+      }
+    }
+  for (int v = 0; v < kVectors; ++v)
+    _mm256_storeu_ps(out + 8 * v, kMax || kDivideEachTap ? values[v] : _mm256_div_ps(values[v], count));
+}
+
+template <bool kMax, bool kDivideEachTap>
+void PixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                   float* out) {
+  const __m256 count = _mm256_set1_ps(static_cast<float>(rows.count * columns.count));
+  int64_t c = 0;
+  for (; c + 32 <= g.channels; c += 32)
+    ChannelVectors<kMax, kDivideEachTap, 4>(g, image + c, rows, columns, count, out + c);
+  for (; c + 8 <= g.channels; c += 8)
+    ChannelVectors<kMax, kDivideEachTap, 1>(g, image + c, rows, columns, count, out + c);
+  if (c < g.channels) kernels::PoolPixelChannels(g, image, rows, columns, c, g.channels, out);
+}
+
 }  // namespace
+
+void PoolPixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                       float* out) {
+  if (g.max) PixelChannels<true, false>(g, image, rows, columns, out);
+  else if (g.divide_each_tap) PixelChannels<false, true>(g, image, rows, columns, out);
+  else PixelChannels<false, false>(g, image, rows, columns, out);
+}
 
 void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
                float* out) {

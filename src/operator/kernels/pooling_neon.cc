@@ -1,5 +1,6 @@
 // NEON build of the pooling blocks (aarch64; PoolBlock in pooling.h): 8 outputs of a row as
-// two vectors of 4, the same comparisons and adds as PoolValue.
+// two vectors of 4, and channels-last pixels, 4 channels per vector; the same comparisons
+// and adds as PoolValue.
 #include <arm_neon.h>
 
 #include "pooling.h"
@@ -65,7 +66,45 @@ void BlockOf(const PoolGeometry& g, const PoolBlockRows& rows, const float* plan
   else Block<kMax, kStride, 1>(g, rows, plane, ow, outputs, out);
 }
 
+// kVectors vectors of 4 channels of one channels-last output pixel (image and out at the
+// first of them), kept in registers over the window's taps.
+template <bool kMax, bool kDivideEachTap, int kVectors>
+inline void ChannelVectors(const PoolGeometry& g, const float* image, const PoolWindow& rows,
+                           const PoolWindow& columns, float32x4_t count, float* out) {
+  float32x4_t values[kVectors];
+  for (int v = 0; v < kVectors; ++v) values[v] = vdupq_n_f32(kMax ? kPoolLowest : 0.0f);
+  for (int64_t h = rows.first; h < rows.end; ++h)
+    for (int64_t w = columns.first; w < columns.end; ++w) {
+      const float* tap = image + (h * g.in_width + w) * g.channels;
+      for (int v = 0; v < kVectors; ++v) {
+        const float32x4_t x = vld1q_f32(tap + 4 * v);
+        values[v] = kMax ? Larger(x, values[v]) : vaddq_f32(values[v], kDivideEachTap ? vdivq_f32(x, count) : x);
+      }
+    }
+  for (int v = 0; v < kVectors; ++v)
+    vst1q_f32(out + 4 * v, kMax || kDivideEachTap ? values[v] : vdivq_f32(values[v], count));
+}
+
+template <bool kMax, bool kDivideEachTap>
+void PixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                   float* out) {
+  const float32x4_t count = vdupq_n_f32(static_cast<float>(rows.count * columns.count));
+  int64_t c = 0;
+  for (; c + 32 <= g.channels; c += 32)
+    ChannelVectors<kMax, kDivideEachTap, 8>(g, image + c, rows, columns, count, out + c);
+  for (; c + 4 <= g.channels; c += 4)
+    ChannelVectors<kMax, kDivideEachTap, 1>(g, image + c, rows, columns, count, out + c);
+  if (c < g.channels) kernels::PoolPixelChannels(g, image, rows, columns, c, g.channels, out);
+}
+
 }  // namespace
+
+void PoolPixelChannels(const PoolGeometry& g, const float* image, const PoolWindow& rows, const PoolWindow& columns,
+                       float* out) {
+  if (g.max) PixelChannels<true, false>(g, image, rows, columns, out);
+  else if (g.divide_each_tap) PixelChannels<false, true>(g, image, rows, columns, out);
+  else PixelChannels<false, false>(g, image, rows, columns, out);
+}
 
 void PoolBlock(const PoolGeometry& g, const PoolBlockRows& rows, const float* plane, int64_t ow, int outputs,
                float* out) {
